@@ -1,0 +1,248 @@
+"""The ASGI app: one port for every service. Routes a request to its protocol, its
+service and its operation; stamps a request id; refuses oversized bodies unread.
+
+Routing is by the SigV4 credential scope (which names the service), so even a request
+with a bad signature is answered in its own protocol's error envelope. Unsigned requests
+are routed by what they look like: X-Amz-Target (json), the path (rest-json), the
+`Version` parameter (query protocols), EC2 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from typing import Any
+
+from snapferry.domain import regions
+from snapferry.domain.accounts import Principal
+from snapferry.domain.clock import Clock, SystemClock
+from snapferry.errors import InvalidInput, ServiceError, internal_error
+from snapferry.services import SERVICES
+from snapferry.services.context import RequestContext, Service
+from snapferry.storage.datadir import Storage
+from snapferry.wire import sigv4
+from snapferry.wire.http import HttpResponse, IncomingRequest
+from snapferry.wire.json import JsonProtocol
+from snapferry.wire.models import service_model
+from snapferry.wire.protocol import AuthProblem, Protocol
+from snapferry.wire.query import EC2Protocol, QueryProtocol
+from snapferry.wire.restjson import RestJsonProtocol
+
+log = logging.getLogger("snapferry")
+
+PROTOCOLS: dict[str, type[Protocol]] = {
+    "ec2": EC2Protocol,
+    "query": QueryProtocol,
+    "json": JsonProtocol,
+    "rest-json": RestJsonProtocol,
+}
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+@cache
+def protocol_for(service: str) -> Protocol:
+    model = service_model(service)
+    return PROTOCOLS[model.metadata["protocol"]](model)
+
+
+@cache
+def _versions() -> dict[str, str]:
+    return {service_model(name).api_version: name for name in ("sts", "iam", "ec2")}
+
+
+def guess_service(request: IncomingRequest) -> str:
+    """The service an unsigned (or unreadably signed) request is most likely meant for."""
+    if request.header("x-amz-target"):
+        return "kms"
+    if request.raw_path.startswith("/snapshots"):
+        return "ebs"
+    if "Version=" in request.raw_query or b"Version=" in request.body[:4096]:
+        try:
+            version = dict(QueryProtocol.params(request)).get("Version", "")
+        except InvalidInput:
+            version = ""
+        return _versions().get(version, "ec2")
+    return "ec2"
+
+
+class Dispatcher:
+    """The whole request path, free of any web framework: request in, response out."""
+
+    def __init__(self, storage: Storage, clock: Clock | None = None) -> None:
+        self.storage = storage
+        self.clock = clock or SystemClock()
+
+    def _secret_for(self, access_key_id: str) -> str | None:
+        key = self.storage.accounts.find(access_key_id)
+        return key.secret_access_key if key else None
+
+    def handle(self, request: IncomingRequest) -> HttpResponse:
+        request_id = str(uuid.uuid4())
+        protocol = protocol_for(guess_service(request))
+        try:
+            signed = sigv4.read_signature(request)
+            if signed is None:
+                raise protocol.auth_error(
+                    AuthProblem.MISSING,
+                    "Request is missing Authentication Token: sign it with AWS Signature "
+                    "Version 4 (an Authorization header or a presigned URL).",
+                )
+            service = SERVICES.get(signed.scope.service)
+            if service is None:
+                raise ServiceError(
+                    "InvalidAction",
+                    f"This endpoint serves {', '.join(sorted(SERVICES))}; the request is "
+                    f"signed for '{signed.scope.service[:50]}'.",
+                )
+            protocol = protocol_for(service.name)
+            if not regions.is_region(signed.scope.region):
+                raise protocol.auth_error(
+                    AuthProblem.BAD_SIGNATURE,
+                    f"Credential should be scoped to a valid region, not "
+                    f"'{signed.scope.region[:50]}'.",
+                )
+            sigv4.verify(request, signed, self._secret_for, self.clock.now())
+            key = self.storage.accounts.find(signed.scope.access_key_id)
+            assert key is not None
+            principal = Principal(key.account_id, key.access_key_id)
+            response = self._call(protocol, service, principal, signed.scope.region, request,
+                                  request_id)
+        except sigv4.AuthenticationError as problem:
+            response = protocol.serialize_error(
+                protocol.auth_error(problem.problem, problem.message), request_id
+            )
+        except ServiceError as error:
+            response = protocol.serialize_error(error, request_id)
+        except InvalidInput as problem:
+            response = protocol.serialize_error(protocol.input_error(problem), request_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            response = protocol.serialize_error(internal_error(), request_id)
+        response.headers.setdefault("x-amzn-RequestId", request_id)
+        return response
+
+    def _call(
+        self,
+        protocol: Protocol,
+        service: Service,
+        principal: Principal,
+        region: str,
+        request: IncomingRequest,
+        request_id: str,
+    ) -> HttpResponse:
+        name = protocol.operation_name(request)
+        operation = protocol.operation_model(name)
+        handler = service.handlers.get(name)
+        if handler is None:
+            error = protocol.unknown_operation(name)
+            error.message = f"snapferry does not serve {service.name} {name} yet."
+            raise error
+        params = protocol.parse(operation, request)
+        ctx = RequestContext(
+            principal=principal,
+            region=region,
+            request_id=request_id,
+            service=service,
+            operation=name,
+            storage=self.storage,
+            clock=self.clock,
+            dry_run=bool(params.get("DryRun")),
+        )
+        output = handler(ctx, params) or {}
+        if not ctx.authorized:
+            raise RuntimeError(f"handler for {service.name}:{name} never called authorize()")
+        return protocol.serialize(operation, output, request_id)
+
+
+class App:
+    """The ASGI face of the Dispatcher. Handlers run on a thread pool: they touch the
+    database and disk, and the event loop must keep accepting meanwhile."""
+
+    def __init__(self, dispatcher: Dispatcher, max_body_bytes: int, threads: int = 16) -> None:
+        self.dispatcher = dispatcher
+        self.max_body_bytes = max_body_bytes
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="snapferry-request")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers: dict[str, list[str]] = {}
+        for raw_name, raw_value in scope["headers"]:
+            headers.setdefault(raw_name.decode("latin-1").lower(), []).append(
+                raw_value.decode("latin-1")
+            )
+        body = await self._read_body(headers, receive)
+        request = IncomingRequest(
+            method=scope["method"],
+            raw_path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
+            raw_query=scope["query_string"].decode("latin-1"),
+            headers=headers,
+            body=body or b"",
+        )
+        if body is None:
+            response = self._too_large(request)
+        else:
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(self.executor, self.dispatcher.handle, request)
+        headers_out = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in response.headers.items()
+        ]
+        headers_out.append((b"content-length", str(len(response.body)).encode()))
+        headers_out.append((b"server", b"snapferry"))
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": headers_out}
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def _read_body(self, headers: dict[str, list[str]], receive: Receive) -> bytes | None:
+        """The whole body, or None when it is over the limit (the rest is left unread)."""
+        declared = headers.get("content-length", ["0"])[0]
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        return b"".join(chunks)
+
+    def _too_large(self, request: IncomingRequest) -> HttpResponse:
+        request_id = str(uuid.uuid4())
+        error = ServiceError(
+            "RequestEntityTooLarge",
+            f"The request body is larger than this server's limit of {self.max_body_bytes} bytes.",
+            status=413,
+        )
+        response = protocol_for(guess_service(request)).serialize_error(error, request_id)
+        response.headers["Connection"] = "close"
+        response.headers.setdefault("x-amzn-RequestId", request_id)
+        return response
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.executor.shutdown(wait=True)
+                self.dispatcher.storage.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,28 @@
+"""One module (or package) per AWS service; thin handlers registered in plain dicts.
+
+KMS, IAM and the EBS direct APIs are routed and speak their protocols already; their
+operations arrive with the issues that build them, and until then each answers with the
+protocol's unknown-operation error naming what is not served yet.
+"""
+
+from __future__ import annotations
+
+from snapferry.errors import ServiceError
+from snapferry.services import ec2, sts
+from snapferry.services.context import Service
+
+
+def _denied(code: str, status: int = 400):  # type: ignore[no-untyped-def]
+    def access_denied(action: str) -> ServiceError:
+        return ServiceError(code, f"You are not authorized to perform: {action}.", status)
+
+    return access_denied
+
+
+SERVICES: dict[str, Service] = {
+    "ec2": ec2.SERVICE,
+    "sts": sts.SERVICE,
+    "kms": Service("kms", "kms", {}, _denied("AccessDeniedException")),
+    "iam": Service("iam", "iam", {}, _denied("AccessDenied", 403)),
+    "ebs": Service("ebs", "ebs", {}, _denied("AccessDeniedException", 403)),
+}

@@ -1,0 +1,59 @@
+"""What a handler is given: who calls, where, and the one way to authorize."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from snapferry.domain import policy
+from snapferry.domain.accounts import Principal
+from snapferry.domain.clock import Clock
+from snapferry.errors import ServiceError
+from snapferry.storage.datadir import Storage
+
+Output = dict[str, Any]
+Handler = Callable[["RequestContext", dict[str, Any]], Output | None]
+
+
+@dataclass(frozen=True)
+class Service:
+    """One AWS service as we serve it: its botocore model, IAM prefix and handlers."""
+
+    name: str  # botocore model name, also the SigV4 signing name
+    iam_prefix: str
+    handlers: Mapping[str, Handler]
+    access_denied: Callable[[str], ServiceError]
+    dry_run_error: ServiceError | None = None
+
+
+@dataclass
+class RequestContext:
+    principal: Principal
+    region: str
+    request_id: str
+    service: Service
+    operation: str
+    storage: Storage
+    clock: Clock
+    dry_run: bool = False
+    authorized: bool = field(default=False, init=False)
+
+    @property
+    def account_id(self) -> str:
+        return self.principal.account_id
+
+    def authorize(
+        self,
+        resources: Sequence[str] = (),
+        context: Mapping[str, Any] | None = None,
+        action: str | None = None,
+    ) -> None:
+        """Allow or refuse the operation; every handler calls this after validating its input
+        and before it changes anything. With DryRun set, an allowed request stops here."""
+        action = action or f"{self.service.iam_prefix}:{self.operation}"
+        if not policy.authorize(self.principal, action, resources, context):
+            raise self.service.access_denied(action)
+        self.authorized = True
+        if self.dry_run and self.service.dry_run_error is not None:
+            raise self.service.dry_run_error

@@ -1,0 +1,26 @@
+"""EC2: one module per group of operations; this module gathers their handlers."""
+
+from __future__ import annotations
+
+from snapferry.errors import ServiceError
+from snapferry.services.context import Service
+from snapferry.services.ec2 import regions
+
+DRY_RUN = ServiceError(
+    "DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412
+)
+
+
+def _unauthorized(action: str) -> ServiceError:
+    return ServiceError(
+        "UnauthorizedOperation", f"You are not authorized to perform this operation ({action}).", 403
+    )
+
+
+SERVICE = Service(
+    name="ec2",
+    iam_prefix="ec2",
+    handlers={**regions.HANDLERS},
+    access_denied=_unauthorized,
+    dry_run_error=DRY_RUN,
+)

@@ -1,0 +1,1 @@
+"""Storage engines behind small interfaces: metadata (SQLAlchemy Core) and blocks."""

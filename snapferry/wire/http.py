@@ -1,0 +1,39 @@
+"""The HTTP request and response as the protocols see them: plain data, no framework."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from urllib.parse import parse_qsl, unquote
+
+
+@dataclass(frozen=True)
+class IncomingRequest:
+    method: str
+    raw_path: str  # as sent, still percent-encoded: SigV4 signs this form
+    raw_query: str  # as sent, still percent-encoded
+    headers: dict[str, list[str]]  # lower-cased names, every value in arrival order
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+    @cached_property
+    def path(self) -> str:
+        return unquote(self.raw_path)
+
+    @cached_property
+    def query_pairs(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.raw_query, keep_blank_values=True)
+
+    @cached_property
+    def query(self) -> dict[str, str]:
+        return dict(self.query_pairs)
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)

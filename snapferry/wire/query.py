@@ -1,0 +1,331 @@
+"""The `ec2` and `query` protocols: form parameters in, XML out.
+
+Parameters arrive flattened (`Filter.1.Value.2=x`). We fold them into a tree keyed by the
+dotted segments and walk the operation's input shape over it, so the model, not a table of
+ours, decides what each name means. Output is written by walking the output shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape
+
+from botocore.model import OperationModel, Shape
+
+from snapferry.errors import InvalidInput, ServiceError
+from snapferry.wire.http import HttpResponse, IncomingRequest
+from snapferry.wire.protocol import AuthProblem, Protocol
+from snapferry.wire.shapes import check_limits, scalar_from_text, scalar_to_text
+
+_VALUE = ""  # the key under which a tree node keeps its own value
+# Parameters that carry the request's envelope or its presigned signature, not input.
+_ENVELOPE = frozenset({"Action", "Version"})
+_XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+Node = dict[str, Any]
+
+
+def _param_tree(pairs: list[tuple[str, str]]) -> Node:
+    root: Node = {}
+    for key, value in pairs:
+        if key in _ENVELOPE or key.startswith("X-Amz-"):
+            continue
+        node = root
+        for part in key.split("."):
+            node = node.setdefault(part, {})
+        node[_VALUE] = value
+    return root
+
+
+def _indexed(node: Node, where: str) -> list[tuple[int, Node]]:
+    """The numbered children of a list or map node, in index order."""
+    items = []
+    for key, child in node.items():
+        if key == _VALUE:
+            continue
+        if not key.isdigit() or int(key) < 1:
+            raise InvalidInput(
+                InvalidInput.UNKNOWN, f"The parameter {where}.{key} is not recognized."
+            )
+        items.append((int(key), child))
+    items.sort(key=lambda item: item[0])
+    return items
+
+
+class QueryProtocol(Protocol):
+    """IAM and STS: `query`. The EC2 flavour below differs in names and envelopes."""
+
+    AUTH_ERRORS = {
+        AuthProblem.MISSING: ("MissingAuthenticationToken", 403),
+        AuthProblem.MALFORMED: ("IncompleteSignature", 400),
+        AuthProblem.UNKNOWN_KEY: ("InvalidClientTokenId", 403),
+        AuthProblem.BAD_SIGNATURE: ("SignatureDoesNotMatch", 403),
+        AuthProblem.EXPIRED: ("RequestExpired", 400),
+    }
+    INPUT_ERRORS = {
+        InvalidInput.MISSING: "MissingParameter",
+        InvalidInput.INVALID: "ValidationError",
+        InvalidInput.UNKNOWN: "InvalidParameterValue",
+    }
+
+    # ---- request -------------------------------------------------------------------------
+
+    @staticmethod
+    def params(request: IncomingRequest) -> list[tuple[str, str]]:
+        """Query-string parameters, then form-body ones (GET and POST are both valid)."""
+        pairs = list(request.query_pairs)
+        if request.body:
+            try:
+                text = request.body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput(InvalidInput.INVALID, "The request body is not UTF-8.") from None
+            pairs.extend(parse_qsl(text, keep_blank_values=True))
+        return pairs
+
+    def operation_name(self, request: IncomingRequest) -> str:
+        action = dict(self.params(request)).get("Action")
+        if not action:
+            raise ServiceError("MissingAction", "The request must contain the parameter Action.")
+        return action
+
+    def parse(self, operation: OperationModel, request: IncomingRequest) -> dict[str, Any]:
+        shape = operation.input_shape
+        tree = _param_tree(self.params(request))
+        if shape is None:
+            self._reject_unknown(tree, "")
+            return {}
+        return self._structure(shape, tree, "")
+
+    def _member_key(self, member: Shape, name: str) -> str:
+        if member.type_name == "list" and member.serialization.get("flattened"):
+            list_name = member.member.serialization.get("name")
+            if list_name:
+                return list_name
+        return member.serialization.get("name", name)
+
+    def _reject_unknown(self, node: Node, prefix: str, known: set[str] | None = None) -> None:
+        for key in node:
+            if key != _VALUE and (known is None or key not in known):
+                raise InvalidInput(
+                    InvalidInput.UNKNOWN, f"The parameter {prefix}{key} is not recognized."
+                )
+
+    def _structure(self, shape: Shape, node: Node, prefix: str) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        known = set()
+        for name, member in shape.members.items():
+            key = self._member_key(member, name)
+            known.add(key)
+            child = node.get(key)
+            if child is not None:
+                result[name] = self._value(member, child, prefix + key)
+        self._reject_unknown(node, prefix, known)
+        for name in shape.required_members:
+            if name not in result:
+                key = self._member_key(shape.members[name], name)
+                raise InvalidInput(
+                    InvalidInput.MISSING, f"The request must contain the parameter {prefix}{key}."
+                )
+        return result
+
+    def _value(self, shape: Shape, node: Node, where: str) -> Any:
+        kind = shape.type_name
+        if kind == "structure":
+            return self._structure(shape, node, where + ".")
+        if kind == "list":
+            value: Any = self._list(shape, node, where)
+        elif kind == "map":
+            value = self._map(shape, node, where)
+        else:
+            if _VALUE not in node or len(node) > 1:
+                raise InvalidInput(
+                    InvalidInput.INVALID, f"The parameter {where} must be a single value."
+                )
+            return scalar_from_text(shape, node[_VALUE], where)
+        check_limits(shape, value, where)
+        return value
+
+    def _list_items(self, shape: Shape, node: Node, where: str) -> tuple[Node, str]:
+        if shape.serialization.get("flattened"):
+            return node, where
+        name = shape.member.serialization.get("name", "member")
+        self._reject_unknown(node, where + ".", {name})
+        return node.get(name, {}), f"{where}.{name}"
+
+    def _list(self, shape: Shape, node: Node, where: str) -> list[Any]:
+        items, where = self._list_items(shape, node, where)
+        return [
+            self._value(shape.member, child, f"{where}.{index}")
+            for index, child in _indexed(items, where)
+        ]
+
+    def _map(self, shape: Shape, node: Node, where: str) -> dict[str, Any]:
+        if not shape.serialization.get("flattened"):
+            self._reject_unknown(node, where + ".", {"entry"})
+            node, where = node.get("entry", {}), where + ".entry"
+        key_name = shape.key.serialization.get("name", "key")
+        value_name = shape.value.serialization.get("name", "value")
+        result = {}
+        for index, entry in _indexed(node, where):
+            at = f"{where}.{index}"
+            self._reject_unknown(entry, at + ".", {key_name, value_name})
+            if key_name not in entry:
+                raise InvalidInput(InvalidInput.MISSING, f"The parameter {at}.{key_name} is missing.")
+            key = self._value(shape.key, entry[key_name], f"{at}.{key_name}")
+            result[key] = (
+                self._value(shape.value, entry[value_name], f"{at}.{value_name}")
+                if value_name in entry
+                else None
+            )
+        return result
+
+    # ---- response ------------------------------------------------------------------------
+
+    def namespace(self) -> str:
+        return self.model.metadata["xmlNamespace"]
+
+    def serialize(
+        self, operation: OperationModel, output: dict[str, Any], request_id: str
+    ) -> HttpResponse:
+        parts = [_XML_DECL, f'<{operation.name}Response xmlns="{self.namespace()}">']
+        shape = operation.output_shape
+        if shape is not None:
+            wrapper = shape.serialization.get("resultWrapper") or f"{operation.name}Result"
+            parts.append(f"<{wrapper}>")
+            self._write_members(parts, shape, output)
+            parts.append(f"</{wrapper}>")
+        parts.append(
+            f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>"
+            f"</{operation.name}Response>"
+        )
+        return self._xml_response(200, parts)
+
+    def serialize_error(self, error: ServiceError, request_id: str) -> HttpResponse:
+        kind = "Sender" if error.status < 500 else "Receiver"
+        parts = [
+            _XML_DECL,
+            f'<ErrorResponse xmlns="{self.namespace()}"><Error><Type>{kind}</Type>',
+            f"<Code>{escape(error.code)}</Code><Message>{escape(error.message)}</Message>",
+            f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>",
+        ]
+        return self._xml_response(error.status, parts)
+
+    @staticmethod
+    def _xml_response(status: int, parts: list[str]) -> HttpResponse:
+        return HttpResponse(
+            status, "".join(parts).encode("utf-8"), {"Content-Type": "text/xml;charset=UTF-8"}
+        )
+
+    def _write_members(self, out: list[str], shape: Shape, value: dict[str, Any]) -> None:
+        for name, member in shape.members.items():
+            member_value = value.get(name)
+            if member_value is not None:
+                self._write(out, member, member_value, self._member_key(member, name))
+
+    def _write(self, out: list[str], shape: Shape, value: Any, tag: str) -> None:
+        kind = shape.type_name
+        if kind == "structure":
+            out.append(f"<{tag}>")
+            self._write_members(out, shape, value)
+            out.append(f"</{tag}>")
+        elif kind == "list":
+            if shape.serialization.get("flattened"):
+                for item in value:
+                    self._write(out, shape.member, item, tag)
+            else:
+                item_tag = shape.member.serialization.get("name", "member")
+                out.append(f"<{tag}>")
+                for item in value:
+                    self._write(out, shape.member, item, item_tag)
+                out.append(f"</{tag}>")
+        elif kind == "map":
+            key_tag = shape.key.serialization.get("name", "key")
+            value_tag = shape.value.serialization.get("name", "value")
+            flattened = shape.serialization.get("flattened")
+            if not flattened:
+                out.append(f"<{tag}>")
+            for key, item in value.items():
+                out.append(f"<{tag}>" if flattened else "<entry>")
+                self._write(out, shape.key, key, key_tag)
+                self._write(out, shape.value, item, value_tag)
+                out.append(f"</{tag}>" if flattened else "</entry>")
+            if not flattened:
+                out.append(f"</{tag}>")
+        else:
+            out.append(f"<{tag}>{escape(scalar_to_text(shape, value))}</{tag}>")
+
+    # ---- errors --------------------------------------------------------------------------
+
+    def input_error(self, problem: InvalidInput) -> ServiceError:
+        return ServiceError(self.INPUT_ERRORS[problem.kind], problem.message)
+
+    def unknown_operation(self, name: str) -> ServiceError:
+        service = self.model.metadata.get("serviceAbbreviation", self.model.service_name)
+        return ServiceError(
+            "InvalidAction", f"The action {name[:100]} is not valid for this web service ({service})."
+        )
+
+
+class EC2Protocol(QueryProtocol):
+    """EC2's flavour: capitalised locationNames or queryName in, `<requestId>` and
+    `<Response><Errors>` out, lists always `Name.N`."""
+
+    AUTH_ERRORS = {
+        AuthProblem.MISSING: ("MissingAuthenticationToken", 401),
+        AuthProblem.MALFORMED: ("IncompleteSignature", 400),
+        AuthProblem.UNKNOWN_KEY: ("AuthFailure", 401),
+        AuthProblem.BAD_SIGNATURE: ("AuthFailure", 401),
+        AuthProblem.EXPIRED: ("RequestExpired", 400),
+    }
+    INPUT_ERRORS = {
+        InvalidInput.MISSING: "MissingParameter",
+        InvalidInput.INVALID: "InvalidParameterValue",
+        InvalidInput.UNKNOWN: "UnknownParameter",
+    }
+
+    def _member_key(self, member: Shape, name: str) -> str:
+        serialization = member.serialization
+        if "queryName" in serialization:
+            return serialization["queryName"]
+        if "name" in serialization:
+            located = serialization["name"]
+            return located[0].upper() + located[1:]
+        return name
+
+    def _list_items(self, shape: Shape, node: Node, where: str) -> tuple[Node, str]:
+        return node, where
+
+    def _output_key(self, member: Shape, name: str) -> str:
+        return member.serialization.get("name", name)
+
+    def namespace(self) -> str:
+        return f"http://ec2.amazonaws.com/doc/{self.model.api_version}/"
+
+    def serialize(
+        self, operation: OperationModel, output: dict[str, Any], request_id: str
+    ) -> HttpResponse:
+        parts = [_XML_DECL, f'<{operation.name}Response xmlns="{self.namespace()}">']
+        parts.append(f"<requestId>{request_id}</requestId>")
+        shape = operation.output_shape
+        if shape is None or not shape.members:
+            parts.append("<return>true</return>")
+        else:
+            self._write_members(parts, shape, output)
+        parts.append(f"</{operation.name}Response>")
+        return self._xml_response(200, parts)
+
+    def _write_members(self, out: list[str], shape: Shape, value: dict[str, Any]) -> None:
+        for name, member in shape.members.items():
+            member_value = value.get(name)
+            if member_value is not None:
+                self._write(out, member, member_value, self._output_key(member, name))
+
+    def serialize_error(self, error: ServiceError, request_id: str) -> HttpResponse:
+        parts = [
+            _XML_DECL,
+            f"<Response><Errors><Error><Code>{escape(error.code)}</Code>",
+            f"<Message>{escape(error.message)}</Message></Error></Errors>",
+            f"<RequestID>{request_id}</RequestID></Response>",
+        ]
+        return self._xml_response(error.status, parts)

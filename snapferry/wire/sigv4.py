@@ -1,0 +1,267 @@
+"""Verify AWS Signature Version 4: the Authorization header form and the presigned-URL form.
+
+The canonical-request rules are botocore's (path normalisation, header trimming), so what
+botocore signs we recompute bit for bit; other SDKs follow the same published algorithm.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from urllib.parse import quote, unquote
+
+from botocore.utils import normalize_url_path
+
+from snapferry.wire.http import IncomingRequest
+from snapferry.wire.protocol import AuthProblem
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+MAX_SKEW = dt.timedelta(minutes=15)
+MAX_PRESIGN_EXPIRY = 7 * 24 * 3600
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+UNSIGNED = frozenset(
+    {"UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
+)
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+_HEADER_RE = re.compile(
+    r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,"
+    r"\s*Signature=([0-9a-f]{64})$"
+)
+
+
+class AuthenticationError(Exception):
+    def __init__(self, problem: AuthProblem, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CredentialScope:
+    access_key_id: str
+    date: str  # YYYYMMDD
+    region: str
+    service: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.date}/{self.region}/{self.service}/aws4_request"
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What a request claims before its signature is checked."""
+
+    scope: CredentialScope
+    signed_headers: tuple[str, ...]
+    signature: str
+    timestamp: dt.datetime
+    presigned: bool
+    expires: int | None  # seconds, presigned URLs only
+
+
+def _malformed(message: str) -> AuthenticationError:
+    return AuthenticationError(AuthProblem.MALFORMED, message)
+
+
+def _parse_scope(credential: str) -> CredentialScope:
+    parts = credential.split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
+        raise _malformed(
+            f"Credential must have the form <key>/<YYYYMMDD>/<region>/<service>/aws4_request, "
+            f"not '{credential[:200]}'."
+        )
+    return CredentialScope(*parts[:4])
+
+
+def _parse_time(text: str | None) -> dt.datetime:
+    if not text:
+        raise _malformed("The request must carry X-Amz-Date (or Date) to be signed.")
+    try:
+        return dt.datetime.strptime(text, _AMZ_DATE).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(text).astimezone(dt.timezone.utc)
+    except (TypeError, ValueError):
+        raise _malformed(f"X-Amz-Date '{text[:50]}' is not a date like 20260101T000000Z.") from None
+
+
+def read_signature(request: IncomingRequest) -> SignedRequest | None:
+    """The signature a request carries, or None when it carries none. Does not verify."""
+    authorization = request.header("authorization")
+    if authorization is not None:
+        matched = _HEADER_RE.match(authorization.strip())
+        if not matched:
+            raise _malformed(
+                "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' "
+                "parameters of an AWS4-HMAC-SHA256 signature."
+            )
+        credential, signed, signature = matched.groups()
+        return SignedRequest(
+            scope=_parse_scope(credential),
+            signed_headers=tuple(signed.split(";")),
+            signature=signature,
+            timestamp=_parse_time(request.header("x-amz-date") or request.header("date")),
+            presigned=False,
+            expires=None,
+        )
+    query = request.query
+    if "X-Amz-Signature" not in query and "X-Amz-Credential" not in query:
+        return None
+    if query.get("X-Amz-Algorithm") != ALGORITHM:
+        raise _malformed(f"X-Amz-Algorithm must be {ALGORITHM}.")
+    for name in ("X-Amz-Credential", "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Expires"):
+        if not query.get(name):
+            raise _malformed(f"A presigned URL must carry {name}.")
+    try:
+        expires = int(query["X-Amz-Expires"])
+    except ValueError:
+        raise _malformed("X-Amz-Expires must be a number of seconds.") from None
+    if not 1 <= expires <= MAX_PRESIGN_EXPIRY:
+        raise _malformed(f"X-Amz-Expires must be between 1 and {MAX_PRESIGN_EXPIRY} seconds.")
+    return SignedRequest(
+        scope=_parse_scope(query["X-Amz-Credential"]),
+        signed_headers=tuple(query["X-Amz-SignedHeaders"].split(";")),
+        signature=query["X-Amz-Signature"],
+        timestamp=_parse_time(query.get("X-Amz-Date")),
+        presigned=True,
+        expires=expires,
+    )
+
+
+def _canonical_query(request: IncomingRequest, presigned: bool) -> str:
+    pairs = [
+        (quote(key, safe="-_.~"), quote(value, safe="-_.~"))
+        for key, value in request.query_pairs
+        if not (presigned and key == "X-Amz-Signature")
+    ]
+    return "&".join(f"{key}={value}" for key, value in sorted(pairs))
+
+
+def _canonical_headers(request: IncomingRequest, names: tuple[str, ...]) -> str:
+    lines = []
+    for name in names:
+        values = request.headers.get(name)
+        if values is None:
+            raise AuthenticationError(
+                AuthProblem.BAD_SIGNATURE, f"The signed header '{name}' is not in the request."
+            )
+        lines.append(f"{name}:{','.join(' '.join(v.split()) for v in values)}\n")
+    return "".join(lines)
+
+
+def _payload_hashes(request: IncomingRequest, presigned: bool) -> list[str]:
+    """The payload hashes the signer may have used, most likely first."""
+    declared = request.header("x-amz-content-sha256")
+    actual = hashlib.sha256(request.body).hexdigest() if request.body else EMPTY_SHA256
+    if declared is not None:
+        if declared not in UNSIGNED and declared != actual:
+            raise AuthenticationError(
+                AuthProblem.BAD_SIGNATURE,
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            )
+        return [declared]
+    return [actual, "UNSIGNED-PAYLOAD"] if presigned else [actual]
+
+
+@lru_cache(maxsize=1024)
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    key = hmac.digest(f"AWS4{secret}".encode(), date.encode(), "sha256")
+    for part in (region, service, "aws4_request"):
+        key = hmac.digest(key, part.encode(), "sha256")
+    return key
+
+
+def expected_signature(
+    request: IncomingRequest, signed: SignedRequest, secret: str, payload_hash: str
+) -> str:
+    path = quote(normalize_url_path(request.raw_path or "/"), safe="/~")
+    canonical = "\n".join(
+        (
+            request.method.upper(),
+            path,
+            _canonical_query(request, signed.presigned),
+            _canonical_headers(request, signed.signed_headers),
+            ";".join(signed.signed_headers),
+            payload_hash,
+        )
+    )
+    string_to_sign = "\n".join(
+        (
+            ALGORITHM,
+            signed.timestamp.strftime(_AMZ_DATE),
+            signed.scope.text,
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        )
+    )
+    scope = signed.scope
+    key = signing_key(secret, scope.date, scope.region, scope.service)
+    return hmac.new(key, string_to_sign.encode(), "sha256").hexdigest()
+
+
+def check_time(signed: SignedRequest, now: dt.datetime) -> None:
+    if signed.timestamp.strftime("%Y%m%d") != signed.scope.date:
+        raise _malformed("The credential scope date does not match X-Amz-Date.")
+    if signed.presigned:
+        assert signed.expires is not None
+        if signed.timestamp - now > MAX_SKEW:
+            raise AuthenticationError(AuthProblem.EXPIRED, "Request is not yet valid.")
+        if now > signed.timestamp + dt.timedelta(seconds=signed.expires):
+            raise AuthenticationError(AuthProblem.EXPIRED, "Request has expired.")
+    elif abs(now - signed.timestamp) > MAX_SKEW:
+        raise AuthenticationError(
+            AuthProblem.EXPIRED,
+            f"Request has expired: it is dated {signed.timestamp:%Y%m%dT%H%M%SZ}, more than 15 "
+            f"minutes from the server's time {now:%Y%m%dT%H%M%SZ}.",
+        )
+
+
+def verify(
+    request: IncomingRequest,
+    signed: SignedRequest,
+    secret_for: Callable[[str], str | None],
+    now: dt.datetime,
+) -> None:
+    """Raise AuthenticationError unless the request is signed by the key's secret, in time."""
+    check_time(signed, now)
+    if "host" not in signed.signed_headers and not signed.presigned:
+        raise _malformed("The 'host' header must be signed.")
+    secret = secret_for(signed.scope.access_key_id)
+    if secret is None:
+        raise AuthenticationError(
+            AuthProblem.UNKNOWN_KEY,
+            "AWS was not able to validate the provided access credentials: the access key "
+            f"'{signed.scope.access_key_id[:128]}' does not exist.",
+        )
+    for payload_hash in _payload_hashes(request, signed.presigned):
+        expected = expected_signature(request, signed, secret, payload_hash)
+        if hmac.compare_digest(expected, signed.signature):
+            return
+    raise AuthenticationError(
+        AuthProblem.BAD_SIGNATURE,
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your AWS Secret Access Key and signing method.",
+    )
+
+
+def scope_hint(request: IncomingRequest) -> CredentialScope | None:
+    """The credential scope, if one can be read, for routing even a badly signed request."""
+    try:
+        signed = read_signature(request)
+    except AuthenticationError:
+        credential = request.query.get("X-Amz-Credential")
+        authorization = request.header("authorization") or ""
+        matched = re.search(r"Credential=([^,\s]+)", authorization)
+        credential = matched.group(1) if matched else credential
+        try:
+            return _parse_scope(credential) if credential else None
+        except AuthenticationError:
+            return None
+    return signed.scope if signed else None
