@@ -1,28 +1,41 @@
-# One command to start, one to test. Both set up what they need on a fresh machine.
+# One command to start, one to test. Each sets up what it needs on a fresh machine
+# (a virtualenv in .venv with the pinned versions in constraints.txt).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 PORT   ?= 4747
 DATA   ?= ./snapferry-data
 
-.PHONY: run test lint bench setup clean
+.PHONY: run test lint bench clean
 
-$(BIN)/.installed-%: pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$*]'
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
 	touch $@
 
-setup: $(BIN)/.installed-test
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) -e '.[test]'
+	touch $@
 
-run: $(BIN)/.installed-test
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PIP) -e '.[bench]'
+	touch $@
+
+run: $(VENV)/.installed
 	$(BIN)/snapferry serve --port $(PORT) --data-dir $(DATA)
 
-test: $(BIN)/.installed-test
+test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-bench: $(BIN)/.installed-bench
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.requests
 
 clean:
-	rm -rf $(VENV) snapferry-data .pytest_cache .hypothesis
+	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache

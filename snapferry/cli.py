@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 
@@ -62,7 +63,12 @@ def serve(args: argparse.Namespace) -> int:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal under the
+    # handlers it found; finding these, a finished shutdown exits 0 instead of dying by signal.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     uvicorn.Server(config).run(sockets=[sock])
+    print("snapferry stopped", flush=True)
     return 0
 
 

@@ -43,6 +43,8 @@ PROTOCOLS: dict[str, type[Protocol]] = {
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+# Bodies over the limit but under this are read and dropped so the client sees our 413.
+DRAIN_LIMIT = 64 * 1024 * 1024
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
@@ -141,9 +143,10 @@ class Dispatcher:
         operation = protocol.operation_model(name)
         handler = service.handlers.get(name)
         if handler is None:
-            error = protocol.unknown_operation(name)
-            error.message = f"snapferry does not serve {service.name} {name} yet."
-            raise error
+            # In the model but not built yet: the protocol's unknown-operation code, as a
+            # plain 400, saying so.
+            code = protocol.unknown_operation(name).code
+            raise ServiceError(code, f"snapferry does not serve {service.name} {name} yet.")
         params = protocol.parse(operation, request)
         ctx = RequestContext(
             principal=principal,
@@ -206,23 +209,30 @@ class App:
         await send({"type": "http.response.body", "body": response.body})
 
     async def _read_body(self, headers: dict[str, list[str]], receive: Receive) -> bytes | None:
-        """The whole body, or None when it is over the limit (the rest is left unread)."""
+        """The whole body, or None when it is over the limit.
+
+        An oversized body is still read and dropped, up to DRAIN_LIMIT, because most clients
+        send the whole body before they read a response: closing on them mid-upload shows
+        them a connection reset instead of our 413 error."""
         declared = headers.get("content-length", ["0"])[0]
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
+        declared_size = int(declared) if declared.isdigit() else 0
+        if declared_size > DRAIN_LIMIT:
             return None
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
+            if size <= self.max_body_bytes:
+                chunks.append(chunk)
+            elif size > DRAIN_LIMIT:
+                break
             if not message.get("more_body"):
                 break
-        return b"".join(chunks)
+        return b"".join(chunks) if size <= self.max_body_bytes else None
 
     def _too_large(self, request: IncomingRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())

@@ -9,7 +9,7 @@ from snapferry.errors import ServiceError
 
 DEV_ACCOUNT_ID = "000000000000"
 DEV_ACCESS_KEY_ID = "test"
-DEV_SECRET_ACCESS_KEY = "test"  # noqa: S105 - the documented development credential
+DEV_SECRET_ACCESS_KEY = "test"
 
 _ACCOUNT_ID = re.compile(r"\d{12}")
 # AWS's own keys are 16-128 word characters; `test` (the dev key every tool assumes) is 4.

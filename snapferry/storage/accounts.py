@@ -53,7 +53,7 @@ class AccountStore:
             ) from None
 
     def _insert(self, conn: Connection, key: AccessKey) -> None:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         known = conn.execute(
             select(accounts.c.account_id).where(accounts.c.account_id == key.account_id)
         ).first()

@@ -13,7 +13,9 @@ DRY_RUN = ServiceError(
 
 def _unauthorized(action: str) -> ServiceError:
     return ServiceError(
-        "UnauthorizedOperation", f"You are not authorized to perform this operation ({action}).", 403
+        "UnauthorizedOperation",
+        f"You are not authorized to perform this operation ({action}).",
+        403,
     )
 
 

@@ -1,0 +1,73 @@
+"""Run a real `snapferry serve` in a subprocess: for the integration tests and benchmarks.
+
+The server picks its own free port (`--port 0`) and prints its URL; we read it from the
+first line of its output, so there is no guessing and no sleeping.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+READY_PREFIX = "snapferry listening on "
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, extra_args: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        command = [sys.executable, "-m", "snapferry.cli", "serve", "--port", "0",
+                   "--data-dir", str(self.data_dir), *self.extra_args]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, **(self.env or {})},
+        )
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.process is not None and self.process.stdout is not None
+            for line in self.process.stdout:
+                self.output.append(line)
+                if line.startswith(READY_PREFIX):
+                    self.url = line[len(READY_PREFIX):].strip()
+                    ready.set()
+            ready.set()  # the process ended: wake the waiter either way
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not ready.wait(timeout) or not self.url:
+            self.kill()
+            raise RuntimeError("snapferry did not start:\n" + "".join(self.output))
+        return self
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, as a service manager would; returns the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self.kill()

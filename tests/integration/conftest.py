@@ -1,0 +1,67 @@
+"""Integration fixtures: a real `snapferry serve` subprocess and boto3 clients for it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from snapferry.testing import ServerProcess
+
+DEV = ("test", "test")
+ACCOUNT_B = ("222222222222", "KEYFORACCOUNTB", "secret-of-account-b")
+NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5,
+                    read_timeout=30)
+
+
+def run_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "snapferry.cli", *args, "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def server(data_dir: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(data_dir) as process:
+        yield process
+
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> ClientFactory:
+    """client(service, region=..., key=..., secret=...) -> a boto3 client for the server."""
+
+    def make(service: str, region: str = "us-east-1", key: str = DEV[0], secret: str = DEV[1],
+             **kwargs: Any) -> Any:
+        return boto3.client(
+            service, region_name=region, endpoint_url=server.url, aws_access_key_id=key,
+            aws_secret_access_key=secret, config=kwargs.pop("config", NO_RETRIES), **kwargs,
+        )
+
+    return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_aws_config(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the developer's own ~/.aws out of every test."""
+    empty = tmp_path_factory.mktemp("aws") / "none"
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        os.environ[name] = str(empty)
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                 "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
+        os.environ.pop(name, None)
