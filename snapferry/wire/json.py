@@ -60,7 +60,9 @@ class JsonShapeReader:
         if kind == "list":
             if not isinstance(value, list):
                 raise self._type_error(where, "a list")
-            result: Any = [self.value(shape.member, v, f"{where}[{i}]") for i, v in enumerate(value)]
+            result: Any = [
+                self.value(shape.member, v, f"{where}[{i}]") for i, v in enumerate(value)
+            ]
         elif kind == "map":
             if not isinstance(value, dict):
                 raise self._type_error(where, "an object")

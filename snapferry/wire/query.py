@@ -7,6 +7,7 @@ ours, decides what each name means. Output is written by walking the output shap
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
@@ -23,7 +24,17 @@ _VALUE = ""  # the key under which a tree node keeps its own value
 _ENVELOPE = frozenset({"Action", "Version"})
 _XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
+# Characters XML 1.0 cannot carry, not even as character references (and lone surrogates,
+# which JSON input can smuggle in and UTF-8 cannot encode).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
 Node = dict[str, Any]
+
+
+def _xml_text(text: str) -> str:
+    """Text as element content. A parser reads a raw CR as LF, so CR goes as a reference;
+    what XML cannot carry becomes U+FFFD, because a response no client can parse is worse."""
+    return escape(_NOT_XML.sub("\ufffd", text), {"\r": "&#13;"})
 
 
 def _param_tree(pairs: list[tuple[str, str]]) -> Node:
@@ -171,7 +182,9 @@ class QueryProtocol(Protocol):
             at = f"{where}.{index}"
             self._reject_unknown(entry, at + ".", {key_name, value_name})
             if key_name not in entry:
-                raise InvalidInput(InvalidInput.MISSING, f"The parameter {at}.{key_name} is missing.")
+                raise InvalidInput(
+                    InvalidInput.MISSING, f"The parameter {at}.{key_name} is missing."
+                )
             key = self._value(shape.key, entry[key_name], f"{at}.{key_name}")
             result[key] = (
                 self._value(shape.value, entry[value_name], f"{at}.{value_name}")
@@ -206,7 +219,7 @@ class QueryProtocol(Protocol):
         parts = [
             _XML_DECL,
             f'<ErrorResponse xmlns="{self.namespace()}"><Error><Type>{kind}</Type>',
-            f"<Code>{escape(error.code)}</Code><Message>{escape(error.message)}</Message>",
+            f"<Code>{_xml_text(error.code)}</Code><Message>{_xml_text(error.message)}</Message>",
             f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>",
         ]
         return self._xml_response(error.status, parts)
@@ -253,7 +266,7 @@ class QueryProtocol(Protocol):
             if not flattened:
                 out.append(f"</{tag}>")
         else:
-            out.append(f"<{tag}>{escape(scalar_to_text(shape, value))}</{tag}>")
+            out.append(f"<{tag}>{_xml_text(scalar_to_text(shape, value))}</{tag}>")
 
     # ---- errors --------------------------------------------------------------------------
 
@@ -263,7 +276,8 @@ class QueryProtocol(Protocol):
     def unknown_operation(self, name: str) -> ServiceError:
         service = self.model.metadata.get("serviceAbbreviation", self.model.service_name)
         return ServiceError(
-            "InvalidAction", f"The action {name[:100]} is not valid for this web service ({service})."
+            "InvalidAction",
+            f"The action {name[:100]} is not valid for this web service ({service}).",
         )
 
 
@@ -324,8 +338,8 @@ class EC2Protocol(QueryProtocol):
     def serialize_error(self, error: ServiceError, request_id: str) -> HttpResponse:
         parts = [
             _XML_DECL,
-            f"<Response><Errors><Error><Code>{escape(error.code)}</Code>",
-            f"<Message>{escape(error.message)}</Message></Error></Errors>",
+            f"<Response><Errors><Error><Code>{_xml_text(error.code)}</Code>",
+            f"<Message>{_xml_text(error.message)}</Message></Error></Errors>",
             f"<RequestID>{request_id}</RequestID></Response>",
         ]
         return self._xml_response(error.status, parts)

@@ -185,7 +185,9 @@ class RestJsonProtocol(Protocol):
         )
 
     def input_error(self, problem: InvalidInput) -> ServiceError:
-        return ServiceError("ValidationException", problem.message, Reason="INVALID_PARAMETER_VALUE")
+        return ServiceError(
+            "ValidationException", problem.message, Reason="INVALID_PARAMETER_VALUE"
+        )
 
     def unknown_operation(self, name: str) -> ServiceError:
         return ServiceError(

@@ -19,7 +19,7 @@ from botocore.utils import parse_timestamp
 
 from snapferry.errors import InvalidInput
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def scalar_from_text(shape: Shape, text: str, where: str) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from botocore.utils import normalize_url_path
 
@@ -84,11 +84,11 @@ def _parse_time(text: str | None) -> dt.datetime:
     if not text:
         raise _malformed("The request must carry X-Amz-Date (or Date) to be signed.")
     try:
-        return dt.datetime.strptime(text, _AMZ_DATE).replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.strptime(text, _AMZ_DATE).replace(tzinfo=dt.UTC)
     except ValueError:
         pass
     try:
-        return parsedate_to_datetime(text).astimezone(dt.timezone.utc)
+        return parsedate_to_datetime(text).astimezone(dt.UTC)
     except (TypeError, ValueError):
         raise _malformed(f"X-Amz-Date '{text[:50]}' is not a date like 20260101T000000Z.") from None
 
