@@ -20,6 +20,7 @@ from typing import Any
 from snapferry.domain import regions
 from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock, SystemClock
+from snapferry.engine.background import Background
 from snapferry.errors import InvalidInput, ServiceError, internal_error
 from snapferry.services import SERVICES
 from snapferry.services.context import RequestContext, Service
@@ -80,6 +81,7 @@ class Dispatcher:
     def __init__(self, storage: Storage, clock: Clock | None = None) -> None:
         self.storage = storage
         self.clock = clock or SystemClock()
+        self.background = Background(storage, self.clock)
 
     def _secret_for(self, access_key_id: str) -> str | None:
         key = self.storage.accounts.find(access_key_id)
@@ -157,6 +159,7 @@ class Dispatcher:
             storage=self.storage,
             clock=self.clock,
             dry_run=bool(params.get("DryRun")),
+            wake_background=self.background.wake,
         )
         output = handler(ctx, params) or {}
         if not ctx.authorized:
@@ -250,9 +253,11 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.dispatcher.background.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.executor.shutdown(wait=True)
+                self.dispatcher.background.stop()
                 self.dispatcher.storage.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -1,6 +1,6 @@
 """One module (or package) per AWS service; thin handlers registered in plain dicts.
 
-KMS, IAM and the EBS direct APIs are routed and speak their protocols already; their
+KMS and IAM are routed and speak their protocols already; their
 operations arrive with the issues that build them, and until then each answers with the
 protocol's unknown-operation error naming what is not served yet.
 """
@@ -8,7 +8,7 @@ protocol's unknown-operation error naming what is not served yet.
 from __future__ import annotations
 
 from snapferry.errors import ServiceError
-from snapferry.services import ec2, sts
+from snapferry.services import ebs, ec2, sts
 from snapferry.services.context import Service
 
 
@@ -24,5 +24,5 @@ SERVICES: dict[str, Service] = {
     "sts": sts.SERVICE,
     "kms": Service("kms", "kms", {}, _denied("AccessDeniedException")),
     "iam": Service("iam", "iam", {}, _denied("AccessDenied", 403)),
-    "ebs": Service("ebs", "ebs", {}, _denied("AccessDeniedException", 403)),
+    "ebs": ebs.SERVICE,
 }

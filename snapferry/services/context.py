@@ -37,6 +37,8 @@ class RequestContext:
     storage: Storage
     clock: Clock
     dry_run: bool = False
+    # Tells the background thread there is work (e.g. a snapshot to finish).
+    wake_background: Callable[[], None] = lambda: None
     authorized: bool = field(default=False, init=False)
 
     @property

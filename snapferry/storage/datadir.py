@@ -8,7 +8,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from snapferry.config import Settings
+from snapferry.domain.tokens import TokenMinter, derive_key
 from snapferry.storage.accounts import AccountStore
+from snapferry.storage.blockdata import BlockData
+from snapferry.storage.blocks import BlockStore
+from snapferry.storage.blocks.fs import FileBlockStore
 from snapferry.storage.metadata import migrate, open_engine, sqlite_url
 from snapferry.storage.secrets import SecretBox, load_or_create_master_key
 
@@ -20,10 +24,9 @@ class Storage:
     data_dir: Path
     engine: Engine
     accounts: AccountStore
-
-    @property
-    def blocks_dir(self) -> Path:
-        return self.data_dir / BLOCKS_DIR
+    blocks: BlockStore
+    block_data: BlockData
+    tokens: TokenMinter
 
     def close(self) -> None:
         self.engine.dispose()
@@ -32,9 +35,16 @@ class Storage:
 def open_storage(settings: Settings) -> Storage:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / BLOCKS_DIR).mkdir(exist_ok=True)
-    box = SecretBox(load_or_create_master_key(data_dir))
+    master_key = load_or_create_master_key(data_dir)
     engine = open_engine(settings.database_url or sqlite_url(data_dir))
-    account_store = AccountStore(engine, box)
+    account_store = AccountStore(engine, SecretBox(master_key))
     migrate(engine, seed=account_store.seed_dev_account)
-    return Storage(data_dir, engine, account_store)
+    block_store = FileBlockStore(data_dir / BLOCKS_DIR)
+    return Storage(
+        data_dir=data_dir,
+        engine=engine,
+        accounts=account_store,
+        blocks=block_store,
+        block_data=BlockData(engine, block_store),
+        tokens=TokenMinter(derive_key(master_key, b"tokens")),
+    )

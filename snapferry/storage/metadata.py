@@ -7,19 +7,25 @@ version, and later versions add numbered steps to MIGRATIONS.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
-    DateTime,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
+    TypeDecorator,
     create_engine,
     event,
     insert,
@@ -27,7 +33,25 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from snapferry.wire.shapes import iso8601
+
 SCHEMA_VERSION = 1
+
+
+class IsoTime(TypeDecorator[dt.datetime]):
+    """A UTC time stored as AWS writes it (`2026-11-22T19:30:05.123Z`): sortable as text,
+    the same on every engine, and matched by EC2's wildcard time filters with LIKE."""
+
+    impl = String(24)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> str | None:
+        return iso8601(value) if value is not None else None
+
+    def process_result_value(self, value: str | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
 DATABASE_FILE = "metadata.sqlite3"
 
 metadata = MetaData()
@@ -42,7 +66,7 @@ accounts = Table(
     "accounts",
     metadata,
     Column("account_id", String(12), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", IsoTime(), nullable=False),
 )
 
 access_keys = Table(
@@ -51,7 +75,103 @@ access_keys = Table(
     Column("access_key_id", String(128), primary_key=True),
     Column("account_id", String(12), ForeignKey("accounts.account_id"), nullable=False),
     Column("secret_sealed", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", IsoTime(), nullable=False),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("snapshot_id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("volume_id", String(32), nullable=False),
+    Column("volume_size", Integer, nullable=False),  # GiB
+    Column("state", String(16), nullable=False),  # pending | completed | error
+    Column("progress", Integer, nullable=False),  # percent
+    Column("state_message", Text),
+    Column("start_time", IsoTime(), nullable=False),
+    Column("completion_time", IsoTime()),
+    Column("description", Text, nullable=False),
+    Column("encrypted", Boolean, nullable=False),
+    Column("kms_key_id", String(2048)),
+    Column("lineage_id", String(64), nullable=False),  # DataEncryptionKeyId
+    Column("parent_snapshot_id", String(32)),
+    Column("origin", String(16), nullable=False),  # ebs-direct | volume | copy
+    Column("full_size_bytes", BigInteger),
+    Column("client_token", String(255)),
+    Column("request_digest", String(64)),  # what the client token was first used for
+    Column("timeout_minutes", Integer),  # EBS direct: cancel when idle this long
+    Column("expires_at", IsoTime()),
+    Index("snapshots_by_owner", "region", "account_id", "snapshot_id"),
+    Index("snapshots_pending", "state", "expires_at"),
+)
+
+volumes = Table(
+    "volumes",
+    metadata,
+    Column("volume_id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("availability_zone", String(40), nullable=False),
+    Column("size", Integer, nullable=False),  # GiB
+    Column("volume_type", String(16), nullable=False),
+    Column("iops", Integer),
+    Column("throughput", Integer),
+    Column("snapshot_id", String(32), nullable=False),  # "" when created empty
+    Column("state", String(16), nullable=False),
+    Column("encrypted", Boolean, nullable=False),
+    Column("kms_key_id", String(2048)),
+    Column("lineage_id", String(64), nullable=False),
+    Column("create_time", IsoTime(), nullable=False),
+    Column("multi_attach", Boolean, nullable=False),
+    Column("client_token", String(255)),
+    Column("request_digest", String(64)),
+    Index("volumes_by_owner", "region", "account_id", "volume_id"),
+)
+
+# The block maps of snapshots and volumes: one row per block that holds data.
+# `written` marks blocks put into this snapshot itself (not inherited from a parent):
+# CompleteSnapshot counts and checksums those.
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("resource_id", String(32), primary_key=True),
+    Column("block_index", Integer, primary_key=True),
+    Column("block_id", String(64), nullable=False),
+    Column("sha256", LargeBinary(32), nullable=False),
+    Column("written", Boolean, nullable=False),
+    Index("manifests_by_block", "block_id"),
+)
+
+# Every block object in the block store. A row exists before anything references the
+# object, and the object is deleted only inside the transaction that deletes the row.
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("block_id", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("resource_id", String(32), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("resource_type", String(32), nullable=False),
+    Index("tags_by_owner", "region", "account_id", "resource_type"),
+)
+
+# createVolumePermission: (snapshot, 'user', account id) or (snapshot, 'group', 'all').
+snapshot_permissions = Table(
+    "snapshot_permissions",
+    metadata,
+    Column("snapshot_id", String(32), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("grantee", String(12), primary_key=True),
+    Index("permissions_by_grantee", "grantee"),
 )
 
 # version -> step run inside the migration transaction to reach it from the one before.
@@ -68,6 +188,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # EC2 filter values are case-sensitive; so must LIKE be, as it is on PostgreSQL.
+    cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
 
 
@@ -92,3 +214,12 @@ def migrate(engine: Engine, seed: Callable[[Connection], None]) -> None:
             MIGRATIONS[version](conn)
         if current < SCHEMA_VERSION:
             conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
+
+
+def insert_ignoring_conflict(conn: Connection, table: Table, values: dict[str, Any]) -> None:
+    """INSERT that leaves an existing row with the same key alone (racing inserters agree)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())

@@ -65,3 +65,14 @@ def _isolated_aws_config(tmp_path_factory: pytest.TempPathFactory) -> None:
     for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                  "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
         os.environ.pop(name, None)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0, every: float = 0.05) -> None:
+    """Poll `condition` until true: synchronisation on an observable state, not a guess."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(every)

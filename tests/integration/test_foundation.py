@@ -161,16 +161,20 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server: ServerProcess
 
 
 def test_other_protocols_answer_in_their_own_envelopes(client: ClientFactory) -> None:
-    # KMS (json) and the EBS direct APIs (rest-json) are routed and signed-checked already;
-    # their operations come with later work, and say so.
+    # KMS (json) and IAM (query) are routed and signature-checked already; their operations
+    # come with later work, and say so. EBS (rest-json) errors carry their own envelope.
     code, status, message = refused(client("kms").list_keys)
     assert (code, status) == ("UnknownOperationException", 400)
     assert "does not serve kms ListKeys" in message
     code, status, _ = refused(client("kms", secret="wrong").list_keys)
     assert (code, status) == ("InvalidSignatureException", 400)
-    code, status, message = refused(
+    code, status, _ = refused(
         lambda: client("ebs").list_snapshot_blocks(SnapshotId="snap-0123456789abcdef0"))
-    assert (code, status) == ("UnknownOperationException", 400)
+    assert (code, status) == ("ResourceNotFoundException", 404)
+    code, status, _ = refused(
+        lambda: client("ebs", secret="wrong").list_snapshot_blocks(
+            SnapshotId="snap-0123456789abcdef0"))
+    assert (code, status) == ("InvalidSignatureException", 403)
     code, status, _ = refused(client("iam").list_users)
     assert (code, status) == ("InvalidAction", 400)
 

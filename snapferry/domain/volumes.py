@@ -1,0 +1,83 @@
+"""Volumes: types, sizes, and what a new volume holds.
+
+A volume here is data at rest: created empty or from a snapshot (it then holds the
+snapshot's blocks, shared, not copied), snapshotted, deleted. Nothing attaches it to an
+instance, so it is `available` from the moment it exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from snapferry.errors import ServiceError
+
+AVAILABLE = "available"
+DEFAULT_TYPE = "gp2"
+# GiB ranges per type, as AWS documents them.
+SIZE_RANGES = {
+    "standard": (1, 1024),
+    "gp2": (1, 16384),
+    "gp3": (1, 65536),
+    "io1": (4, 16384),
+    "io2": (4, 65536),
+    "st1": (125, 16384),
+    "sc1": (125, 16384),
+}
+
+
+@dataclass
+class Volume:
+    volume_id: str
+    account_id: str
+    region: str
+    availability_zone: str
+    size: int
+    volume_type: str
+    snapshot_id: str
+    state: str
+    encrypted: bool
+    lineage_id: str
+    create_time: dt.datetime
+    multi_attach: bool = False
+    iops: int | None = None
+    throughput: int | None = None
+    kms_key_id: str | None = None
+    client_token: str | None = None
+    request_digest: str | None = None
+
+
+def not_found(volume_id: str) -> ServiceError:
+    return ServiceError("InvalidVolume.NotFound", f"The volume '{volume_id}' does not exist.")
+
+
+def check_type_and_size(volume_type: str, size: int) -> None:
+    if volume_type not in SIZE_RANGES:
+        raise ServiceError(
+            "InvalidParameterValue",
+            f"Value ({volume_type}) for parameter volumeType is invalid; valid types: "
+            f"{', '.join(SIZE_RANGES)}.",
+        )
+    low, high = SIZE_RANGES[volume_type]
+    if not low <= size <= high:
+        raise ServiceError(
+            "InvalidParameterValue",
+            f"Volume of {size}GiB is out of range for type {volume_type}: "
+            f"{low} to {high} GiB.",
+        )
+
+
+def size_for(requested: int | None, snapshot_size: int | None, snapshot_id: str | None) -> int:
+    """The new volume's size: as requested, else the snapshot's; never below the snapshot."""
+    if requested is None and snapshot_size is None:
+        raise ServiceError("MissingParameter", "The request must contain the parameter size "
+                           "or snapshotId.")
+    size = requested if requested is not None else snapshot_size
+    assert size is not None
+    if snapshot_size is not None and size < snapshot_size:
+        raise ServiceError(
+            "InvalidParameterValue",
+            f"Volume of {size}GiB is smaller than snapshot '{snapshot_id}', expect size >= "
+            f"{snapshot_size}GiB.",
+        )
+    return size

@@ -1,0 +1,104 @@
+"""The server's background thread: finishes what requests start and tidies what they leave.
+
+- Snapshots of volumes are created `pending` with their block map already fixed (the
+  volume's blocks at that moment, shared); this thread flips them to `completed`.
+- EBS-direct snapshots left idle past their Timeout are cancelled (`error`), their blocks
+  collected.
+It runs when woken by a request and every few seconds, and once at start-up, which is also
+when a crash's leftovers (orphaned objects, unreferenced blocks) are collected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+from sqlalchemy import select
+
+from snapferry.domain import snapshots as rules
+from snapferry.domain.clock import Clock
+from snapferry.storage import manifests
+from snapferry.storage import snapshots as store
+from snapferry.storage.collector import collect, collect_unreferenced, sweep_orphans
+from snapferry.storage.datadir import Storage
+from snapferry.storage.metadata import snapshots
+
+log = logging.getLogger(__name__)
+PERIOD_SECONDS = 5.0
+
+
+class Background:
+    def __init__(self, storage: Storage, clock: Clock) -> None:
+        self.storage = storage
+        self.clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        sweep_orphans(self.storage.engine, self.storage.blocks)
+        collect_unreferenced(self.storage.engine, self.storage.blocks)
+        self.run_once()
+        self._thread = threading.Thread(target=self._loop, name="snapferry-background",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(PERIOD_SECONDS)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.run_once()
+            except Exception:  # keep the thread alive; the next round retries
+                log.exception("background round failed")
+
+    def run_once(self) -> None:
+        self.finish_volume_snapshots()
+        self.cancel_idle_snapshots()
+
+    def finish_volume_snapshots(self) -> None:
+        with self.storage.engine.begin() as conn:
+            pending = conn.execute(
+                select(snapshots.c.snapshot_id).where(
+                    snapshots.c.state == rules.PENDING, snapshots.c.origin == rules.ORIGIN_VOLUME)
+            ).scalars().all()
+            for snapshot_id in pending:
+                store.update_snapshot(conn, snapshot_id, only_if_state=rules.PENDING,
+                                      state=rules.COMPLETED, progress=100,
+                                      completion_time=self.clock.now())
+
+    def cancel_idle_snapshots(self) -> None:
+        cancel_idle(self.storage, self.clock.now())
+
+
+def cancel_idle(storage: Storage, now: dt.datetime, only: list[str] | None = None) -> list[str]:
+    """Cancel (error) EBS-direct snapshots idle past their Timeout, and collect their blocks.
+    Returns the ids cancelled."""
+    doomed: list[str] = []
+    cancelled: list[str] = []
+    with storage.engine.begin() as conn:
+        query = select(snapshots.c.snapshot_id).where(
+            snapshots.c.state == rules.PENDING, snapshots.c.expires_at < now)
+        if only is not None:
+            query = query.where(snapshots.c.snapshot_id.in_(only))
+        for snapshot_id in conn.execute(query).scalars().all():
+            if store.update_snapshot(
+                conn, snapshot_id, only_if_state=rules.PENDING, state=rules.ERROR,
+                expires_at=None, state_message=rules.TIMED_OUT_MESSAGE,
+            ):
+                cancelled.append(snapshot_id)
+                doomed.extend(manifests.drop_manifest(conn, snapshot_id))
+    collect(storage.engine, storage.blocks, doomed)
+    return cancelled

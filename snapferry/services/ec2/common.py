@@ -1,0 +1,77 @@
+"""What several EC2 handlers share: paging tokens, id lists, resource outputs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Any
+
+from snapferry.domain import ids
+from snapferry.domain.snapshots import Snapshot, progress_text
+from snapferry.domain.tags import as_list
+from snapferry.errors import ServiceError
+
+
+def page_size(params: dict[str, Any], low: int = 5, high: int = 1000) -> int | None:
+    """MaxResults as EC2 applies it: absent means everything; above the maximum means the
+    maximum; below the minimum is refused."""
+    given = params.get("MaxResults")
+    if given is None:
+        return None
+    if given < low:
+        raise ServiceError("InvalidParameterValue",
+                           f"MaxResults must be between {low} and {high}; {given} was given.")
+    return min(given, high)
+
+
+def encode_next_token(last_id: str | None) -> str | None:
+    return base64.urlsafe_b64encode(last_id.encode()).decode() if last_id else None
+
+
+def decode_next_token(params: dict[str, Any], prefix: str) -> str | None:
+    token = params.get("NextToken")
+    if not token:
+        return None
+    try:
+        last_id = base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, ValueError):
+        last_id = ""
+    if not ids.is_id(prefix, last_id):
+        raise ServiceError("InvalidNextToken", "The NextToken is not valid; repeat the request "
+                           "without it to start from the beginning.")
+    return last_id
+
+
+def checked_ids(values: list[str] | None, prefix: str) -> list[str] | None:
+    return [ids.check_id(prefix, value) for value in values] if values else values
+
+
+def refuse_unknown(wanted: list[str] | None, found: set[str],
+                   not_found: Callable[[str], ServiceError]) -> None:
+    """EC2 names the first id asked for that is not there (or not yours to see)."""
+    for value in wanted or ():
+        if value not in found:
+            raise not_found(value)
+
+
+def snapshot_output(snapshot: Snapshot, tags: dict[str, str]) -> dict[str, Any]:
+    output: dict[str, Any] = {
+        "SnapshotId": snapshot.snapshot_id,
+        "VolumeId": snapshot.volume_id,
+        "State": snapshot.state,
+        "StartTime": snapshot.start_time,
+        "Progress": progress_text(snapshot.progress),
+        "OwnerId": snapshot.account_id,
+        "Description": snapshot.description,
+        "VolumeSize": snapshot.volume_size,
+        "Encrypted": snapshot.encrypted,
+        "StorageTier": "standard",
+        "DataEncryptionKeyId": snapshot.lineage_id,
+        "Tags": as_list(tags) if tags else None,
+        "StateMessage": snapshot.state_message,
+        "KmsKeyId": snapshot.kms_key_id,
+        "FullSnapshotSizeInBytes": snapshot.full_size_bytes,
+        "CompletionTime": snapshot.completion_time,
+    }
+    return {key: value for key, value in output.items() if value is not None}

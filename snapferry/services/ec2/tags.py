@@ -1,0 +1,112 @@
+"""CreateTags, DeleteTags, DescribeTags for volumes and snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from snapferry.domain import ids
+from snapferry.domain.tags import MAX_TAGS, keys_to_delete, tags_from_list
+from snapferry.errors import ServiceError
+from snapferry.services.context import Output, RequestContext
+from snapferry.services.ec2.common import page_size
+from snapferry.storage.filtering import Field, filter_clauses
+from snapferry.storage.metadata import snapshots, tags, volumes
+from snapferry.storage.tagstore import delete_tags, set_tags, tags_of
+
+TAG_FILTERS = {
+    "key": Field(tags.c.key),
+    "value": Field(tags.c.value),
+    "resource-id": Field(tags.c.resource_id),
+    "resource-type": Field(tags.c.resource_type),
+}
+MAX_RESOURCES = 1000
+_TABLES = {"snap": (snapshots, snapshots.c.snapshot_id, "snapshot"),
+           "vol": (volumes, volumes.c.volume_id, "volume")}
+
+
+def _owned_resources(ctx: RequestContext, conn: Any, resource_ids: list[str]) -> dict[str, str]:
+    """resource id -> resource type for each id, all owned by the caller in this region."""
+    if len(resource_ids) > MAX_RESOURCES:
+        raise ServiceError("InvalidParameterValue",
+                           f"At most {MAX_RESOURCES} resources can be tagged per request.")
+    found: dict[str, str] = {}
+    for resource_id in resource_ids:
+        prefix = resource_id.split("-", 1)[0]
+        if prefix not in _TABLES or not ids.is_id(prefix, resource_id):
+            raise ServiceError("InvalidID", f"The ID '{resource_id[:100]}' is not valid: "
+                               "snapferry tags volumes (vol-...) and snapshots (snap-...).")
+        table, id_column, kind = _TABLES[prefix]
+        row = conn.execute(select(id_column).where(
+            id_column == resource_id, table.c.account_id == ctx.account_id,
+            table.c.region == ctx.region)).first()
+        if row is None:
+            code = "InvalidSnapshot.NotFound" if kind == "snapshot" else "InvalidVolume.NotFound"
+            raise ServiceError(code, f"The {kind} '{resource_id}' does not exist.")
+        found[resource_id] = kind
+    return found
+
+
+def create_tags(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    new = tags_from_list(params["Tags"])
+    with ctx.storage.engine.begin() as conn:
+        resources = _owned_resources(ctx, conn, params["Resources"])
+        current = tags_of(conn, resources)
+        for resource_id in resources:
+            if len(current[resource_id] | new) > MAX_TAGS:
+                raise ServiceError("TagLimitExceeded",
+                                   f"{resource_id} would have more than {MAX_TAGS} tags.")
+        ctx.authorize()
+        for resource_id, kind in resources.items():
+            set_tags(conn, resource_id, kind, ctx.account_id, ctx.region, new)
+    return {}
+
+
+def delete_tags_handler(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    with ctx.storage.engine.begin() as conn:
+        resources = _owned_resources(ctx, conn, params["Resources"])
+        current = tags_of(conn, resources)
+        doomed = {rid: keys_to_delete(current[rid], params.get("Tags")) for rid in resources}
+        ctx.authorize()
+        for resource_id, keys in doomed.items():
+            delete_tags(conn, resource_id, keys)
+    return {}
+
+
+def describe_tags(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    limit = page_size(params)
+    token = params.get("NextToken")
+    after: tuple[str, str] | None = None
+    if token:
+        resource_id, _, key = token.partition("\n")
+        if not key:
+            raise ServiceError("InvalidNextToken", "The NextToken is not valid.")
+        after = (resource_id, key)
+    ctx.authorize()
+    query = select(tags).where(tags.c.account_id == ctx.account_id, tags.c.region == ctx.region)
+    for clause in filter_clauses(params.get("Filters"), TAG_FILTERS, tags.c.resource_id):
+        query = query.where(clause)
+    if after:
+        query = query.where((tags.c.resource_id > after[0])
+                            | ((tags.c.resource_id == after[0]) & (tags.c.key > after[1])))
+    query = query.order_by(tags.c.resource_id, tags.c.key)
+    if limit is not None:
+        query = query.limit(limit + 1)
+    with ctx.storage.engine.connect() as conn:
+        rows = list(conn.execute(query))
+    output: Output = {"Tags": [
+        {"ResourceId": r.resource_id, "ResourceType": r.resource_type, "Key": r.key,
+         "Value": r.value} for r in rows[:limit]
+    ]}
+    if limit is not None and len(rows) > limit:
+        last = rows[limit - 1]
+        output["NextToken"] = f"{last.resource_id}\n{last.key}"
+    return output
+
+
+HANDLERS = {
+    "CreateTags": create_tags,
+    "DeleteTags": delete_tags_handler,
+    "DescribeTags": describe_tags,
+}

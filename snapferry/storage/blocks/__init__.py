@@ -1,0 +1,36 @@
+"""Where block data lives. A handful of methods, each with its promise written beside it;
+behaviour such as caching or retries is added by wrapping a store, not by branching in one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class BlockNotFound(Exception):
+    pass
+
+
+class BlockStore(Protocol):
+    def put(self, key: str, data: bytes) -> None:
+        """Store `data` under `key`. Atomic: a reader sees all of it or no object at all,
+        never a torn one. Durable once it returns. Idempotent: keys name content, so putting
+        a key again with its data is harmless."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes. Raises BlockNotFound when there is no such object."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under `key`."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object. Idempotent: deleting a missing key is not an error."""
+        ...
+
+    def keys(self) -> Iterator[str]:
+        """Every stored key, in no particular order (for collecting orphans)."""
+        ...

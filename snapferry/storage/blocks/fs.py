@@ -1,0 +1,52 @@
+"""Blocks as files under the data dir: `<root>/<first two hex digits>/<key>`.
+
+Each put writes a temp file, fsyncs it, renames it into place and fsyncs the directory, so a
+crash leaves the old state or the new. The 256-way fan-out keeps directories small.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from snapferry.storage.blocks import BlockNotFound
+from snapferry.storage.files import write_atomic
+
+_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+class FileBlockStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"not a block key: {key!r}")
+        return self.root / key[:2] / key
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(exist_ok=True)
+        write_atomic(path, data)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise BlockNotFound(key) from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def keys(self) -> Iterator[str]:
+        for directory in self.root.iterdir():
+            if directory.is_dir() and len(directory.name) == 2:
+                for entry in os.scandir(directory):
+                    if _KEY.fullmatch(entry.name):
+                        yield entry.name

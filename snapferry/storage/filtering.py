@@ -1,0 +1,97 @@
+"""EC2 filters as SQL, so Describe* pages are cut in the database, not in Python.
+
+Each resource type names its filters: a column and how its text values compare. Values of
+one filter OR together, filters AND together; `*` and `?` are wildcards (LIKE, made
+case-sensitive on SQLite as it is on PostgreSQL). `tag:<key>` and `tag-key` look in the
+tags table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+
+from snapferry.errors import ServiceError
+from snapferry.storage.metadata import tags
+
+
+@dataclass(frozen=True)
+class Field:
+    column: Any
+    kind: str = "text"  # text | int | bool | percent
+
+
+def _like_pattern(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def text_match(column: Any, value: str) -> ColumnElement[bool]:
+    if "*" in value or "?" in value:
+        return column.like(_like_pattern(value), escape="\\")
+    return column == value
+
+
+def _value_match(name: str, spec: Field, value: str) -> ColumnElement[bool]:
+    if spec.kind == "text":
+        return text_match(spec.column, value)
+    if spec.kind == "bool":
+        if value not in ("true", "false"):
+            raise ServiceError(
+                "InvalidParameterValue", f"The filter '{name}' takes true or false, not '{value}'."
+            )
+        return spec.column == (value == "true")
+    number = value[:-1] if spec.kind == "percent" and value.endswith("%") else value
+    if not number.isdigit():
+        raise ServiceError(
+            "InvalidParameterValue", f"The filter '{name}' takes a whole number, not '{value}'."
+        )
+    return spec.column == int(number)
+
+
+def filter_clauses(
+    filters: list[dict[str, Any]] | None,
+    fields: Mapping[str, Field],
+    resource_id: Any,
+) -> list[ColumnElement[bool]]:
+    clauses = []
+    for item in filters or ():
+        name = item.get("Name") or ""
+        values = item.get("Values") or []
+        if name.startswith("tag:"):
+            key = name[4:]
+            matches = [
+                exists(
+                    select(tags.c.resource_id).where(
+                        tags.c.resource_id == resource_id,
+                        tags.c.key == key,
+                        text_match(tags.c.value, value),
+                    )
+                )
+                for value in values
+            ]
+        elif name == "tag-key":
+            matches = [
+                exists(
+                    select(tags.c.resource_id).where(
+                        tags.c.resource_id == resource_id, text_match(tags.c.key, value)
+                    )
+                )
+                for value in values
+            ]
+        elif name in fields:
+            matches = [_value_match(name, fields[name], value) for value in values]
+        else:
+            known = ", ".join(sorted([*fields, "tag:<key>", "tag-key"]))
+            raise ServiceError(
+                "InvalidParameterValue", f"The filter '{name}' is invalid; valid filters: {known}."
+            )
+        clauses.append(or_(*matches) if matches else false())
+    return clauses
+
+
+def all_of(clauses: list[ColumnElement[bool]]) -> ColumnElement[bool] | None:
+    return and_(*clauses) if clauses else None

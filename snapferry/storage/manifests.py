@@ -1,0 +1,165 @@
+"""Block maps of snapshots and volumes, and the block rows that keep objects alive.
+
+The protocol with the collector (storage/collector.py), which is what makes garbage
+collection safe against a concurrent writer:
+- a writer stores the object, then in one transaction ensures its `blocks` row and adds the
+  manifest row, then checks the object is still there (rewriting it if a collector took it);
+- the collector deletes an object only inside the transaction that deletes its `blocks` row,
+  after checking in that transaction that no manifest refers to it.
+The transactions serialize on the block row, so a writer either commits first (the collector
+then sees the reference and keeps the object) or after (and then finds the object gone and
+puts it back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, func, insert, literal, select, update
+from sqlalchemy.engine import Connection
+
+from snapferry.storage.metadata import blocks, insert_ignoring_conflict, manifests
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    block_index: int
+    block_id: str
+    sha256: bytes
+
+
+def lock_blocks(conn: Connection, block_ids: list[str]) -> int:
+    """Take the write lock on these block rows (a no-op update: a row lock on PostgreSQL, the
+    database write lock on SQLite); returns how many exist."""
+    return conn.execute(
+        update(blocks).where(blocks.c.block_id.in_(block_ids)).values(size=blocks.c.size)
+    ).rowcount
+
+
+def ensure_block(conn: Connection, block_id: str, size: int) -> None:
+    """Create the block's row, or lock the existing one against a collector."""
+    if not lock_blocks(conn, [block_id]):
+        insert_ignoring_conflict(conn, blocks, {"block_id": block_id, "size": size})
+
+
+def put_block(conn: Connection, resource_id: str, ref: BlockRef, size: int) -> None:
+    """Point `resource_id`'s block `ref.block_index` at `ref.block_id` (a written block)."""
+    ensure_block(conn, ref.block_id, size)
+    changed = conn.execute(
+        update(manifests)
+        .where(manifests.c.resource_id == resource_id,
+               manifests.c.block_index == ref.block_index)
+        .values(block_id=ref.block_id, sha256=ref.sha256, written=True)
+    ).rowcount
+    if not changed:
+        conn.execute(
+            insert(manifests).values(resource_id=resource_id, block_index=ref.block_index,
+                                     block_id=ref.block_id, sha256=ref.sha256, written=True)
+        )
+
+
+def copy_manifest(conn: Connection, source_id: str, target_id: str) -> None:
+    """Give `target_id` every block of `source_id`, sharing the objects (no data moves)."""
+    conn.execute(
+        insert(manifests).from_select(
+            ["resource_id", "block_index", "block_id", "sha256", "written"],
+            select(literal(target_id), manifests.c.block_index, manifests.c.block_id,
+                   manifests.c.sha256, literal(False)).where(
+                manifests.c.resource_id == source_id),
+        )
+    )
+
+
+def drop_manifest(conn: Connection, resource_id: str) -> list[str]:
+    """Forget a resource's blocks; returns the block ids it referred to (to collect)."""
+    ids = [
+        row.block_id
+        for row in conn.execute(
+            select(manifests.c.block_id).where(manifests.c.resource_id == resource_id).distinct()
+        )
+    ]
+    conn.execute(delete(manifests).where(manifests.c.resource_id == resource_id))
+    return ids
+
+
+def block_refs(
+    conn: Connection, resource_id: str, start_index: int = 0, limit: int | None = None
+) -> list[BlockRef]:
+    query = (
+        select(manifests.c.block_index, manifests.c.block_id, manifests.c.sha256)
+        .where(manifests.c.resource_id == resource_id, manifests.c.block_index >= start_index)
+        .order_by(manifests.c.block_index)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [BlockRef(row.block_index, row.block_id, row.sha256) for row in conn.execute(query)]
+
+
+def block_ref(conn: Connection, resource_id: str, index: int) -> BlockRef | None:
+    row = conn.execute(
+        select(manifests.c.block_index, manifests.c.block_id, manifests.c.sha256).where(
+            manifests.c.resource_id == resource_id, manifests.c.block_index == index
+        )
+    ).first()
+    return BlockRef(row.block_index, row.block_id, row.sha256) if row else None
+
+
+def written_digests(conn: Connection, resource_id: str) -> list[bytes]:
+    """SHA-256 digests of the blocks written into this resource, in block index order."""
+    rows = conn.execute(
+        select(manifests.c.sha256)
+        .where(manifests.c.resource_id == resource_id, manifests.c.written.is_(True))
+        .order_by(manifests.c.block_index)
+    )
+    return [row.sha256 for row in rows]
+
+
+def block_total(conn: Connection, resource_id: str) -> int:
+    return conn.execute(
+        select(func.count()).where(manifests.c.resource_id == resource_id)
+    ).scalar_one()
+
+
+@dataclass(frozen=True)
+class ChangedBlock:
+    block_index: int
+    first: BlockRef | None
+    second: BlockRef | None
+
+
+def changed_blocks(
+    conn: Connection, first_id: str, second_id: str, start_index: int, limit: int
+) -> list[ChangedBlock]:
+    """Indexes where the two block maps differ, ascending: blocks in only one of them, or
+    pointing at different content. A full outer join, written as two anti/inner joins so
+    SQLite and PostgreSQL both run it."""
+    first = manifests.alias("first")
+    second = manifests.alias("second")
+    both = (
+        select(second.c.block_index, first.c.block_id.label("first_id"),
+               first.c.sha256.label("first_sha"), second.c.block_id.label("second_id"),
+               second.c.sha256.label("second_sha"))
+        .select_from(second.outerjoin(first, and_(first.c.resource_id == first_id,
+                                                   first.c.block_index == second.c.block_index)))
+        .where(second.c.resource_id == second_id, second.c.block_index >= start_index,
+               (first.c.block_id.is_(None)) | (first.c.block_id != second.c.block_id))
+    )
+    only_first = (
+        select(first.c.block_index, first.c.block_id.label("first_id"),
+               first.c.sha256.label("first_sha"), literal(None).label("second_id"),
+               literal(None).label("second_sha"))
+        .select_from(first.outerjoin(second, and_(second.c.resource_id == second_id,
+                                                   second.c.block_index == first.c.block_index)))
+        .where(first.c.resource_id == first_id, first.c.block_index >= start_index,
+               second.c.block_id.is_(None))
+    )
+    union = both.union_all(only_first).subquery()
+    rows = conn.execute(select(union).order_by(union.c.block_index).limit(limit))
+    return [
+        ChangedBlock(
+            row.block_index,
+            BlockRef(row.block_index, row.first_id, row.first_sha) if row.first_id else None,
+            BlockRef(row.block_index, row.second_id, row.second_sha) if row.second_id else None,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,87 @@
+"""Volume records and DescribeVolumes done in SQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy import delete, insert, literal, select
+from sqlalchemy.engine import Connection
+
+from snapferry.domain.volumes import Volume
+from snapferry.storage.filtering import Field, filter_clauses
+from snapferry.storage.metadata import volumes
+
+_FIELDS = [field.name for field in dataclasses.fields(Volume)]
+v = volumes.c
+
+VOLUME_FILTERS = {
+    "availability-zone": Field(v.availability_zone),
+    "create-time": Field(v.create_time),
+    "encrypted": Field(v.encrypted, "bool"),
+    "multi-attach-enabled": Field(v.multi_attach, "bool"),
+    "size": Field(v.size, "int"),
+    "snapshot-id": Field(v.snapshot_id),
+    "status": Field(v.state),
+    "volume-id": Field(v.volume_id),
+    "volume-type": Field(v.volume_type),
+    "kms-key-id": Field(v.kms_key_id),
+    # Nothing attaches volumes here: every attachment filter matches nothing.
+    "attachment.instance-id": Field(literal("")),
+    "attachment.status": Field(literal("")),
+}
+
+
+def _volume(row: Any) -> Volume:
+    return Volume(**{name: row._mapping[name] for name in _FIELDS})
+
+
+def insert_volume(conn: Connection, volume: Volume) -> None:
+    conn.execute(insert(volumes).values(**dataclasses.asdict(volume)))
+
+
+def delete_volume(conn: Connection, volume_id: str) -> None:
+    conn.execute(delete(volumes).where(v.volume_id == volume_id))
+
+
+def get_volume(conn: Connection, account_id: str, region: str, volume_id: str
+               ) -> Volume | None:
+    row = conn.execute(
+        select(volumes).where(v.volume_id == volume_id, v.account_id == account_id,
+                              v.region == region)
+    ).first()
+    return _volume(row) if row else None
+
+
+def by_client_token(conn: Connection, account_id: str, region: str, token: str
+                    ) -> Volume | None:
+    row = conn.execute(
+        select(volumes).where(v.account_id == account_id, v.region == region,
+                              v.client_token == token)
+    ).first()
+    return _volume(row) if row else None
+
+
+def describe_volumes(
+    conn: Connection,
+    account_id: str,
+    region: str,
+    volume_ids: list[str] | None,
+    filters: list[dict[str, Any]] | None,
+    limit: int | None,
+    after: str | None,
+) -> tuple[list[Volume], str | None]:
+    query = select(volumes).where(v.region == region, v.account_id == account_id)
+    if volume_ids:
+        query = query.where(v.volume_id.in_(volume_ids))
+    for clause in filter_clauses(filters, VOLUME_FILTERS, v.volume_id):
+        query = query.where(clause)
+    if after:
+        query = query.where(v.volume_id > after)
+    query = query.order_by(v.volume_id)
+    if limit is not None:
+        query = query.limit(limit + 1)
+    found = [_volume(row) for row in conn.execute(query)]
+    if limit is not None and len(found) > limit:
+        return found[:limit], found[limit - 1].volume_id
+    return found, None
