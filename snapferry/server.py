@@ -24,6 +24,7 @@ from snapferry.engine.background import Background
 from snapferry.errors import InvalidInput, ServiceError, internal_error
 from snapferry.services import SERVICES
 from snapferry.services.context import RequestContext, Service
+from snapferry.services.keyring import KeyRing
 from snapferry.storage.datadir import Storage
 from snapferry.wire import sigv4
 from snapferry.wire.http import HttpResponse, IncomingRequest
@@ -82,6 +83,7 @@ class Dispatcher:
         self.storage = storage
         self.clock = clock or SystemClock()
         self.background = Background(storage, self.clock)
+        self.keyring = KeyRing(storage.box, self.clock)
 
     def _secret_for(self, access_key_id: str) -> str | None:
         key = self.storage.accounts.find(access_key_id)
@@ -160,6 +162,7 @@ class Dispatcher:
             clock=self.clock,
             dry_run=bool(params.get("DryRun")),
             wake_background=self.background.wake,
+            keyring=self.keyring,
         )
         output = handler(ctx, params) or {}
         if not ctx.authorized:

@@ -1,6 +1,6 @@
 """One module (or package) per AWS service; thin handlers registered in plain dicts.
 
-KMS and IAM are routed and speak their protocols already; their
+IAM is routed and speaks its protocol already; its
 operations arrive with the issues that build them, and until then each answers with the
 protocol's unknown-operation error naming what is not served yet.
 """
@@ -8,7 +8,7 @@ protocol's unknown-operation error naming what is not served yet.
 from __future__ import annotations
 
 from snapferry.errors import ServiceError
-from snapferry.services import ebs, ec2, sts
+from snapferry.services import ebs, ec2, kms, sts
 from snapferry.services.context import Service
 
 
@@ -22,7 +22,7 @@ def _denied(code: str, status: int = 400):  # type: ignore[no-untyped-def]
 SERVICES: dict[str, Service] = {
     "ec2": ec2.SERVICE,
     "sts": sts.SERVICE,
-    "kms": Service("kms", "kms", {}, _denied("AccessDeniedException")),
+    "kms": kms.SERVICE,
     "iam": Service("iam", "iam", {}, _denied("AccessDenied", 403)),
     "ebs": ebs.SERVICE,
 }

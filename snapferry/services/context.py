@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from snapferry.domain import policy
 from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock
 from snapferry.errors import ServiceError
 from snapferry.storage.datadir import Storage
+
+if TYPE_CHECKING:
+    from snapferry.services.keyring import KeyRing
 
 Output = dict[str, Any]
 Handler = Callable[["RequestContext", dict[str, Any]], Output | None]
@@ -37,6 +40,7 @@ class RequestContext:
     storage: Storage
     clock: Clock
     dry_run: bool = False
+    keyring: KeyRing | None = None
     # Tells the background thread there is work (e.g. a snapshot to finish).
     wake_background: Callable[[], None] = lambda: None
     authorized: bool = field(default=False, init=False)

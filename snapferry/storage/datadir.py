@@ -27,6 +27,7 @@ class Storage:
     blocks: BlockStore
     block_data: BlockData
     tokens: TokenMinter
+    box: SecretBox  # seals secrets and key material under the master key
 
     def close(self) -> None:
         self.engine.dispose()
@@ -36,8 +37,9 @@ def open_storage(settings: Settings) -> Storage:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     master_key = load_or_create_master_key(data_dir)
+    box = SecretBox(master_key)
     engine = open_engine(settings.database_url or sqlite_url(data_dir))
-    account_store = AccountStore(engine, SecretBox(master_key))
+    account_store = AccountStore(engine, box)
     migrate(engine, seed=account_store.seed_dev_account)
     block_store = FileBlockStore(data_dir / BLOCKS_DIR)
     return Storage(
@@ -47,4 +49,5 @@ def open_storage(settings: Settings) -> Storage:
         blocks=block_store,
         block_data=BlockData(engine, block_store),
         tokens=TokenMinter(derive_key(master_key, b"tokens")),
+        box=box,
     )

@@ -155,7 +155,7 @@ blocks = Table(
 tags = Table(
     "tags",
     metadata,
-    Column("resource_id", String(32), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
     Column("key", String(128), primary_key=True),
     Column("value", String(256), nullable=False),
     Column("account_id", String(12), nullable=False),
@@ -172,6 +172,68 @@ snapshot_permissions = Table(
     Column("kind", String(8), primary_key=True),
     Column("grantee", String(12), primary_key=True),
     Index("permissions_by_grantee", "grantee"),
+)
+
+kms_keys = Table(
+    "kms_keys",
+    metadata,
+    Column("key_id", String(36), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("key_manager", String(10), nullable=False),
+    Column("creation_date", IsoTime(), nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("material_sealed", LargeBinary, nullable=False),  # under the master key
+    Column("deletion_date", IsoTime()),
+    Column("pending_window_days", Integer),
+    Index("kms_keys_by_owner", "region", "account_id", "key_id"),
+)
+
+kms_aliases = Table(
+    "kms_aliases",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("alias_name", String(256), primary_key=True),
+    Column("key_id", String(36), nullable=False),
+    Column("creation_date", IsoTime(), nullable=False),
+    Column("last_updated_date", IsoTime(), nullable=False),
+)
+
+kms_grants = Table(
+    "kms_grants",
+    metadata,
+    Column("grant_id", String(64), primary_key=True),
+    Column("key_id", String(36), nullable=False, index=True),
+    Column("name", String(256)),
+    Column("grantee", String(256), nullable=False),
+    Column("retiring", String(256)),
+    Column("operations", Text, nullable=False),  # comma-separated
+    Column("constraints", Text),  # JSON
+    Column("issuing_account", String(12), nullable=False),
+    Column("creation_date", IsoTime(), nullable=False),
+    Column("grant_token", String(256), nullable=False),
+)
+
+# EBS encryption by default, per account and region. No row: off, with alias/aws/ebs.
+ebs_settings = Table(
+    "ebs_settings",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("encryption_by_default", Boolean, nullable=False),
+    Column("default_key_arn", String(2048)),  # None: the AWS managed key
+)
+
+# The data key of each encrypted lineage, wrapped by its KMS key (a KMS ciphertext blob).
+lineage_keys = Table(
+    "lineage_keys",
+    metadata,
+    Column("lineage_id", String(64), primary_key=True),
+    Column("key_arn", String(2048), nullable=False),
+    Column("wrapped_data_key", LargeBinary, nullable=False),
 )
 
 # version -> step run inside the migration transaction to reach it from the one before.

@@ -163,9 +163,10 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server: ServerProcess
 def test_other_protocols_answer_in_their_own_envelopes(client: ClientFactory) -> None:
     # KMS (json) and IAM (query) are routed and signature-checked already; their operations
     # come with later work, and say so. EBS (rest-json) errors carry their own envelope.
-    code, status, message = refused(client("kms").list_keys)
+    code, status, message = refused(
+        lambda: client("kms").get_key_rotation_status(KeyId="alias/aws/ebs"))
     assert (code, status) == ("UnknownOperationException", 400)
-    assert "does not serve kms ListKeys" in message
+    assert "does not serve kms GetKeyRotationStatus" in message
     code, status, _ = refused(client("kms", secret="wrong").list_keys)
     assert (code, status) == ("InvalidSignatureException", 400)
     code, status, _ = refused(

@@ -1,0 +1,130 @@
+"""KMS keys as the other services use them: find a key by any of its names, decide whether a
+principal may use it, encrypt with it, and keep each encrypted lineage's data key."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+
+from sqlalchemy.engine import Connection
+
+from snapferry.domain import envelope
+from snapferry.domain import keys as rules
+from snapferry.domain.accounts import Principal
+from snapferry.domain.clock import Clock
+from snapferry.domain.envelope import BlockCipher
+from snapferry.domain.keys import Key
+from snapferry.domain.policy import ResourcePolicy, parse_policy, policy_allows
+from snapferry.errors import ServiceError
+from snapferry.storage import keys as store
+from snapferry.storage.secrets import SecretBox
+
+
+def _bound(key_id: str) -> bytes:
+    return f"kms-key:{key_id}".encode()
+
+
+class KeyRing:
+    def __init__(self, box: SecretBox, clock: Clock) -> None:
+        self.box = box
+        self.clock = clock
+        self._ciphers: dict[str, BlockCipher] = {}  # lineage id -> cipher (memory only)
+        self._lock = threading.Lock()
+
+    # ---- finding keys ---------------------------------------------------------------------
+
+    def new_key(self, conn: Connection, account_id: str, region: str, description: str,
+                policy: str, manager: str = rules.CUSTOMER) -> Key:
+        key_id = str(uuid.uuid4())
+        key = Key(key_id=key_id, account_id=account_id, region=region,
+                  description=description, state=rules.ENABLED, key_manager=manager,
+                  creation_date=self.clock.now(), policy=policy,
+                  material_sealed=self.box.seal(envelope.new_material(), _bound(key_id)))
+        store.insert_key(conn, key)
+        return key
+
+    def managed_ebs_key(self, conn: Connection, account_id: str, region: str) -> Key:
+        """The account's AWS managed key for EBS in this region, made on first use."""
+        key_id = store.alias_target(conn, account_id, region, rules.EBS_ALIAS)
+        if key_id is not None:
+            key = store.get_key(conn, key_id)
+            assert key is not None
+            return key
+        key = self.new_key(conn, account_id, region, "Default key that protects my EBS volumes "
+                           "when no other key is defined", rules.managed_policy(account_id),
+                           rules.AWS)
+        store.put_alias(conn, account_id, region, rules.EBS_ALIAS, key.key_id, self.clock.now(),
+                        create=True)
+        return key
+
+    def resolve(self, conn: Connection, text: str, account_id: str, region: str,
+                aliases: bool = True) -> Key:
+        """The key `text` names for a caller of `account_id` in `region`."""
+        ref = rules.parse_key_ref(text, account_id, region, aliases)
+        if ref.kind == "alias":
+            if ref.value == rules.EBS_ALIAS and ref.account_id == account_id:
+                return self.managed_ebs_key(conn, account_id, region)
+            key_id = store.alias_target(conn, ref.account_id, region, ref.value)
+            if key_id is None:
+                raise rules.alias_not_found(rules.alias_arn(region, ref.account_id, ref.value))
+        else:
+            key_id = ref.value
+        key = store.get_key(conn, key_id)
+        if key is None or key.account_id != ref.account_id or key.region != region:
+            raise rules.key_not_found(rules.key_arn(region, ref.account_id, key_id))
+        return key
+
+    # ---- using keys -----------------------------------------------------------------------
+
+    def policy(self, conn: Connection, key: Key) -> ResourcePolicy:
+        return ResourcePolicy(key.account_id, parse_policy(key.policy), store.grants_of(
+            conn, key.key_id))
+
+    def may(self, conn: Connection, principal: Principal, key: Key, operation: str,
+            encryption_context: Mapping[str, str] | None = None) -> bool:
+        return policy_allows(self.policy(conn, key), principal, f"kms:{operation}",
+                             encryption_context)
+
+    def material(self, key: Key) -> bytes:
+        return self.box.open(key.material_sealed, _bound(key.key_id))
+
+    def encrypt(self, key: Key, plaintext: bytes, context: Mapping[str, str] | None) -> bytes:
+        rules.check_usable(key)
+        return envelope.encrypt(self.material(key), key.key_id, plaintext, context)
+
+    def decrypt(self, key: Key, blob: bytes, context: Mapping[str, str] | None) -> bytes:
+        rules.check_usable(key)
+        return envelope.decrypt(self.material(key), blob, context)
+
+    # ---- lineage data keys ----------------------------------------------------------------
+
+    def new_lineage(self, conn: Connection, key: Key) -> tuple[str, BlockCipher]:
+        """A new encrypted lineage under `key`: a fresh data key, stored only wrapped."""
+        lineage_id = str(uuid.uuid4())
+        data_key = envelope.new_material()
+        wrapped = self.encrypt(key, data_key, {"lineage": lineage_id})
+        store.insert_lineage_key(conn, lineage_id, key.arn, wrapped)
+        cipher = BlockCipher(lineage_id, data_key)
+        with self._lock:
+            self._ciphers[lineage_id] = cipher
+        return lineage_id, cipher
+
+    def cipher(self, conn: Connection, lineage_id: str) -> BlockCipher | None:
+        """The cipher of an encrypted lineage; None for an unencrypted one. Refuses when the
+        lineage's KMS key cannot be used (disabled, pending deletion)."""
+        found = store.lineage_key(conn, lineage_id)
+        if found is None:
+            return None
+        key_arn, wrapped = found
+        key = store.get_key(conn, key_arn.rsplit("/", 1)[1])
+        if key is None:
+            raise ServiceError("KMSInvalidStateException", f"The KMS key {key_arn} is gone.")
+        rules.check_usable(key)
+        cached = self._ciphers.get(lineage_id)
+        if cached is not None:
+            return cached
+        cipher = BlockCipher(lineage_id, self.decrypt(key, wrapped, {"lineage": lineage_id}))
+        with self._lock:
+            self._ciphers[lineage_id] = cipher
+        return cipher
