@@ -2,7 +2,8 @@
 
 A volume here is data at rest: created empty or from a snapshot (it then holds the
 snapshot's blocks, shared, not copied), snapshotted, deleted. Nothing attaches it to an
-instance, so it is `available` from the moment it exists.
+instance, so it is `available` once its data is in place: at once, unless its blocks must
+be encrypted anew (a new key), when it is `creating` until they are.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from snapferry.errors import ServiceError
 
-AVAILABLE = "available"
+CREATING, AVAILABLE, ERROR = "creating", "available", "error"
 DEFAULT_TYPE = "gp2"
 # GiB ranges per type, as AWS documents them.
 SIZE_RANGES = {

@@ -17,12 +17,14 @@ import threading
 from sqlalchemy import select
 
 from snapferry.domain import snapshots as rules
+from snapferry.domain import volumes as volume_rules
 from snapferry.domain.clock import Clock
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as store
 from snapferry.storage.collector import collect, collect_unreferenced, sweep_orphans
 from snapferry.storage.datadir import Storage
-from snapferry.storage.metadata import snapshots
+from snapferry.storage.metadata import snapshots, volumes
+from snapferry.storage.volumes import set_volume_state
 
 log = logging.getLogger(__name__)
 PERIOD_SECONDS = 5.0
@@ -37,6 +39,7 @@ class Background:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self.fail_interrupted_volumes()
         sweep_orphans(self.storage.engine, self.storage.blocks)
         collect_unreferenced(self.storage.engine, self.storage.blocks)
         self.run_once()
@@ -67,6 +70,16 @@ class Background:
     def run_once(self) -> None:
         self.finish_volume_snapshots()
         self.cancel_idle_snapshots()
+
+    def fail_interrupted_volumes(self) -> None:
+        """Volumes whose blocks were being encrypted anew when the process died: `error`,
+        their partial blocks freed (collected right after by start())."""
+        with self.storage.engine.begin() as conn:
+            stuck = conn.execute(select(volumes.c.volume_id).where(
+                volumes.c.state == volume_rules.CREATING)).scalars().all()
+            for volume_id in stuck:
+                set_volume_state(conn, volume_id, volume_rules.ERROR)
+                manifests.drop_manifest(conn, volume_id)
 
     def finish_volume_snapshots(self) -> None:
         with self.storage.engine.begin() as conn:

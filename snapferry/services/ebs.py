@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from snapferry.domain import ids
+from snapferry.domain import encryption, ids
 from snapferry.domain import snapshots as rules
 from snapferry.domain.blocks import (
     AGGREGATION_METHOD,
@@ -25,12 +25,15 @@ from snapferry.domain.blocks import (
     linear_aggregate,
     sha256,
 )
+from snapferry.domain.envelope import BlockCipher
+from snapferry.domain.keys import Key
 from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import as_list, tags_from_list
 from snapferry.domain.tokens import BLOCK_TOKEN_LIFETIME, PAGE_TOKEN_LIFETIME, TokenError
 from snapferry.engine.background import cancel_idle
 from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext, Service
+from snapferry.storage import keys as key_store
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as store
 from snapferry.storage.blockdata import CorruptBlock
@@ -86,6 +89,29 @@ def _writable(conn: Connection, ctx: RequestContext, snapshot_id: str) -> Snapsh
     return snapshot
 
 
+def _kms_refusal(problem: ServiceError) -> ServiceError:
+    if problem.code == "AccessDeniedException":
+        return ServiceError("AccessDeniedException", problem.message, status=403,
+                            Reason="DEPENDENCY_ACCESS_DENIED")
+    return _validation(f"The snapshot's KMS key cannot be used: {problem.message}",
+                       "INVALID_CUSTOMER_KEY")
+
+
+def _cipher(ctx: RequestContext, conn: Connection, snapshot: Snapshot) -> BlockCipher | None:
+    """The snapshot's block cipher (None when unencrypted), if the caller may use its key."""
+    if not snapshot.encrypted:
+        return None
+    assert ctx.keyring is not None and snapshot.kms_key_id is not None
+    try:
+        key = ctx.keyring.resolve(conn, snapshot.kms_key_id, ctx.account_id, ctx.region)
+        if not ctx.keyring.may(conn, ctx.principal, key, "Decrypt"):
+            raise ServiceError("AccessDeniedException",
+                               f"{ctx.principal.arn} may not decrypt with {key.arn}.")
+        return ctx.keyring.cipher(conn, snapshot.lineage_id)
+    except ServiceError as problem:
+        raise _kms_refusal(problem) from None
+
+
 def _expire_if_idle(ctx: RequestContext, snapshot: Snapshot) -> None:
     """StartSnapshot's Timeout: a snapshot left idle that long is cancelled (error)."""
     if cancel_idle(ctx.storage, ctx.clock.now(), [snapshot.snapshot_id]):
@@ -110,17 +136,53 @@ def _start_output(snapshot: Snapshot, tags: dict[str, str]) -> Output:
         "Tags": as_list(tags),
         "Description": snapshot.description or None,
         "ParentSnapshotId": snapshot.parent_snapshot_id,
+        "KmsKeyArn": snapshot.kms_key_id,
     }
+
+
+def _start_key(ctx: RequestContext, conn: Connection, parent: Snapshot | None,
+               encrypted: bool | None, kms_arn: str | None) -> Key | None:
+    """The KMS key of a new EBS-direct snapshot (None: unencrypted), by the rules of
+    https://docs.aws.amazon.com/ebs/latest/userguide/ebsapis-using-encryption.html"""
+    assert ctx.keyring is not None
+    keyring = ctx.keyring
+    by_default, _ = key_store.ebs_encryption(conn, ctx.account_id, ctx.region)
+    try:
+        if parent is not None:
+            if not parent.encrypted:
+                if by_default or kms_arn:
+                    raise _validation("The parent snapshot is unencrypted, so its child cannot "
+                                      "be encrypted (and encryption by default requires it).",
+                                      "INVALID_PARAMETER_VALUE")
+                return None
+            if kms_arn and kms_arn != parent.kms_key_id:
+                raise _validation("A child is encrypted with its parent's key; KmsKeyArn names "
+                                  "another.", "INVALID_CUSTOMER_KEY")
+            assert parent.kms_key_id is not None
+            key = keyring.resolve(conn, parent.kms_key_id, ctx.account_id, ctx.region)
+        else:
+            outcome = encryption.for_new_data(encrypted, kms_arn, by_default)
+            if not outcome.encrypted:
+                return None
+            key = (keyring.resolve(conn, kms_arn, ctx.account_id, ctx.region) if kms_arn
+                   else keyring.ebs_default_key(conn, ctx.account_id, ctx.region))
+        return keyring.usable_for_ebs(conn, ctx.principal, key)
+    except ServiceError as problem:
+        if problem.code == "ValidationException":
+            raise
+        raise _kms_refusal(problem) from None
 
 
 def start_snapshot(ctx: RequestContext, params: dict[str, Any]) -> Output:
     size = params["VolumeSize"]
     rules.check_volume_size(size)
     parent_id = params.get("ParentSnapshotId")
-    if params.get("Encrypted") or params.get("KmsKeyArn"):
-        raise _validation("snapferry does not encrypt snapshots yet: encryption arrives with "
-                          "its KMS. Start the snapshot without Encrypted/KmsKeyArn.",
-                          "INVALID_PARAMETER_VALUE")
+    encrypted, kms_arn = params.get("Encrypted"), params.get("KmsKeyArn")
+    if parent_id and encrypted:
+        raise _validation("ParentSnapshotId and Encrypted cannot be combined: a child is "
+                          "encrypted exactly as its parent is.", "INVALID_PARAMETER_VALUE")
+    if kms_arn and not encrypted and not parent_id:
+        raise _validation("KmsKeyArn requires Encrypted to be true.", "INVALID_PARAMETER_VALUE")
     try:
         tags = tags_from_list(params.get("Tags"))
     except ServiceError as error:
@@ -133,6 +195,7 @@ def start_snapshot(ctx: RequestContext, params: dict[str, Any]) -> Output:
         if parent is not None and size < parent.volume_size:
             raise _validation(f"VolumeSize {size} GiB is smaller than the parent snapshot's "
                               f"{parent.volume_size} GiB.", "INVALID_VOLUME_SIZE")
+        key = _start_key(ctx, conn, parent, encrypted, kms_arn)
         ctx.authorize()
         if token:
             existing = store.by_client_token(conn, ctx.account_id, ctx.region, token)
@@ -143,6 +206,13 @@ def start_snapshot(ctx: RequestContext, params: dict[str, Any]) -> Output:
                 return _start_output(existing, tags_of(conn, [existing.snapshot_id])[
                     existing.snapshot_id])
         timeout = params.get("Timeout", rules.DEFAULT_TIMEOUT_MINUTES)
+        if parent is not None:
+            lineage_id = parent.lineage_id
+        elif key is not None:
+            assert ctx.keyring is not None
+            lineage_id, _ = ctx.keyring.new_lineage(conn, key)
+        else:
+            lineage_id = str(uuid.uuid4())
         snapshot = Snapshot(
             snapshot_id=ids.new_id("snap"),
             account_id=ctx.account_id,
@@ -153,8 +223,9 @@ def start_snapshot(ctx: RequestContext, params: dict[str, Any]) -> Output:
             progress=0,
             start_time=now,
             description=params.get("Description", ""),
-            encrypted=False,
-            lineage_id=parent.lineage_id if parent else str(uuid.uuid4()),
+            encrypted=key is not None,
+            kms_key_id=key.arn if key is not None else None,
+            lineage_id=lineage_id,
             origin=rules.ORIGIN_EBS,
             parent_snapshot_id=parent_id,
             client_token=token,
@@ -173,6 +244,7 @@ def put_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
     snapshot_id, index, data = params["SnapshotId"], params["BlockIndex"], params["BlockData"]
     with ctx.storage.engine.connect() as conn:
         snapshot = _writable(conn, ctx, snapshot_id)
+        cipher = _cipher(ctx, conn, snapshot)
     _expire_if_idle(ctx, snapshot)
     rules.check_block_write(snapshot, index, len(data), params["DataLength"])
     if params["ChecksumAlgorithm"] != CHECKSUM_ALGORITHM:
@@ -195,7 +267,7 @@ def put_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
             raise _validation(f"The snapshot {snapshot_id} is no longer pending.",
                               "INVALID_SNAPSHOT_ID")
 
-    ctx.storage.block_data.write(snapshot_id, index, data, digest, still_pending)
+    ctx.storage.block_data.write(snapshot_id, index, data, digest, still_pending, cipher)
     return {"Checksum": encode_checksum(digest), "ChecksumAlgorithm": CHECKSUM_ALGORITHM}
 
 
@@ -309,7 +381,8 @@ def list_changed_blocks(ctx: RequestContext, params: dict[str, Any]) -> Output:
 def get_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
     snapshot_id, index = params["SnapshotId"], params["BlockIndex"]
     with ctx.storage.engine.connect() as conn:
-        _readable(conn, ctx, snapshot_id)
+        snapshot = _readable(conn, ctx, snapshot_id)
+        cipher = _cipher(ctx, conn, snapshot)
         try:
             ctx.storage.tokens.open("block", f"{snapshot_id}:{index}", params["BlockToken"],
                                     ctx.clock.now())
@@ -321,7 +394,7 @@ def get_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
     if ref is None:
         raise _validation(f"Block {index} of {snapshot_id} holds no data.", "INVALID_BLOCK")
     try:
-        data = ctx.storage.block_data.read(ref)
+        data = ctx.storage.block_data.read(ref, cipher)
     except CorruptBlock as problem:
         raise ServiceError("InternalServerException", str(problem), status=500) from None
     return {"DataLength": len(data), "BlockData": data,

@@ -75,6 +75,23 @@ class KeyRing:
             raise rules.key_not_found(rules.key_arn(region, ref.account_id, key_id))
         return key
 
+    def ebs_default_key(self, conn: Connection, account_id: str, region: str) -> Key:
+        """The key new encrypted volumes and snapshots get when none is named: the one set
+        with ModifyEbsDefaultKmsKeyId, else the AWS managed key."""
+        _, chosen = store.ebs_encryption(conn, account_id, region)
+        if chosen is None:
+            return self.managed_ebs_key(conn, account_id, region)
+        return self.resolve(conn, chosen, account_id, region)
+
+    def usable_for_ebs(self, conn: Connection, principal: Principal, key: Key) -> Key:
+        """Check that EBS may encrypt new data under `key` for `principal`."""
+        rules.check_usable(key)
+        for operation in ("DescribeKey", "GenerateDataKeyWithoutPlaintext", "Decrypt"):
+            if not self.may(conn, principal, key, operation):
+                raise ServiceError("AccessDeniedException",
+                                   f"{principal.arn} may not use {key.arn} ({operation}).")
+        return key
+
     # ---- using keys -----------------------------------------------------------------------
 
     def policy(self, conn: Connection, key: Key) -> ResourcePolicy:

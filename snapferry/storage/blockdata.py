@@ -1,5 +1,10 @@
 """Reading and writing block content through the block store and the manifests, keeping
-the writer's half of the protocol in storage/manifests.py in one place."""
+the writer's half of the protocol in storage/manifests.py in one place.
+
+Unencrypted blocks are stored as they are, named by their SHA-256, so equal blocks share
+one object everywhere. Blocks of an encrypted lineage go through its BlockCipher: named by
+a keyed HMAC, stored as AES-GCM ciphertext, never written in plaintext.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,11 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from snapferry.domain.envelope import BlockCipher
 from snapferry.storage.blocks import BlockNotFound, BlockStore
-from snapferry.storage.manifests import BlockRef, ensure_block, put_block
+from snapferry.storage.manifests import BlockRef, block_refs, ensure_block, put_block
+
+COPY_BATCH = 64
 
 
 class CorruptBlock(Exception):
@@ -22,6 +30,27 @@ class BlockData:
         self.engine = engine
         self.store = store
 
+    def _encode(self, data: bytes, digest: bytes, cipher: BlockCipher | None
+                ) -> tuple[str, Callable[[], bytes]]:
+        """The object key for `data`, and how to produce its stored form (lazily: an object
+        that exists already is not encrypted again)."""
+        if cipher is None:
+            return digest.hex(), lambda: data
+        key = cipher.block_id(data)
+        return key, lambda: cipher.seal(key, data)
+
+    def _store(self, key: str, stored: Callable[[], bytes]) -> None:
+        if not self.store.exists(key):
+            self.store.put(key, stored())
+
+    def _recheck(self, keys: list[tuple[str, Callable[[], bytes], int]]) -> None:
+        """After commit: put back any object a collector took between our put and commit."""
+        for key, stored, size in keys:
+            if not self.store.exists(key):
+                self.store.put(key, stored())
+                with self.engine.begin() as conn:
+                    ensure_block(conn, key, size)
+
     def write(
         self,
         resource_id: str,
@@ -29,29 +58,51 @@ class BlockData:
         data: bytes,
         digest: bytes,
         in_transaction: Callable[[Connection], None],
+        cipher: BlockCipher | None = None,
     ) -> None:
         """Store block `index` of `resource_id`. `in_transaction` runs first inside the
         transaction that records it (to check and lock the resource); raising there records
-        nothing. Unencrypted blocks are named by their SHA-256, so equal blocks share one
-        object."""
-        key = digest.hex()
-        if not self.store.exists(key):
-            self.store.put(key, data)
+        nothing."""
+        key, stored = self._encode(data, digest, cipher)
+        self._store(key, stored)
         with self.engine.begin() as conn:
             in_transaction(conn)
             put_block(conn, resource_id, BlockRef(index, key, digest), len(data))
-        if not self.store.exists(key):
-            # A collector removed the object between our put and our commit: put it back.
-            self.store.put(key, data)
-            with self.engine.begin() as conn:
-                ensure_block(conn, key, len(data))
+        self._recheck([(key, stored, len(data))])
 
-    def read(self, ref: BlockRef) -> bytes:
-        """The block's bytes, checked against the SHA-256 recorded for it."""
+    def read(self, ref: BlockRef, cipher: BlockCipher | None = None) -> bytes:
+        """The block's plaintext, checked against the SHA-256 recorded for it."""
         try:
-            data = self.store.get(ref.block_id)
+            stored = self.store.get(ref.block_id)
         except BlockNotFound:
             raise CorruptBlock(f"block object {ref.block_id} is missing") from None
+        try:
+            data = cipher.open(ref.block_id, stored) if cipher else stored
+        except ValueError as problem:
+            raise CorruptBlock(str(problem)) from None
         if hashlib.sha256(data).digest() != ref.sha256:
             raise CorruptBlock(f"block object {ref.block_id} does not match its checksum")
         return data
+
+    def recode(self, source_id: str, source: BlockCipher | None, target_id: str,
+               target: BlockCipher) -> None:
+        """Give `target_id` every block of `source_id`, decrypted (if it was encrypted) and
+        encrypted under `target`: a new lineage's full copy. Batches commit as they go; the
+        target is not usable until its caller says so."""
+        start = 0
+        while True:
+            with self.engine.connect() as conn:
+                refs = block_refs(conn, source_id, start, COPY_BATCH)
+            if not refs:
+                return
+            written = []
+            for ref in refs:
+                data = self.read(ref, source)
+                key, stored = self._encode(data, ref.sha256, target)
+                self._store(key, stored)
+                written.append((BlockRef(ref.block_index, key, ref.sha256), stored, len(data)))
+            with self.engine.begin() as conn:
+                for new_ref, _, size in written:
+                    put_block(conn, target_id, new_ref, size, written=False)
+            self._recheck([(r.block_id, stored, size) for r, stored, size in written])
+            start = refs[-1].block_index + 1

@@ -42,19 +42,21 @@ def ensure_block(conn: Connection, block_id: str, size: int) -> None:
         insert_ignoring_conflict(conn, blocks, {"block_id": block_id, "size": size})
 
 
-def put_block(conn: Connection, resource_id: str, ref: BlockRef, size: int) -> None:
-    """Point `resource_id`'s block `ref.block_index` at `ref.block_id` (a written block)."""
+def put_block(conn: Connection, resource_id: str, ref: BlockRef, size: int,
+              written: bool = True) -> None:
+    """Point `resource_id`'s block `ref.block_index` at `ref.block_id`; `written` marks a
+    block put into this resource itself rather than inherited."""
     ensure_block(conn, ref.block_id, size)
     changed = conn.execute(
         update(manifests)
         .where(manifests.c.resource_id == resource_id,
                manifests.c.block_index == ref.block_index)
-        .values(block_id=ref.block_id, sha256=ref.sha256, written=True)
+        .values(block_id=ref.block_id, sha256=ref.sha256, written=written)
     ).rowcount
     if not changed:
         conn.execute(
             insert(manifests).values(resource_id=resource_id, block_index=ref.block_index,
-                                     block_id=ref.block_id, sha256=ref.sha256, written=True)
+                                     block_id=ref.block_id, sha256=ref.sha256, written=written)
         )
 
 

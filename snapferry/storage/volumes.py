@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import delete, insert, literal, select
+from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.volumes import Volume
@@ -38,6 +38,10 @@ def _volume(row: Any) -> Volume:
 
 def insert_volume(conn: Connection, volume: Volume) -> None:
     conn.execute(insert(volumes).values(**dataclasses.asdict(volume)))
+
+
+def set_volume_state(conn: Connection, volume_id: str, state: str) -> None:
+    conn.execute(update(volumes).where(v.volume_id == volume_id).values(state=state))
 
 
 def delete_volume(conn: Connection, volume_id: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from snapferry.domain import ids
 from snapferry.domain import snapshots as rules
 from snapferry.domain.blocks import BLOCK_SIZE
+from snapferry.domain.keys import AWS as AWS_MANAGED
 from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import tags_for
 from snapferry.errors import ServiceError
@@ -178,15 +179,29 @@ def modify_snapshot_attribute(ctx: RequestContext, params: dict[str, Any]) -> Ou
                            f"At most {MAX_MODIFICATIONS} permissions can change per request.")
     with ctx.storage.engine.begin() as conn:
         snapshot = owned_snapshot(ctx, conn, params["SnapshotId"])
-        if add and snapshot.encrypted and ("group", "all") in add:
-            raise ServiceError("InvalidParameterValue",
-                               "Encrypted snapshots cannot be made public.")
+        if add and snapshot.encrypted:
+            _check_shareable(ctx, conn, snapshot, add)
         ctx.authorize()
         if add:
             store.add_permissions(conn, snapshot.snapshot_id, add)
         else:
             store.remove_permissions(conn, snapshot.snapshot_id, remove)
     return {}
+
+
+def _check_shareable(ctx: RequestContext, conn: Any, snapshot: Snapshot,
+                     add: list[tuple[str, str]]) -> None:
+    """Encrypted snapshots are never public, and never shared when their key is the AWS
+    managed one (other accounts could not use it)."""
+    if ("group", "all") in add:
+        raise ServiceError("InvalidParameterValue", "Encrypted snapshots cannot be made public.")
+    assert ctx.keyring is not None and snapshot.kms_key_id is not None
+    key = ctx.keyring.resolve(conn, snapshot.kms_key_id, ctx.account_id, ctx.region)
+    if key.key_manager == AWS_MANAGED:
+        raise ServiceError("InvalidParameterValue",
+                           f"{snapshot.snapshot_id} is encrypted with the AWS managed key "
+                           f"{key.arn}, so it cannot be shared: copy it under a customer "
+                           "managed key and share the copy.")
 
 
 def describe_snapshot_attribute(ctx: RequestContext, params: dict[str, Any]) -> Output:

@@ -7,9 +7,12 @@ import json
 import uuid
 from typing import Any
 
-from snapferry.domain import ids, regions
+from snapferry.domain import encryption, ids, regions
 from snapferry.domain import snapshots as snapshot_rules
 from snapferry.domain import volumes as rules
+from snapferry.domain.envelope import BlockCipher
+from snapferry.domain.keys import Key
+from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import as_list, tags_for
 from snapferry.domain.volumes import Volume
 from snapferry.errors import ServiceError
@@ -21,6 +24,7 @@ from snapferry.services.ec2.common import (
     page_size,
     refuse_unknown,
 )
+from snapferry.storage import keys as key_store
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
 from snapferry.storage import volumes as store
@@ -64,11 +68,54 @@ def _zone(ctx: RequestContext, params: dict[str, Any]) -> str:
                        f"The zone '{name or zone_id}' does not exist in region {ctx.region}.")
 
 
+KMS_REFUSALS = frozenset({"NotFoundException", "DisabledException", "KMSInvalidStateException",
+                          "AccessDeniedException"})
+
+
+def _kms_problem(problem: ServiceError) -> ServiceError:
+    """KMS's refusals, said in EC2's vocabulary."""
+    return ServiceError("InvalidParameterValue", f"The KMS key cannot be used: {problem.message}")
+
+
+def _choose_key(ctx: RequestContext, conn: Any, params: dict[str, Any],
+                snapshot: Snapshot | None) -> tuple[encryption.Outcome, Key | None, Key | None]:
+    """The encryption outcome, the key the volume gets, and the source's key (if any)."""
+    assert ctx.keyring is not None
+    keyring = ctx.keyring
+    wanted, kms_text = params.get("Encrypted"), params.get("KmsKeyId")
+    by_default, _ = key_store.ebs_encryption(conn, ctx.account_id, ctx.region)
+    try:
+        given = keyring.resolve(conn, kms_text, ctx.account_id, ctx.region) if kms_text else None
+        source_key = (keyring.resolve(conn, snapshot.kms_key_id, ctx.account_id, ctx.region)
+                      if snapshot is not None and snapshot.kms_key_id else None)
+        if snapshot is None:
+            outcome = encryption.for_new_data(wanted, kms_text, by_default)
+        else:
+            outcome = encryption.for_data_from(
+                snapshot.encrypted, snapshot.account_id == ctx.account_id, wanted, kms_text,
+                given is not None and source_key is not None and given.arn == source_key.arn,
+                by_default)
+        if outcome.key == encryption.DEFAULT:
+            key = keyring.ebs_default_key(conn, ctx.account_id, ctx.region)
+        else:
+            key = {encryption.SOURCE: source_key, encryption.GIVEN: given}.get(outcome.key or "")
+        if key is not None:
+            keyring.usable_for_ebs(conn, ctx.principal, key)
+        if outcome.recode and source_key is not None and not keyring.may(
+                conn, ctx.principal, source_key, "Decrypt"):
+            raise ServiceError("AccessDeniedException",
+                               f"{ctx.principal.arn} may not decrypt with {source_key.arn}.")
+    except ServiceError as problem:
+        if problem.code not in KMS_REFUSALS:
+            raise
+        raise _kms_problem(problem) from None
+    return outcome, key, source_key
+
+
 def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    assert ctx.keyring is not None
     zone = _zone(ctx, params)
-    if params.get("Encrypted") or params.get("KmsKeyId"):
-        raise ServiceError("UnsupportedOperation", "snapferry does not encrypt volumes yet: "
-                           "encryption arrives with its KMS.")
+    encryption.kms_key_needs_encrypted(params.get("Encrypted"), params.get("KmsKeyId"))
     if params.get("OutpostArn"):
         raise ServiceError("UnsupportedOperation", "snapferry has no Outposts.")
     volume_type = params.get("VolumeType") or rules.DEFAULT_TYPE
@@ -92,6 +139,7 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
         size = rules.size_for(params.get("Size"), snapshot.volume_size if snapshot else None,
                               snapshot_id)
         rules.check_type_and_size(volume_type, size)
+        outcome, key, source_key = _choose_key(ctx, conn, params, snapshot)
         ctx.authorize()
         if token:
             existing = store.by_client_token(conn, ctx.account_id, ctx.region, token)
@@ -102,6 +150,12 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
                                        "CreateVolume request.")
                 return volume_output(existing, tags_of(conn, [existing.volume_id])[
                     existing.volume_id])
+        cipher = None
+        if outcome.encrypted and (outcome.recode or snapshot is None):
+            assert key is not None
+            lineage_id, cipher = ctx.keyring.new_lineage(conn, key)
+        else:
+            lineage_id = snapshot.lineage_id if snapshot else str(uuid.uuid4())
         volume = Volume(
             volume_id=ids.new_id("vol"),
             account_id=ctx.account_id,
@@ -110,9 +164,10 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
             size=size,
             volume_type=volume_type,
             snapshot_id=snapshot_id or "",
-            state=rules.AVAILABLE,
-            encrypted=False,
-            lineage_id=snapshot.lineage_id if snapshot else str(uuid.uuid4()),
+            state=rules.CREATING if outcome.recode else rules.AVAILABLE,
+            encrypted=outcome.encrypted,
+            kms_key_id=key.arn if key else None,
+            lineage_id=lineage_id,
             create_time=ctx.clock.now(),
             multi_attach=bool(params.get("MultiAttachEnabled")),
             iops=params.get("Iops"),
@@ -121,11 +176,34 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
             request_digest=digest,
         )
         store.insert_volume(conn, volume)
-        if snapshot is not None:
+        if snapshot is not None and not outcome.recode:
             # The volume holds the snapshot's blocks, shared: no data is copied.
             manifests.copy_manifest(conn, snapshot.snapshot_id, volume.volume_id)
         set_tags(conn, volume.volume_id, "volume", ctx.account_id, ctx.region, tags)
+        source_cipher = (ctx.keyring.cipher(conn, snapshot.lineage_id)
+                         if outcome.recode and snapshot is not None and source_key else None)
+    if outcome.recode:
+        assert snapshot is not None and cipher is not None
+        _recode_into(ctx, volume, snapshot.snapshot_id, source_cipher, cipher)
     return volume_output(volume, tags)
+
+
+def _recode_into(ctx: RequestContext, volume: Volume, snapshot_id: str,
+                 source: BlockCipher | None, target: BlockCipher) -> None:
+    """Encrypt the snapshot's blocks anew into the volume (a new key or a new lineage), then
+    make the volume available; a failure leaves it in `error`, its partial blocks freed."""
+    try:
+        ctx.storage.block_data.recode(snapshot_id, source, volume.volume_id, target)
+        volume.state = rules.AVAILABLE
+    except Exception:
+        volume.state = rules.ERROR
+        raise
+    finally:
+        with ctx.storage.engine.begin() as conn:
+            store.set_volume_state(conn, volume.volume_id, volume.state)
+            doomed = (manifests.drop_manifest(conn, volume.volume_id)
+                      if volume.state == rules.ERROR else [])
+        collect(ctx.storage.engine, ctx.storage.blocks, doomed)
 
 
 def describe_volumes(ctx: RequestContext, params: dict[str, Any]) -> Output:
