@@ -6,7 +6,8 @@ decrypts only under its key and only with the context it was made with.
 
 Blocks of encrypted snapshots (DESIGN "Encryption is envelope encryption"): each lineage has
 a data key, stored only wrapped by its KMS key. A block's object name is an HMAC of its
-plaintext keyed per lineage (dedup within a lineage, no equality leaked across lineages);
+plaintext's SHA-256 keyed per lineage (dedup within a lineage, no equality leaked across
+lineages);
 its object is nonce + AES-GCM(data key, plaintext, AAD = lineage id + block id).
 """
 
@@ -19,6 +20,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -66,6 +68,36 @@ def invalid_ciphertext() -> ServiceError:
                         "The ciphertext is not valid for this key and encryption context.")
 
 
+class BlockCodec(Protocol):
+    """How the blocks of one lineage are named and stored. Names derive from the block's
+    plaintext SHA-256 alone, so a copy can tell whether its destination already holds a
+    block from metadata, without reading the block."""
+
+    def block_id(self, digest: bytes) -> str: ...
+
+    def seal(self, block_id: str, plaintext: bytes) -> bytes: ...
+
+    def open(self, block_id: str, stored: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class PlainBlocks:
+    """Unencrypted blocks of one region: stored as they are, named by their SHA-256 within
+    the region, so equal blocks in a region share one object and a copy to another region
+    writes its own."""
+
+    region: str
+
+    def block_id(self, digest: bytes) -> str:
+        return hashlib.sha256(f"snapferry block\n{self.region}\n".encode() + digest).hexdigest()
+
+    def seal(self, block_id: str, plaintext: bytes) -> bytes:
+        return plaintext
+
+    def open(self, block_id: str, stored: bytes) -> bytes:
+        return stored
+
+
 @dataclass(frozen=True)
 class BlockCipher:
     """Encrypts the blocks of one lineage under its data key."""
@@ -73,9 +105,9 @@ class BlockCipher:
     lineage_id: str
     data_key: bytes
 
-    def block_id(self, plaintext: bytes) -> str:
+    def block_id(self, digest: bytes) -> str:
         dedup_key = hmac.new(self.data_key, b"snapferry block ids", hashlib.sha256).digest()
-        return hmac.new(dedup_key, plaintext, hashlib.sha256).hexdigest()
+        return hmac.new(dedup_key, digest, hashlib.sha256).hexdigest()
 
     def _aad(self, block_id: str) -> bytes:
         return f"{self.lineage_id}\n{block_id}".encode()

@@ -25,7 +25,7 @@ from snapferry.domain.blocks import (
     linear_aggregate,
     sha256,
 )
-from snapferry.domain.envelope import BlockCipher
+from snapferry.domain.envelope import BlockCodec
 from snapferry.domain.keys import Key
 from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import as_list, tags_from_list
@@ -97,17 +97,19 @@ def _kms_refusal(problem: ServiceError) -> ServiceError:
                        "INVALID_CUSTOMER_KEY")
 
 
-def _cipher(ctx: RequestContext, conn: Connection, snapshot: Snapshot) -> BlockCipher | None:
-    """The snapshot's block cipher (None when unencrypted), if the caller may use its key."""
+def _codec(ctx: RequestContext, conn: Connection, snapshot: Snapshot) -> BlockCodec:
+    """How the snapshot's blocks are stored; for an encrypted one, only if the caller may
+    use its key."""
+    assert ctx.keyring is not None
     if not snapshot.encrypted:
-        return None
-    assert ctx.keyring is not None and snapshot.kms_key_id is not None
+        return ctx.keyring.codec(conn, snapshot.lineage_id, ctx.region)
+    assert snapshot.kms_key_id is not None
     try:
         key = ctx.keyring.resolve(conn, snapshot.kms_key_id, ctx.account_id, ctx.region)
         if not ctx.keyring.may(conn, ctx.principal, key, "Decrypt"):
             raise ServiceError("AccessDeniedException",
                                f"{ctx.principal.arn} may not decrypt with {key.arn}.")
-        return ctx.keyring.cipher(conn, snapshot.lineage_id)
+        return ctx.keyring.codec(conn, snapshot.lineage_id, ctx.region)
     except ServiceError as problem:
         raise _kms_refusal(problem) from None
 
@@ -244,7 +246,7 @@ def put_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
     snapshot_id, index, data = params["SnapshotId"], params["BlockIndex"], params["BlockData"]
     with ctx.storage.engine.connect() as conn:
         snapshot = _writable(conn, ctx, snapshot_id)
-        cipher = _cipher(ctx, conn, snapshot)
+        codec = _codec(ctx, conn, snapshot)
     _expire_if_idle(ctx, snapshot)
     rules.check_block_write(snapshot, index, len(data), params["DataLength"])
     if params["ChecksumAlgorithm"] != CHECKSUM_ALGORITHM:
@@ -267,7 +269,7 @@ def put_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
             raise _validation(f"The snapshot {snapshot_id} is no longer pending.",
                               "INVALID_SNAPSHOT_ID")
 
-    ctx.storage.block_data.write(snapshot_id, index, data, digest, still_pending, cipher)
+    ctx.storage.block_data.write(snapshot_id, index, data, digest, still_pending, codec)
     return {"Checksum": encode_checksum(digest), "ChecksumAlgorithm": CHECKSUM_ALGORITHM}
 
 
@@ -382,7 +384,7 @@ def get_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
     snapshot_id, index = params["SnapshotId"], params["BlockIndex"]
     with ctx.storage.engine.connect() as conn:
         snapshot = _readable(conn, ctx, snapshot_id)
-        cipher = _cipher(ctx, conn, snapshot)
+        codec = _codec(ctx, conn, snapshot)
         try:
             ctx.storage.tokens.open("block", f"{snapshot_id}:{index}", params["BlockToken"],
                                     ctx.clock.now())
@@ -394,7 +396,7 @@ def get_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
     if ref is None:
         raise _validation(f"Block {index} of {snapshot_id} holds no data.", "INVALID_BLOCK")
     try:
-        data = ctx.storage.block_data.read(ref, cipher)
+        data = ctx.storage.block_data.read(ref, codec)
     except CorruptBlock as problem:
         raise ServiceError("InternalServerException", str(problem), status=500) from None
     return {"DataLength": len(data), "BlockData": data,

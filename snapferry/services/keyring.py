@@ -13,7 +13,7 @@ from snapferry.domain import envelope
 from snapferry.domain import keys as rules
 from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock
-from snapferry.domain.envelope import BlockCipher
+from snapferry.domain.envelope import BlockCipher, BlockCodec, PlainBlocks
 from snapferry.domain.keys import Key
 from snapferry.domain.policy import ResourcePolicy, parse_policy, policy_allows
 from snapferry.errors import ServiceError
@@ -127,12 +127,12 @@ class KeyRing:
             self._ciphers[lineage_id] = cipher
         return lineage_id, cipher
 
-    def cipher(self, conn: Connection, lineage_id: str) -> BlockCipher | None:
-        """The cipher of an encrypted lineage; None for an unencrypted one. Refuses when the
-        lineage's KMS key cannot be used (disabled, pending deletion)."""
+    def codec(self, conn: Connection, lineage_id: str, region: str) -> BlockCodec:
+        """How a lineage's blocks are stored: its cipher when encrypted (refused when its KMS
+        key cannot be used: disabled, pending deletion), else plain blocks of the region."""
         found = store.lineage_key(conn, lineage_id)
         if found is None:
-            return None
+            return PlainBlocks(region)
         key_arn, wrapped = found
         key = store.get_key(conn, key_arn.rsplit("/", 1)[1])
         if key is None:

@@ -1,9 +1,9 @@
 """Reading and writing block content through the block store and the manifests, keeping
 the writer's half of the protocol in storage/manifests.py in one place.
 
-Unencrypted blocks are stored as they are, named by their SHA-256, so equal blocks share
-one object everywhere. Blocks of an encrypted lineage go through its BlockCipher: named by
-a keyed HMAC, stored as AES-GCM ciphertext, never written in plaintext.
+Every block goes through its lineage's codec (domain/envelope.py): unencrypted blocks are
+stored as they are, named by their SHA-256 within their region; blocks of an encrypted
+lineage are named by a keyed HMAC and stored as AES-GCM ciphertext, never in plaintext.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from snapferry.domain.envelope import BlockCipher
+from snapferry.domain.envelope import BlockCodec
 from snapferry.storage.blocks import BlockNotFound, BlockStore
 from snapferry.storage.manifests import BlockRef, block_refs, ensure_block, put_block
 
@@ -30,14 +30,13 @@ class BlockData:
         self.engine = engine
         self.store = store
 
-    def _encode(self, data: bytes, digest: bytes, cipher: BlockCipher | None
+    @staticmethod
+    def _encode(data: bytes, digest: bytes, codec: BlockCodec
                 ) -> tuple[str, Callable[[], bytes]]:
         """The object key for `data`, and how to produce its stored form (lazily: an object
         that exists already is not encrypted again)."""
-        if cipher is None:
-            return digest.hex(), lambda: data
-        key = cipher.block_id(data)
-        return key, lambda: cipher.seal(key, data)
+        key = codec.block_id(digest)
+        return key, lambda: codec.seal(key, data)
 
     def _store(self, key: str, stored: Callable[[], bytes]) -> None:
         if not self.store.exists(key):
@@ -58,34 +57,34 @@ class BlockData:
         data: bytes,
         digest: bytes,
         in_transaction: Callable[[Connection], None],
-        cipher: BlockCipher | None = None,
+        codec: BlockCodec,
     ) -> None:
         """Store block `index` of `resource_id`. `in_transaction` runs first inside the
         transaction that records it (to check and lock the resource); raising there records
         nothing."""
-        key, stored = self._encode(data, digest, cipher)
+        key, stored = self._encode(data, digest, codec)
         self._store(key, stored)
         with self.engine.begin() as conn:
             in_transaction(conn)
             put_block(conn, resource_id, BlockRef(index, key, digest), len(data))
         self._recheck([(key, stored, len(data))])
 
-    def read(self, ref: BlockRef, cipher: BlockCipher | None = None) -> bytes:
+    def read(self, ref: BlockRef, codec: BlockCodec) -> bytes:
         """The block's plaintext, checked against the SHA-256 recorded for it."""
         try:
             stored = self.store.get(ref.block_id)
         except BlockNotFound:
             raise CorruptBlock(f"block object {ref.block_id} is missing") from None
         try:
-            data = cipher.open(ref.block_id, stored) if cipher else stored
+            data = codec.open(ref.block_id, stored)
         except ValueError as problem:
             raise CorruptBlock(str(problem)) from None
         if hashlib.sha256(data).digest() != ref.sha256:
             raise CorruptBlock(f"block object {ref.block_id} does not match its checksum")
         return data
 
-    def recode(self, source_id: str, source: BlockCipher | None, target_id: str,
-               target: BlockCipher) -> None:
+    def recode(self, source_id: str, source: BlockCodec, target_id: str,
+               target: BlockCodec) -> None:
         """Give `target_id` every block of `source_id`, decrypted (if it was encrypted) and
         encrypted under `target`: a new lineage's full copy. Batches commit as they go; the
         target is not usable until its caller says so."""

@@ -13,6 +13,7 @@ import pytest
 
 from snapferry.config import Settings
 from snapferry.domain import snapshots as rules
+from snapferry.domain.envelope import PlainBlocks
 from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tokens import TokenError
 from snapferry.engine.background import Background, cancel_idle
@@ -21,6 +22,7 @@ from snapferry.storage import snapshots as store
 from snapferry.storage.collector import collect, collect_unreferenced, sweep_orphans
 from snapferry.storage.datadir import Storage, open_storage
 
+PLAIN = PlainBlocks("us-east-1")
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
 
@@ -46,7 +48,7 @@ def pending_snapshot(storage: Storage, timeout: int | None = None) -> Snapshot:
 
 def write(storage: Storage, resource_id: str, index: int, data: bytes) -> None:
     storage.block_data.write(resource_id, index, data, hashlib.sha256(data).digest(),
-                             lambda conn: None)
+                             lambda conn: None, PLAIN)
 
 
 def test_collection_racing_a_writer_never_loses_a_referenced_block(storage: Storage) -> None:
@@ -55,7 +57,7 @@ def test_collection_racing_a_writer_never_loses_a_referenced_block(storage: Stor
     the block keeps becoming garbage). Whatever the interleaving, a block a manifest refers
     to must be readable."""
     data = os.urandom(4096)
-    key = hashlib.sha256(data).hexdigest()
+    key = PLAIN.block_id(hashlib.sha256(data).digest())
     done = threading.Event()
     lost: list[int] = []
 
@@ -72,7 +74,7 @@ def test_collection_racing_a_writer_never_loses_a_referenced_block(storage: Stor
                     ref = manifests.block_ref(conn, holder, 0)
                 assert ref is not None
                 try:
-                    storage.block_data.read(ref)
+                    storage.block_data.read(ref, PLAIN)
                 except Exception:
                     lost.append(round_number)
                 with storage.engine.begin() as conn:
@@ -116,7 +118,7 @@ def test_a_crash_leaves_nothing_that_start_up_does_not_collect(storage: Storage)
     write(storage, "snap-kept00000000", 0, kept)
     assert sweep_orphans(storage.engine, storage.blocks) == 1
     assert collect_unreferenced(storage.engine, storage.blocks) == 1
-    assert list(storage.blocks.keys()) == [hashlib.sha256(kept).hexdigest()]
+    assert list(storage.blocks.keys()) == [PLAIN.block_id(hashlib.sha256(kept).digest())]
 
 
 def test_background_finishes_volume_snapshots(storage: Storage) -> None:

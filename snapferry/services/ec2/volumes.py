@@ -10,7 +10,7 @@ from typing import Any
 from snapferry.domain import encryption, ids, regions
 from snapferry.domain import snapshots as snapshot_rules
 from snapferry.domain import volumes as rules
-from snapferry.domain.envelope import BlockCipher
+from snapferry.domain.envelope import BlockCodec
 from snapferry.domain.keys import Key
 from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import as_list, tags_for
@@ -139,7 +139,7 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
         size = rules.size_for(params.get("Size"), snapshot.volume_size if snapshot else None,
                               snapshot_id)
         rules.check_type_and_size(volume_type, size)
-        outcome, key, source_key = _choose_key(ctx, conn, params, snapshot)
+        outcome, key, _ = _choose_key(ctx, conn, params, snapshot)
         ctx.authorize()
         if token:
             existing = store.by_client_token(conn, ctx.account_id, ctx.region, token)
@@ -180,16 +180,16 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
             # The volume holds the snapshot's blocks, shared: no data is copied.
             manifests.copy_manifest(conn, snapshot.snapshot_id, volume.volume_id)
         set_tags(conn, volume.volume_id, "volume", ctx.account_id, ctx.region, tags)
-        source_cipher = (ctx.keyring.cipher(conn, snapshot.lineage_id)
-                         if outcome.recode and snapshot is not None and source_key else None)
+        source_codec = (ctx.keyring.codec(conn, snapshot.lineage_id, ctx.region)
+                        if outcome.recode and snapshot is not None else None)
     if outcome.recode:
-        assert snapshot is not None and cipher is not None
-        _recode_into(ctx, volume, snapshot.snapshot_id, source_cipher, cipher)
+        assert snapshot is not None and cipher is not None and source_codec is not None
+        _recode_into(ctx, volume, snapshot.snapshot_id, source_codec, cipher)
     return volume_output(volume, tags)
 
 
 def _recode_into(ctx: RequestContext, volume: Volume, snapshot_id: str,
-                 source: BlockCipher | None, target: BlockCipher) -> None:
+                 source: BlockCodec, target: BlockCodec) -> None:
     """Encrypt the snapshot's blocks anew into the volume (a new key or a new lineage), then
     make the volume available; a failure leaves it in `error`, its partial blocks freed."""
     try:
