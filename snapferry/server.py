@@ -91,7 +91,9 @@ class Dispatcher:
 
     def handle(self, request: IncomingRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
-        protocol = protocol_for(guess_service(request))
+        scope = sigv4.scope_hint(request)
+        known = scope is not None and scope.service in SERVICES
+        protocol = protocol_for(scope.service if known else guess_service(request))
         try:
             signed = sigv4.read_signature(request)
             if signed is None:

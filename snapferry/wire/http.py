@@ -31,6 +31,16 @@ class IncomingRequest:
     def query(self) -> dict[str, str]:
         return dict(self.query_pairs)
 
+    @cached_property
+    def form_pairs(self) -> list[tuple[str, str]] | None:
+        """Query-string parameters, then form-body ones (the query protocols take both);
+        None when the body is not UTF-8. Parsed once, however many layers ask."""
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return self.query_pairs + parse_qsl(text, keep_blank_values=True)
+
 
 @dataclass
 class HttpResponse:

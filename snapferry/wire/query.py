@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from botocore.model import OperationModel, Shape
@@ -85,13 +84,9 @@ class QueryProtocol(Protocol):
     @staticmethod
     def params(request: IncomingRequest) -> list[tuple[str, str]]:
         """Query-string parameters, then form-body ones (GET and POST are both valid)."""
-        pairs = list(request.query_pairs)
-        if request.body:
-            try:
-                text = request.body.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInput(InvalidInput.INVALID, "The request body is not UTF-8.") from None
-            pairs.extend(parse_qsl(text, keep_blank_values=True))
+        pairs = request.form_pairs
+        if pairs is None:
+            raise InvalidInput(InvalidInput.INVALID, "The request body is not UTF-8.")
         return pairs
 
     def operation_name(self, request: IncomingRequest) -> str:
