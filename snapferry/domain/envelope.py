@@ -82,14 +82,16 @@ class BlockCodec(Protocol):
 
 @dataclass(frozen=True)
 class PlainBlocks:
-    """Unencrypted blocks of one region: stored as they are, named by their SHA-256 within
-    the region, so equal blocks in a region share one object and a copy to another region
-    writes its own."""
+    """Unencrypted blocks of one lineage in one region: stored as they are, named by their
+    SHA-256 within the lineage, so the snapshots and volumes of a lineage share blocks and a
+    copy into a new lineage (another region, another account) writes its own."""
 
     region: str
+    lineage_id: str
 
     def block_id(self, digest: bytes) -> str:
-        return hashlib.sha256(f"snapferry block\n{self.region}\n".encode() + digest).hexdigest()
+        scope = f"snapferry block\n{self.region}\n{self.lineage_id}\n".encode()
+        return hashlib.sha256(scope + digest).hexdigest()
 
     def seal(self, block_id: str, plaintext: bytes) -> bytes:
         return plaintext

@@ -132,7 +132,7 @@ class KeyRing:
         key cannot be used: disabled, pending deletion), else plain blocks of the region."""
         found = store.lineage_key(conn, lineage_id)
         if found is None:
-            return PlainBlocks(region)
+            return PlainBlocks(region, lineage_id)
         key_arn, wrapped = found
         key = store.get_key(conn, key_arn.rsplit("/", 1)[1])
         if key is None:

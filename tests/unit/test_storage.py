@@ -22,7 +22,7 @@ from snapferry.storage import snapshots as store
 from snapferry.storage.collector import collect, collect_unreferenced, sweep_orphans
 from snapferry.storage.datadir import Storage, open_storage
 
-PLAIN = PlainBlocks("us-east-1")
+PLAIN = PlainBlocks("us-east-1", "lineage")
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
 
