@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import socket
 import sys
+import threading
 
-from snapferry.config import DEFAULT_PORT, Settings
+from snapferry.config import DEFAULT_PORT, CopySettings, Settings
 from snapferry.domain.accounts import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, AccessKey
 from snapferry.errors import ServiceError
 from snapferry.storage.datadir import open_storage
@@ -16,10 +18,15 @@ from snapferry.storage.secrets import MasterKeyError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    copies = CopySettings()
+    overrides = {name: getattr(args, f"copy_{name}") for name in
+                 ("workers", "rate_limit", "lease_seconds", "quota")
+                 if getattr(args, f"copy_{name}", None) is not None}
     return Settings(
         data_dir=Settings.data_dir_from(args.data_dir),
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", DEFAULT_PORT),
+        copies=dataclasses.replace(copies, **overrides),
     )
 
 
@@ -52,7 +59,7 @@ def serve(args: argparse.Namespace) -> int:
         )
     lines.append(f"  try: aws --endpoint-url {url} --region us-east-1 sts get-caller-identity")
     print("\n".join(lines), flush=True)
-    app = App(Dispatcher(storage), settings.max_body_bytes)
+    app = App(Dispatcher(storage, settings), settings.max_body_bytes)
     config = uvicorn.Config(
         app,
         loop="uvloop",
@@ -69,6 +76,48 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: None)
     uvicorn.Server(config).run(sockets=[sock])
     print("snapferry stopped", flush=True)
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Copy workers only, on the same data dir as a running `snapferry serve`."""
+    from snapferry.domain.clock import SystemClock
+    from snapferry.engine.copier import Copier
+    from snapferry.services.keyring import KeyRing
+
+    settings = _settings(args)
+    storage = open_storage(settings)
+    clock = SystemClock()
+    copier = Copier(storage, KeyRing(storage.box, clock), clock, settings.copies)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    copier.start(settings.copies.workers or 1)
+    print(f"snapferry worker {copier.owner} copying for {settings.data_dir}", flush=True)
+    stop.wait()
+    copier.stop()
+    storage.close()
+    return 0
+
+
+def copies(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from snapferry.engine.metrics import rate_text
+    from snapferry.storage.copies import list_jobs
+
+    storage = open_storage(_settings(args))
+    with storage.engine.connect() as conn:
+        jobs = list_jobs(conn)
+    storage.close()
+    now = dt.datetime.now(dt.UTC)
+    print(f"{'SNAPSHOT':22} {'SOURCE':34} {'DEST':14} {'STATE':9} {'MODE':11} "
+          f"{'PROGRESS':>8} {'BYTES MOVED':>12} RATE")
+    for job in jobs:
+        done = f"{job.blocks_done}/{job.blocks_total}" if job.blocks_total is not None else "-"
+        print(f"{job.snapshot_id:22} {job.source_region + ':' + job.source_snapshot_id:34} "
+              f"{job.dest_region:14} {job.state:9} {job.mode or '-':11} {done:>8} "
+              f"{job.bytes_moved:>12} {rate_text(job, now)}")
     return 0
 
 
@@ -107,11 +156,31 @@ def parser() -> argparse.ArgumentParser:
             "(default: $SNAPFERRY_DATA_DIR or ./snapferry-data)",
         )
 
+    def copy_options(sub: argparse.ArgumentParser, workers_help: str) -> None:
+        sub.add_argument("--copy-workers", type=int, help=workers_help)
+        sub.add_argument("--copy-rate-limit", type=int, metavar="BYTES_PER_SECOND",
+                         help="cap every snapshot copy at this rate (default: no cap)")
+        sub.add_argument("--copy-lease-seconds", type=float,
+                         help="how long a silent copy worker keeps its job (default 10)")
+        sub.add_argument("--copy-quota", type=int,
+                         help="snapshot copies in flight per account and region (default 20)")
+
     run = commands.add_parser("serve", help="start the service")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     data_dir(run)
+    copy_options(run, "copy worker threads in this process (default 2; 0: use "
+                      "`snapferry worker`)")
     run.set_defaults(func=serve)
+
+    work = commands.add_parser("worker", help="run copy workers for a data dir")
+    data_dir(work)
+    copy_options(work, "copy worker threads (default 2)")
+    work.set_defaults(func=worker)
+
+    listing_copies = commands.add_parser("copies", help="list snapshot copy jobs")
+    data_dir(listing_copies)
+    listing_copies.set_defaults(func=copies)
 
     accounts = commands.add_parser("accounts", help="manage accounts and access keys")
     account_commands = accounts.add_subparsers(dest="accounts_command", required=True)

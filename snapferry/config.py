@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PORT = 4747
 DEFAULT_DATA_DIR = "./snapferry-data"
+
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CopySettings:
+    """The copy engine's knobs (CopySnapshot)."""
+
+    # AWS's quota: snapshot copies in flight per account and destination region.
+    quota: int = 20
+    # Worker threads inside `snapferry serve` (0: leave copies to `snapferry worker`).
+    workers: int = 2
+    # An operator's cap on every copy, bytes/s (None: as fast as the disk goes). Tests use
+    # it to make copies slow enough to interrupt.
+    rate_limit: int | None = None
+    # Time-based copies, as AWS documents them: per copy and per source/destination pair.
+    time_based_copy_rate: int = 500 * MIB
+    time_based_pair_rate: int = 2000 * MIB
+    # A worker that stops renewing its lease for this long is presumed dead.
+    lease_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -20,6 +41,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # None: SQLite in the data dir. Otherwise any SQLAlchemy URL (PostgreSQL at scale).
     database_url: str | None = None
+    copies: CopySettings = field(default_factory=lambda: CopySettings())
 
     @classmethod
     def data_dir_from(cls, given: str | None) -> Path:

@@ -17,10 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
+from snapferry.config import Settings
 from snapferry.domain import regions
 from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock, SystemClock
 from snapferry.engine.background import Background
+from snapferry.engine.copier import Copier
+from snapferry.engine.metrics import metrics_text
 from snapferry.errors import InvalidInput, ServiceError, internal_error
 from snapferry.services import SERVICES
 from snapferry.services.context import RequestContext, Service
@@ -79,11 +82,13 @@ def guess_service(request: IncomingRequest) -> str:
 class Dispatcher:
     """The whole request path, free of any web framework: request in, response out."""
 
-    def __init__(self, storage: Storage, clock: Clock | None = None) -> None:
+    def __init__(self, storage: Storage, settings: Settings, clock: Clock | None = None) -> None:
         self.storage = storage
+        self.settings = settings
         self.clock = clock or SystemClock()
         self.background = Background(storage, self.clock)
         self.keyring = KeyRing(storage.box, self.clock)
+        self.copier = Copier(storage, self.keyring, self.clock, settings.copies)
 
     def _secret_for(self, access_key_id: str) -> str | None:
         key = self.storage.accounts.find(access_key_id)
@@ -164,7 +169,9 @@ class Dispatcher:
             clock=self.clock,
             dry_run=bool(params.get("DryRun")),
             wake_background=self.background.wake,
+            wake_copiers=self.copier.wake,
             keyring=self.keyring,
+            settings=self.settings,
         )
         output = handler(ctx, params) or {}
         if not ctx.authorized:
@@ -202,6 +209,9 @@ class App:
         )
         if body is None:
             response = self._too_large(request)
+        elif request.method == "GET" and request.raw_path == "/metrics" and not request.raw_query:
+            response = HttpResponse(200, metrics_text(self.dispatcher.storage).encode(),
+                                    {"Content-Type": "text/plain; version=0.0.4"})
         else:
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(self.executor, self.dispatcher.handle, request)
@@ -259,9 +269,11 @@ class App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.dispatcher.background.start()
+                self.dispatcher.copier.start(self.dispatcher.settings.copies.workers)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.executor.shutdown(wait=True)
+                self.dispatcher.copier.stop()
                 self.dispatcher.background.stop()
                 self.dispatcher.storage.close()
                 await send({"type": "lifespan.shutdown.complete"})

@@ -47,6 +47,8 @@ class Snapshot:
     request_digest: str | None = None
     timeout_minutes: int | None = None
     expires_at: dt.datetime | None = None
+    transfer_type: str | None = None
+    completion_duration_minutes: int | None = None
 
     @property
     def blocks(self) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from snapferry.config import Settings
 from snapferry.domain import policy
 from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock
@@ -41,8 +43,10 @@ class RequestContext:
     clock: Clock
     dry_run: bool = False
     keyring: KeyRing | None = None
-    # Tells the background thread there is work (e.g. a snapshot to finish).
+    # Tell the background thread, or the copy workers, there is work.
     wake_background: Callable[[], None] = lambda: None
+    wake_copiers: Callable[[], None] = lambda: None
+    settings: Settings = field(default_factory=lambda: Settings(data_dir=Path(".")))
     authorized: bool = field(default=False, init=False)
 
     @property

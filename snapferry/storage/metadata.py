@@ -102,6 +102,8 @@ snapshots = Table(
     Column("request_digest", String(64)),  # what the client token was first used for
     Column("timeout_minutes", Integer),  # EBS direct: cancel when idle this long
     Column("expires_at", IsoTime()),
+    Column("transfer_type", String(16)),  # copies: standard | time-based
+    Column("completion_duration_minutes", Integer),
     Index("snapshots_by_owner", "region", "account_id", "snapshot_id"),
     Index("snapshots_pending", "state", "expires_at"),
 )
@@ -234,6 +236,43 @@ lineage_keys = Table(
     Column("lineage_id", String(64), primary_key=True),
     Column("key_arn", String(2048), nullable=False),
     Column("wrapped_data_key", LargeBinary, nullable=False),
+)
+
+# One row per CopySnapshot: the durable job the engine's workers claim, checkpoint and
+# finish. Written in the same transaction as the pending destination snapshot.
+copy_jobs = Table(
+    "copy_jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("snapshot_id", String(32), nullable=False, unique=True),  # the destination
+    Column("account_id", String(12), nullable=False),
+    Column("access_key_id", String(128), nullable=False),  # whose permissions it runs with
+    Column("dest_region", String(32), nullable=False),
+    Column("source_region", String(32), nullable=False),
+    Column("source_snapshot_id", String(32), nullable=False),
+    Column("source_lineage_id", String(64), nullable=False),
+    Column("encrypted", Boolean),  # as requested (None: not given)
+    Column("kms_key_text", String(2048)),  # as requested, resolved when the job starts
+    Column("presigned_url", Text),
+    Column("destination_region_param", String(32)),
+    Column("state", String(16), nullable=False),  # queued | running | completed | failed
+    Column("message", Text),
+    Column("mode", String(16)),  # full | incremental | shared, once planned
+    Column("dest_lineage_id", String(64)),
+    Column("dest_key_arn", String(2048)),
+    Column("cursor", Integer, nullable=False),  # next source block index to copy
+    Column("blocks_total", Integer),
+    Column("blocks_done", Integer, nullable=False),
+    Column("bytes_moved", BigInteger, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires", IsoTime()),
+    Column("fencing", Integer, nullable=False),
+    Column("deadline", IsoTime()),  # time-based copies: finish by then
+    Column("created_at", IsoTime(), nullable=False),
+    Column("started_at", IsoTime()),
+    Column("finished_at", IsoTime()),
+    Index("copy_jobs_open", "state", "lease_expires"),
+    Index("copy_jobs_by_lineage", "source_lineage_id", "account_id", "dest_region"),
 )
 
 # version -> step run inside the migration transaction to reach it from the one before.

@@ -29,6 +29,7 @@ SNAPSHOT_FILTERS = {
     "volume-id": Field(s.volume_id),
     "volume-size": Field(s.volume_size, "int"),
     "kms-key-id": Field(s.kms_key_id),
+    "transfer-type": Field(s.transfer_type),
     # Every snapshot here is in the standard tier, and none is Amazon's (no owner alias).
     "storage-tier": Field(literal("standard")),
     "owner-alias": Field(literal("")),

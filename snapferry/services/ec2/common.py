@@ -67,11 +67,13 @@ def snapshot_output(snapshot: Snapshot, tags: dict[str, str]) -> dict[str, Any]:
         "VolumeSize": snapshot.volume_size,
         "Encrypted": snapshot.encrypted,
         "StorageTier": "standard",
-        "DataEncryptionKeyId": snapshot.lineage_id,
+        "DataEncryptionKeyId": snapshot.lineage_id or None,  # a copy's is set when it starts
         "Tags": as_list(tags) if tags else None,
         "StateMessage": snapshot.state_message,
         "KmsKeyId": snapshot.kms_key_id,
         "FullSnapshotSizeInBytes": snapshot.full_size_bytes,
         "CompletionTime": snapshot.completion_time,
+        "TransferType": snapshot.transfer_type,
+        "CompletionDurationMinutes": snapshot.completion_duration_minutes,
     }
     return {key: value for key, value in output.items() if value is not None}

@@ -21,6 +21,7 @@ from snapferry.services.ec2.common import (
     refuse_unknown,
     snapshot_output,
 )
+from snapferry.storage import copies as job_store
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as store
 from snapferry.storage import volumes as volume_store
@@ -117,8 +118,15 @@ def owned_snapshot(ctx: RequestContext, conn: Any, snapshot_id: str) -> Snapshot
 def delete_snapshot(ctx: RequestContext, params: dict[str, Any]) -> Output:
     with ctx.storage.engine.begin() as conn:
         snapshot = owned_snapshot(ctx, conn, params["SnapshotId"])
+        if job_store.copying_from(conn, snapshot.snapshot_id):
+            raise ServiceError("InvalidSnapshot.InUse",
+                               f"The snapshot {snapshot.snapshot_id} is in use by a snapshot copy "
+                               "in progress; delete it when the copy has finished.")
         ctx.authorize()
-        # InvalidSnapshot.InUse (a registered image uses it) arrives with images.
+        # Deleting a copy still in progress cancels it: its worker's next checkpoint fails.
+        job_store.cancel(conn, snapshot.snapshot_id, ctx.clock.now(),
+                         "Cancelled: the destination snapshot was deleted.")
+        # InvalidSnapshot.InUse for a registered image's snapshot arrives with images.
         doomed = manifests.drop_manifest(conn, snapshot.snapshot_id)
         delete_tags(conn, snapshot.snapshot_id)
         store.delete_snapshot(conn, snapshot.snapshot_id)

@@ -1,0 +1,340 @@
+"""The copy engine: workers that claim copy jobs, move blocks, checkpoint, and finish.
+
+A worker holds a job under a lease (owner, expiry) and a fencing number. Each batch of
+blocks is made durable first (objects put), then one transaction checks the fencing
+number, renews the lease, adds the batch's manifest rows and advances the cursor. A worker
+that dies leaves a lease that expires; the next worker to claim the job gets a higher
+fencing number and resumes at the cursor, so the dead worker, should it wake, can commit
+nothing. Blocks the dead worker had put but not recorded are found in place and adopted
+(names are deterministic in the destination lineage). The snapshot is flipped to
+`completed` last, in the transaction that finishes the job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from snapferry.config import CopySettings
+from snapferry.domain import copies as rules
+from snapferry.domain import encryption
+from snapferry.domain import snapshots as snapshot_rules
+from snapferry.domain.accounts import Principal
+from snapferry.domain.blocks import BLOCK_SIZE
+from snapferry.domain.clock import Clock
+from snapferry.domain.copies import CopyFailed, CopyJob
+from snapferry.domain.envelope import BlockCodec
+from snapferry.domain.keys import Key, check_usable
+from snapferry.engine.presigned import check_presigned_url
+from snapferry.errors import ServiceError
+from snapferry.services.keyring import KeyRing
+from snapferry.storage import copies as job_store
+from snapferry.storage import keys as key_store
+from snapferry.storage import manifests
+from snapferry.storage import snapshots as snapshot_store
+from snapferry.storage.collector import collect
+from snapferry.storage.datadir import Storage
+from snapferry.storage.manifests import BlockRef
+from snapferry.storage.metadata import blocks
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 64  # blocks (32 MiB) per checkpoint
+IO_THREADS = 4  # block reads, crypto and fsync'd writes overlap; all release the GIL
+SOURCE_KEY_OPERATIONS = ("DescribeKey", "Decrypt", "CreateGrant", "ReEncryptFrom")
+
+
+class LostLease(Exception):
+    """The job was taken over (lease expired) or cancelled: stop, commit nothing."""
+
+
+class Stopping(Exception):
+    """The worker is shutting down: leave the job for the next one."""
+
+
+@dataclass
+class Throttle:
+    """Spend at most `rate` bytes per second over the life of one copy (None: no limit)."""
+
+    rate: float | None
+    started: float = 0.0
+    spent: int = 0
+
+    def delay_after(self, moved: int) -> float:
+        if not self.rate:
+            return 0.0
+        if not self.started:
+            self.started = time.monotonic()
+        self.spent += moved
+        return max(0.0, self.started + self.spent / self.rate - time.monotonic())
+
+
+class Copier:
+    def __init__(self, storage: Storage, keyring: KeyRing, clock: Clock,
+                 settings: CopySettings) -> None:
+        self.storage = storage
+        self.keyring = keyring
+        self.clock = clock
+        self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease = dt.timedelta(seconds=settings.lease_seconds)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="snapferry-copy-io")
+        self._pairs: dict[tuple[str, str], Throttle] = {}
+        self._pairs_lock = threading.Lock()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self, workers: int) -> None:
+        for number in range(workers):
+            thread = threading.Thread(target=self._loop, name=f"snapferry-copier-{number}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._io.shutdown(wait=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        idle = min(1.0, self.settings.lease_seconds / 2)
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:  # keep the worker alive; the job's lease will free it
+                log.exception("copy worker round failed")
+                worked = False
+            if not worked:
+                self._wake.wait(idle)
+                self._wake.clear()
+
+    def run_once(self) -> bool:
+        """Claim and run one job; False when none was free."""
+        with self.storage.engine.begin() as conn:
+            job = job_store.claim(conn, self.owner, self.clock.now(), self.lease)
+        if job is None:
+            return False
+        self.run(job)
+        return True
+
+    # ---- one job --------------------------------------------------------------------------
+
+    def run(self, job: CopyJob) -> None:
+        try:
+            if job.mode is None:
+                self._plan(job)
+            self._copy(job)
+        except CopyFailed as failure:
+            self._fail(job, str(failure))
+        except LostLease:
+            log.info("copy %s was taken over or cancelled", job.job_id)
+        except Stopping:
+            self._release(job)
+        except Exception:
+            log.exception("copy %s failed", job.job_id)
+            self._fail(job, "The copy failed on an internal error; see the server's log.")
+
+    def _principal(self, job: CopyJob) -> Principal:
+        return Principal(job.account_id, job.access_key_id)
+
+    def _plan(self, job: CopyJob) -> None:
+        """The asynchronous checks, then full, incremental or shared, and the destination's
+        lineage and key: all recorded in one transaction with the job."""
+        principal = self._principal(job)
+        now = self.clock.now()
+        check_presigned_url(job, self.storage.accounts.find, now)
+        with self.storage.engine.begin() as conn:
+            source = snapshot_store.get_snapshot(conn, job.source_region, job.source_snapshot_id)
+            if source is None or source.state != snapshot_rules.COMPLETED:
+                raise CopyFailed(f"The source snapshot {job.source_snapshot_id} no longer exists "
+                                 "or is not completed.")
+            source_key = self._source_key(conn, job, source.kms_key_id, principal)
+            given = self._key(conn, job.kms_key_text, job, principal) if job.kms_key_text else None
+            by_default, _ = key_store.ebs_encryption(conn, job.account_id, job.dest_region)
+            same_place = (source.region == job.dest_region
+                          and source.account_id == job.account_id)
+            outcome = encryption.for_data_from(
+                source.encrypted, same_place, job.encrypted, job.kms_key_text,
+                given is not None and source_key is not None and given.arn == source_key.arn,
+                by_default)
+            dest_key = {encryption.SOURCE: source_key, encryption.GIVEN: given}.get(
+                outcome.key or "")
+            if outcome.key == encryption.DEFAULT:
+                dest_key = self._key(conn, None, job, principal)
+            dest_arn = dest_key.arn if dest_key else None
+            latest = job_store.latest_copy(conn, source.lineage_id, job.account_id,
+                                           job.dest_region, job.created_at)
+            if same_place and not outcome.recode:
+                mode, lineage = rules.SHARED, source.lineage_id
+            elif latest and latest[1] and latest[0].dest_key_arn == dest_arn:
+                mode, lineage = rules.INCREMENTAL, latest[0].dest_lineage_id
+            elif dest_key is not None:
+                mode, lineage = rules.FULL, self.keyring.new_lineage(conn, dest_key)[0]
+            else:
+                mode, lineage = rules.FULL, str(uuid.uuid4())
+            assert lineage is not None
+            total = manifests.block_total(conn, source.snapshot_id)
+            if not job_store.checkpoint(conn, job, now, self.lease, mode=mode,
+                                        dest_lineage_id=lineage, dest_key_arn=dest_arn,
+                                        blocks_total=total):
+                raise LostLease()
+            snapshot_store.update_snapshot(conn, job.snapshot_id, lineage_id=lineage,
+                                           encrypted=outcome.encrypted, kms_key_id=dest_arn)
+        job.mode, job.dest_lineage_id, job.dest_key_arn, job.blocks_total = (
+            mode, lineage, dest_arn, total)
+
+    def _source_key(self, conn: Connection, job: CopyJob, arn: str | None,
+                    principal: Principal) -> Key | None:
+        if arn is None:
+            return None
+        try:
+            key = self.keyring.resolve(conn, arn, job.account_id, job.source_region)
+            for operation in SOURCE_KEY_OPERATIONS:
+                if not self.keyring.may(conn, principal, key, operation):
+                    raise CopyFailed(rules.KEY_NOT_ACCESSIBLE)
+            check_usable(key)
+            return key
+        except ServiceError:
+            raise CopyFailed(rules.KEY_NOT_ACCESSIBLE) from None
+
+    def _key(self, conn: Connection, text: str | None, job: CopyJob, principal: Principal) -> Key:
+        """The destination key: named by the request in any of its four forms, or the
+        account's default EBS key in the destination region."""
+        try:
+            key = (self.keyring.resolve(conn, text, job.account_id, job.dest_region)
+                   if text else
+                   self.keyring.ebs_default_key(conn, job.account_id, job.dest_region))
+            return self.keyring.usable_for_ebs(conn, principal, key)
+        except ServiceError:
+            raise CopyFailed(rules.KEY_NOT_ACCESSIBLE) from None
+
+    def _rate(self, job: CopyJob) -> float | None:
+        limits = [self.settings.rate_limit] if self.settings.rate_limit else []
+        if job.deadline is not None:
+            limits.append(self.settings.time_based_copy_rate)
+        return min(limits) if limits else None
+
+    def _pair(self, job: CopyJob) -> Throttle | None:
+        if job.deadline is None:
+            return None
+        with self._pairs_lock:
+            return self._pairs.setdefault(
+                (job.source_region, job.dest_region),
+                Throttle(self.settings.time_based_pair_rate))
+
+    def _copy(self, job: CopyJob) -> None:
+        assert job.dest_lineage_id is not None
+        with self.storage.engine.connect() as conn:
+            try:
+                source_lineage = job.source_lineage_id
+                source_codec = self.keyring.codec(conn, source_lineage, job.source_region)
+                dest_codec = self.keyring.codec(conn, job.dest_lineage_id, job.dest_region)
+            except ServiceError:
+                raise CopyFailed(rules.KEY_NOT_ACCESSIBLE) from None
+        rate = self._rate(job)
+        throttle, pair = Throttle(rate), self._pair(job)
+        batch = MAX_BATCH if not rate else max(1, min(MAX_BATCH, int(rate // BLOCK_SIZE)))
+        while True:
+            if self._stop.is_set():
+                raise Stopping()
+            with self.storage.engine.connect() as conn:
+                refs = manifests.block_refs(conn, job.source_snapshot_id, job.cursor, batch)
+            if not refs:
+                break
+            moved = self._move(refs, source_codec, dest_codec)
+            delay = throttle.delay_after(moved)
+            if pair is not None:
+                with self._pairs_lock:
+                    delay = max(delay, pair.delay_after(moved))
+            if delay and self._stop.wait(delay):
+                raise Stopping()
+            self._checkpoint(job, refs, dest_codec, moved)
+            self._recheck(refs, source_codec, dest_codec)
+        self._finish(job)
+
+    def _move(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec) -> int:
+        """Put the blocks the destination lacks; returns the bytes written."""
+        names = [dest.block_id(ref.sha256) for ref in refs]
+        with self.storage.engine.connect() as conn:
+            present = set(conn.execute(
+                select(blocks.c.block_id).where(blocks.c.block_id.in_(names))).scalars())
+
+        def put(item: tuple[BlockRef, str]) -> int:
+            ref, name = item
+            if name in present or self.storage.blocks.exists(name):
+                return 0  # already in the destination lineage (or adopted from a crash)
+            data = self.storage.block_data.read(ref, source)
+            self.storage.blocks.put(name, dest.seal(name, data))
+            return len(data)
+
+        return sum(self._io.map(put, zip(refs, names, strict=True)))
+
+    def _checkpoint(self, job: CopyJob, refs: list[BlockRef], dest: BlockCodec,
+                    moved: int) -> None:
+        now = self.clock.now()
+        done = job.blocks_done + len(refs)
+        with self.storage.engine.begin() as conn:
+            if not job_store.checkpoint(conn, job, now, self.lease, cursor=refs[-1].block_index + 1,
+                                        blocks_done=done, bytes_moved=job.bytes_moved + moved):
+                raise LostLease()
+            for ref in refs:
+                manifests.put_block(conn, job.snapshot_id, BlockRef(
+                    ref.block_index, dest.block_id(ref.sha256), ref.sha256), BLOCK_SIZE,
+                    written=False)
+            snapshot_store.update_snapshot(conn, job.snapshot_id,
+                                           progress=rules.progress(done, job.blocks_total))
+        job.cursor, job.blocks_done = refs[-1].block_index + 1, done
+        job.bytes_moved += moved
+
+    def _recheck(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec) -> None:
+        """After commit: put back any object a collector took between our check and commit
+        (storage/manifests.py)."""
+        for ref in refs:
+            name = dest.block_id(ref.sha256)
+            if not self.storage.blocks.exists(name):
+                self.storage.blocks.put(name, dest.seal(name, self.storage.block_data.read(
+                    ref, source)))
+                with self.storage.engine.begin() as conn:
+                    manifests.ensure_block(conn, name, BLOCK_SIZE)
+
+    def _finish(self, job: CopyJob) -> None:
+        now = self.clock.now()
+        with self.storage.engine.begin() as conn:
+            total = manifests.block_total(conn, job.snapshot_id)
+            if not job_store.finish(conn, job, rules.COMPLETED, now):
+                raise LostLease()
+            snapshot_store.update_snapshot(
+                conn, job.snapshot_id, only_if_state=snapshot_rules.PENDING,
+                state=snapshot_rules.COMPLETED, progress=100, completion_time=now,
+                full_size_bytes=total * BLOCK_SIZE)
+
+    def _fail(self, job: CopyJob, message: str) -> None:
+        with self.storage.engine.begin() as conn:
+            if not job_store.finish(conn, job, rules.FAILED, self.clock.now(), message):
+                return
+            snapshot_store.update_snapshot(conn, job.snapshot_id, state=snapshot_rules.ERROR,
+                                           state_message=message)
+            doomed = manifests.drop_manifest(conn, job.snapshot_id)
+        collect(self.storage.engine, self.storage.blocks, doomed)
+
+    def _release(self, job: CopyJob) -> None:
+        """Shutting down: free the lease so the next worker resumes at once."""
+        with self.storage.engine.begin() as conn:
+            job_store.checkpoint(conn, job, self.clock.now(), dt.timedelta(0))
