@@ -40,6 +40,7 @@ class Background:
 
     def start(self) -> None:
         self.fail_interrupted_volumes()
+        self.storage.blocks.discard_incomplete()
         sweep_orphans(self.storage.engine, self.storage.blocks)
         collect_unreferenced(self.storage.engine, self.storage.blocks)
         self.run_once()

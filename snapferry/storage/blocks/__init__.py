@@ -34,3 +34,8 @@ class BlockStore(Protocol):
     def keys(self) -> Iterator[str]:
         """Every stored key, in no particular order (for collecting orphans)."""
         ...
+
+    def discard_incomplete(self) -> int:
+        """Remove what puts interrupted by a crash left behind (never a complete object,
+        never the work of a put still in flight); returns how many went."""
+        ...

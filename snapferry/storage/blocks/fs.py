@@ -44,9 +44,32 @@ class FileBlockStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def discard_incomplete(self) -> int:
+        """Temp files (`.<key>.<pid>.<random>.tmp`, see storage/files.py) whose writing
+        process is gone."""
+        removed = 0
+        for path in self.root.glob("??/.*.tmp"):
+            parts = path.name.split(".")
+            pid = int(parts[2]) if len(parts) == 5 and parts[2].isdigit() else None
+            if pid is not None and _alive(pid):
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     def keys(self) -> Iterator[str]:
         for directory in self.root.iterdir():
             if directory.is_dir() and len(directory.name) == 2:
                 for entry in os.scandir(directory):
                     if _KEY.fullmatch(entry.name):
                         yield entry.name
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
