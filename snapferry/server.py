@@ -172,6 +172,7 @@ class Dispatcher:
             wake_copiers=self.copier.wake,
             keyring=self.keyring,
             settings=self.settings,
+            request=request,
         )
         output = handler(ctx, params) or {}
         if not ctx.authorized:

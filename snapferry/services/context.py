@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock
 from snapferry.errors import ServiceError
 from snapferry.storage.datadir import Storage
+from snapferry.wire.http import IncomingRequest
 
 if TYPE_CHECKING:
     from snapferry.services.keyring import KeyRing
@@ -43,6 +45,7 @@ class RequestContext:
     clock: Clock
     dry_run: bool = False
     keyring: KeyRing | None = None
+    request: IncomingRequest | None = None
     # Tell the background thread, or the copy workers, there is work.
     wake_background: Callable[[], None] = lambda: None
     wake_copiers: Callable[[], None] = lambda: None
@@ -52,6 +55,12 @@ class RequestContext:
     @property
     def account_id(self) -> str:
         return self.principal.account_id
+
+    def sha256(self, data: bytes) -> bytes:
+        """SHA-256 of `data`, reusing the request's own when `data` is its body."""
+        if self.request is not None and self.request.body is data:
+            return self.request.body_sha256
+        return hashlib.sha256(data).digest()
 
     def authorize(
         self,

@@ -23,7 +23,6 @@ from snapferry.domain.blocks import (
     decode_checksum,
     encode_checksum,
     linear_aggregate,
-    sha256,
 )
 from snapferry.domain.envelope import BlockCodec
 from snapferry.domain.keys import Key
@@ -116,7 +115,9 @@ def _codec(ctx: RequestContext, conn: Connection, snapshot: Snapshot) -> BlockCo
 
 def _expire_if_idle(ctx: RequestContext, snapshot: Snapshot) -> None:
     """StartSnapshot's Timeout: a snapshot left idle that long is cancelled (error)."""
-    if cancel_idle(ctx.storage, ctx.clock.now(), [snapshot.snapshot_id]):
+    now, expires = ctx.clock.now(), snapshot.expires_at
+    idle = snapshot.state == rules.PENDING and expires is not None and now > expires
+    if idle and cancel_idle(ctx.storage, now, [snapshot.snapshot_id]):
         raise _validation(f"The snapshot {snapshot.snapshot_id} timed out after "
                           f"{snapshot.timeout_minutes} idle minutes and was cancelled.",
                           "WRITE_REQUEST_TIMEOUT")
@@ -252,7 +253,7 @@ def put_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
     if params["ChecksumAlgorithm"] != CHECKSUM_ALGORITHM:
         raise _validation("Only SHA256 checksums are supported.", "INVALID_PARAMETER_VALUE")
     claimed = decode_checksum(params["Checksum"])
-    digest = sha256(data)
+    digest = ctx.sha256(data)
     if claimed != digest:
         raise _validation(f"The checksum of block {index} does not match its data: the block "
                           "was not written. Send the base64 SHA-256 of the 524288 bytes.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import parse_qsl, unquote
@@ -30,6 +31,12 @@ class IncomingRequest:
     @cached_property
     def query(self) -> dict[str, str]:
         return dict(self.query_pairs)
+
+    @cached_property
+    def body_sha256(self) -> bytes:
+        """SHA-256 of the body, computed once for every layer that needs it (SigV4's payload
+        hash, the EBS block checksum)."""
+        return hashlib.sha256(self.body).digest()
 
     @cached_property
     def form_pairs(self) -> list[tuple[str, str]] | None:

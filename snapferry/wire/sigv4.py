@@ -160,7 +160,7 @@ def _canonical_headers(request: IncomingRequest, names: tuple[str, ...]) -> str:
 def _payload_hashes(request: IncomingRequest, presigned: bool) -> list[str]:
     """The payload hashes the signer may have used, most likely first."""
     declared = request.header("x-amz-content-sha256")
-    actual = hashlib.sha256(request.body).hexdigest() if request.body else EMPTY_SHA256
+    actual = request.body_sha256.hex() if request.body else EMPTY_SHA256
     if declared is not None:
         if declared not in UNSIGNED and declared != actual:
             raise AuthenticationError(

@@ -367,3 +367,25 @@ def test_a_killed_copy_resumes_where_it_stopped(tmp_path: Path) -> None:
         assert total == size * BLOCK
     # Every object belongs to the source or the copy: nothing orphaned.
     assert stored_objects(tmp_path) == 2 * size
+
+
+def test_a_separate_worker_process_carries_out_copies(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path, ["--copy-workers", "0"]) as api:
+        kw = {"endpoint_url": api.url, "aws_access_key_id": "test",
+              "aws_secret_access_key": "test", "config": NO_RETRIES}
+        blocks = random_blocks([0, 1, 2])
+        source = write_snapshot(boto3.client("ebs", region_name=SRC, **kw), blocks)
+        there = boto3.client("ec2", region_name=DST, **kw)
+        copy = there.copy_snapshot(SourceRegion=SRC, SourceSnapshotId=source)["SnapshotId"]
+        assert copy_jobs(tmp_path)[copy]["state"] == "queued"  # nothing in the API process
+        worker = subprocess.Popen([sys.executable, "-m", "snapferry.cli", "worker",
+                                   "--data-dir", str(tmp_path)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        try:
+            done = finished(there, copy)
+            assert done["State"] == "completed", done.get("StateMessage")
+            assert read_digests(boto3.client("ebs", region_name=DST, **kw), copy) == (
+                digests(blocks))
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0
