@@ -127,8 +127,18 @@ def test_encryption_rules_and_the_four_key_forms(client: ClientFactory) -> None:
     secret = write_snapshot(ebs, blocks, Encrypted=True, KmsKeyArn=src_key)
     assert copied(here, SourceSnapshotId=secret)["KmsKeyId"] == src_key
     assert copied(there, SourceSnapshotId=secret)["KmsKeyId"] == managed_dst
-    assert copied(there, SourceSnapshotId=secret, Encrypted=True, KmsKeyId=key["Arn"])[
-        "KmsKeyId"] == key["Arn"]
+    for form in (key["KeyId"], key["Arn"], "alias/copy-target", alias_arn):
+        assert copied(there, SourceSnapshotId=secret, Encrypted=True, KmsKeyId=form)[
+            "KmsKeyId"] == key["Arn"]
+    src_alias = kms_src.create_alias(AliasName="alias/copy-source", TargetKeyId=src_key)
+    assert src_alias["ResponseMetadata"]["HTTPStatusCode"] == 200
+    other_src = kms_src.create_key()["KeyMetadata"]["Arn"]
+    for form in (src_key.rsplit("/", 1)[1], src_key, "alias/copy-source",
+                 src_key.split(":key/")[0] + ":alias/copy-source"):
+        assert copied(here, SourceSnapshotId=secret, Encrypted=True, KmsKeyId=form)[
+            "KmsKeyId"] == src_key  # the same key named any way: no re-encryption
+    assert copied(here, SourceSnapshotId=secret, Encrypted=True, KmsKeyId=other_src)[
+        "KmsKeyId"] == other_src
     assert refused(lambda: there.copy_snapshot(SourceRegion=SRC, SourceSnapshotId=secret,
                                                Encrypted=False))[0] == "InvalidParameterValue"
 
