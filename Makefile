@@ -34,8 +34,10 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-bench $(VENV)/.installed-test
 	$(BIN)/python -m bench.requests
+	$(BIN)/python -m bench.blocks
+	$(BIN)/python -m bench.copy
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache
