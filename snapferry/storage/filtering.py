@@ -95,3 +95,18 @@ def filter_clauses(
 
 def all_of(clauses: list[ColumnElement[bool]]) -> ColumnElement[bool] | None:
     return and_(*clauses) if clauses else None
+
+
+def page(conn: Any, query: Any, id_column: Any, limit: int | None, after: str | None
+         ) -> tuple[list[Any], str | None]:
+    """One page of `query` in id order, cut in the database: the rows, and the id after
+    which the next page starts (None on the last page)."""
+    if after:
+        query = query.where(id_column > after)
+    query = query.order_by(id_column)
+    if limit is not None:
+        query = query.limit(limit + 1)
+    rows = list(conn.execute(query))
+    if limit is not None and len(rows) > limit:
+        return rows[:limit], rows[limit - 1]._mapping[id_column.name]
+    return rows, None

@@ -10,7 +10,7 @@ from sqlalchemy import and_, delete, exists, insert, literal, or_, select, updat
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.snapshots import Snapshot
-from snapferry.storage.filtering import Field, filter_clauses
+from snapferry.storage.filtering import Field, filter_clauses, page
 from snapferry.storage.metadata import snapshot_permissions as perms
 from snapferry.storage.metadata import snapshots
 
@@ -128,15 +128,8 @@ def describe_snapshots(
         query = query.where(_restorable_by(account_id, restorable_by))
     for clause in filter_clauses(filters, SNAPSHOT_FILTERS, s.snapshot_id):
         query = query.where(clause)
-    if after:
-        query = query.where(s.snapshot_id > after)
-    query = query.order_by(s.snapshot_id)
-    if limit is not None:
-        query = query.limit(limit + 1)
-    found = [_snapshot(row) for row in conn.execute(query)]
-    if limit is not None and len(found) > limit:
-        return found[:limit], found[limit - 1].snapshot_id
-    return found, None
+    rows, last = page(conn, query, s.snapshot_id, limit, after)
+    return [_snapshot(row) for row in rows], last
 
 
 def permissions(conn: Connection, snapshot_id: str) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.volumes import Volume
-from snapferry.storage.filtering import Field, filter_clauses
+from snapferry.storage.filtering import Field, filter_clauses, page
 from snapferry.storage.metadata import volumes
 
 _FIELDS = [field.name for field in dataclasses.fields(Volume)]
@@ -80,12 +80,5 @@ def describe_volumes(
         query = query.where(v.volume_id.in_(volume_ids))
     for clause in filter_clauses(filters, VOLUME_FILTERS, v.volume_id):
         query = query.where(clause)
-    if after:
-        query = query.where(v.volume_id > after)
-    query = query.order_by(v.volume_id)
-    if limit is not None:
-        query = query.limit(limit + 1)
-    found = [_volume(row) for row in conn.execute(query)]
-    if limit is not None and len(found) > limit:
-        return found[:limit], found[limit - 1].volume_id
-    return found, None
+    rows, last = page(conn, query, v.volume_id, limit, after)
+    return [_volume(row) for row in rows], last

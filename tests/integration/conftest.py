@@ -28,6 +28,14 @@ def run_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def add_account(data_dir: Path, account_id: str, key: str, secret: str) -> str:
+    """`snapferry accounts add`, as an operator would run it (the server may be running)."""
+    added = run_cli("accounts", "add", "--account-id", account_id, "--access-key-id", key,
+                    "--secret-access-key", secret, data_dir=data_dir)
+    assert added.returncode == 0, added.stderr
+    return account_id
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")

@@ -27,7 +27,7 @@ from .blocks import (
     stored_objects,
     write_snapshot,
 )
-from .conftest import NO_RETRIES, ClientFactory, run_cli, wait_for
+from .conftest import NO_RETRIES, ClientFactory, add_account, run_cli, wait_for
 from .test_foundation import refused
 
 D_ACCOUNT, D_KEY, D_SECRET = "555555555555", "COPIERKEYD", "copier-secret-of-d"
@@ -60,10 +60,7 @@ def copy_jobs(data_dir: Path) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def account_d(server: ServerProcess, data_dir: Path) -> str:
-    added = run_cli("accounts", "add", "--account-id", D_ACCOUNT, "--access-key-id", D_KEY,
-                    "--secret-access-key", D_SECRET, data_dir=data_dir)
-    assert added.returncode == 0, added.stderr
-    return D_ACCOUNT
+    return add_account(data_dir, D_ACCOUNT, D_KEY, D_SECRET)
 
 
 def test_copies_within_and_across_regions(client: ClientFactory, data_dir: Path) -> None:

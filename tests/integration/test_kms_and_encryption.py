@@ -11,7 +11,7 @@ import pytest
 from snapferry.testing import ServerProcess
 
 from .blocks import BLOCK, digests, random_blocks, read_digests, write_snapshot
-from .conftest import ClientFactory, run_cli, wait_for
+from .conftest import ClientFactory, add_account, wait_for
 from .test_foundation import refused
 
 C_ACCOUNT, C_KEY, C_SECRET = "444444444444", "KMSKEYOFC", "kms-secret-of-c"
@@ -19,10 +19,7 @@ C_ACCOUNT, C_KEY, C_SECRET = "444444444444", "KMSKEYOFC", "kms-secret-of-c"
 
 @pytest.fixture(scope="module")
 def account_c(server: ServerProcess, data_dir: Path) -> str:
-    added = run_cli("accounts", "add", "--account-id", C_ACCOUNT, "--access-key-id", C_KEY,
-                    "--secret-access-key", C_SECRET, data_dir=data_dir)
-    assert added.returncode == 0, added.stderr
-    return C_ACCOUNT
+    return add_account(data_dir, C_ACCOUNT, C_KEY, C_SECRET)
 
 
 def key_forms(kms, alias: str):  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ import pytest
 from snapferry.testing import ServerProcess
 
 from .blocks import digests, random_blocks, read_digests, stored_objects, write_snapshot
-from .conftest import ClientFactory, run_cli, wait_for
+from .conftest import ClientFactory, add_account, wait_for
 from .test_foundation import refused
 
 B_ACCOUNT, B_KEY, B_SECRET = "333333333333", "SHARINGKEYB", "sharing-secret-b"
@@ -20,10 +20,7 @@ B_ACCOUNT, B_KEY, B_SECRET = "333333333333", "SHARINGKEYB", "sharing-secret-b"
 
 @pytest.fixture(scope="module")
 def account_b(server: ServerProcess, data_dir: Path) -> str:
-    added = run_cli("accounts", "add", "--account-id", B_ACCOUNT, "--access-key-id", B_KEY,
-                    "--secret-access-key", B_SECRET, data_dir=data_dir)
-    assert added.returncode == 0, added.stderr
-    return B_ACCOUNT
+    return add_account(data_dir, B_ACCOUNT, B_KEY, B_SECRET)
 
 
 def test_private_until_shared_then_private_again(client: ClientFactory, account_b: str) -> None:

@@ -25,8 +25,12 @@ def page_size(params: dict[str, Any], low: int = 5, high: int = 1000) -> int | N
     return min(given, high)
 
 
-def encode_next_token(last_id: str | None) -> str | None:
-    return base64.urlsafe_b64encode(last_id.encode()).decode() if last_id else None
+def paged(key: str, items: list[Any], last_id: str | None) -> dict[str, Any]:
+    """A Describe output: the items, and a NextToken when there is a next page."""
+    output: dict[str, Any] = {key: items}
+    if last_id:
+        output["NextToken"] = base64.urlsafe_b64encode(last_id.encode()).decode()
+    return output
 
 
 def decode_next_token(params: dict[str, Any], prefix: str) -> str | None:

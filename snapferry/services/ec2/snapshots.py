@@ -16,8 +16,8 @@ from snapferry.services.context import Output, RequestContext
 from snapferry.services.ec2.common import (
     checked_ids,
     decode_next_token,
-    encode_next_token,
     page_size,
+    paged,
     refuse_unknown,
     snapshot_output,
 )
@@ -100,11 +100,7 @@ def describe_snapshots(ctx: RequestContext, params: dict[str, Any]) -> Output:
         if wanted and not params.get("Filters") and not owners and not restorable:
             refuse_unknown(wanted, {s.snapshot_id for s in found}, rules.not_found)
         tags = tags_of(conn, [s.snapshot_id for s in found])
-    output: Output = {"Snapshots": [snapshot_output(s, tags[s.snapshot_id]) for s in found]}
-    next_token = encode_next_token(last)
-    if next_token:
-        output["NextToken"] = next_token
-    return output
+    return paged("Snapshots", [snapshot_output(s, tags[s.snapshot_id]) for s in found], last)
 
 
 def owned_snapshot(ctx: RequestContext, conn: Any, snapshot_id: str) -> Snapshot:

@@ -20,8 +20,8 @@ from snapferry.services.context import Output, RequestContext
 from snapferry.services.ec2.common import (
     checked_ids,
     decode_next_token,
-    encode_next_token,
     page_size,
+    paged,
     refuse_unknown,
 )
 from snapferry.storage import keys as key_store
@@ -220,11 +220,7 @@ def describe_volumes(ctx: RequestContext, params: dict[str, Any]) -> Output:
         if wanted and not params.get("Filters"):
             refuse_unknown(wanted, {v.volume_id for v in found}, rules.not_found)
         tags = tags_of(conn, [v.volume_id for v in found])
-    output: Output = {"Volumes": [volume_output(v, tags[v.volume_id]) for v in found]}
-    next_token = encode_next_token(last)
-    if next_token:
-        output["NextToken"] = next_token
-    return output
+    return paged("Volumes", [volume_output(v, tags[v.volume_id]) for v in found], last)
 
 
 def delete_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
