@@ -1,5 +1,5 @@
 """Snapshot block throughput through the EBS direct APIs, measured side by side with what the
-machine itself can do: the raw block store underneath, and SHA-256.
+machine itself can do: the raw block store underneath, SHA-256, and AES-256-GCM.
 
     python -m bench.blocks
 
@@ -9,9 +9,14 @@ measurement alike:
   random 512 KiB blocks with PutSnapshotBlock (into a fresh StartSnapshot), completes the
   snapshot, then reads every block back with ListSnapshotBlocks + GetSnapshotBlock and checks
   its SHA-256; with 1 client thread and with 4 (each thread its own boto3 client);
+- the same through the API for an encrypted snapshot (StartSnapshot Encrypted=True: the
+  account's default EBS key, alias/aws/ebs), whose blocks the server stores as AES-256-GCM;
 - the raw block store: FileBlockStore.put (temp file + fsync + rename + directory fsync) and
   .get of the same blocks, in a fresh directory;
-- hashlib.sha256 over the same blocks.
+- hashlib.sha256 over the same blocks;
+- the raw CPU cost of what an encrypted block needs at least: SHA-256 + AES-256-GCM encrypt
+  (12-byte random nonce per block) for a write, AES-256-GCM decrypt + SHA-256 for a read,
+  with 1 thread and with 4.
 
 The blocks are generated before the clock starts, fresh for every API measurement: the store
 is content-addressed, so writing the same bytes twice to one server would write no file the
@@ -39,6 +44,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bench import cpu
 from snapferry.storage.blocks.fs import FileBlockStore
@@ -50,6 +56,8 @@ MIB = 1024 * 1024
 REPEATS = 3
 THREAD_COUNTS = (1, 4)
 TARGET_FACTOR = 3  # the issue: API write speed within a factor of 3 of the raw store's
+# The encryption issue: encrypted write/read within a factor of 3 of raw AES-GCM + SHA-256.
+CRYPTO_TARGET_FACTOR = 3
 REGION = "us-east-1"
 CREDENTIALS = ("test", "test")
 # Every loop is bounded by its count (BLOCK_COUNT calls) and by this deadline, so a hung or
@@ -71,7 +79,8 @@ RETRY_PAUSE_SECONDS = 5.0
 # 2 cores would halve our numbers), for at most this long in the whole run.
 QUIET_WAIT_BUDGET = 90.0
 QUIET_PROBE_SECONDS = 1.0
-PACKAGES = ("boto3", "botocore", "uvicorn", "SQLAlchemy")
+PACKAGES = ("boto3", "botocore", "uvicorn", "SQLAlchemy", "cryptography")
+NONCE_BYTES = 12  # AES-GCM's standard nonce, fresh per block as the server's codec does
 
 
 @dataclass(frozen=True)
@@ -155,13 +164,20 @@ def shards(count: int, parts: int) -> list[range]:
 def in_threads(clients: Sequence[Any], job: Callable[[Any, range, Deadline], None],
                count: int) -> None:
     """Run `job` on one shard per client, each in its own thread; re-raise the first error."""
+    sharded(len(clients), lambda part, shard, deadline: job(clients[part], shard, deadline),
+            count)
+
+
+def sharded(threads: int, job: Callable[[int, range, Deadline], None], count: int) -> None:
+    """Run `job(part, shard, deadline)` on `threads` shards of range(count), each in its own
+    thread; re-raise the first error."""
     deadline = Deadline(PHASE_TIMEOUT)
-    if len(clients) == 1:
-        job(clients[0], range(count), deadline)  # no pool: one thread is the honest baseline
+    if threads == 1:
+        job(0, range(count), deadline)  # no pool: one thread is the honest baseline
         return
-    with ThreadPoolExecutor(len(clients)) as pool:
-        futures = [pool.submit(job, client, shard, deadline)
-                   for client, shard in zip(clients, shards(count, len(clients)), strict=True)]
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(job, part, shard, deadline)
+                   for part, shard in enumerate(shards(count, threads))]
         for future in futures:
             future.result(timeout=PHASE_TIMEOUT + 30)
 
@@ -199,18 +215,28 @@ def list_tokens(client: Any, snapshot_id: str, count: int) -> dict[int, str]:
     return tokens
 
 
-def measure_api(url: str, server_pid: int, threads: int) -> tuple[Sample, Sample]:
+def start_once(clients: Sequence[Any], encrypted: bool) -> str:
+    """Every client starts the same snapshot (one ClientToken makes the call idempotent): that
+    opens each client's connection and warms its signer before the clock starts."""
+    token = uuid.uuid4().hex
+    # Encrypted without KmsKeyArn: the account's default EBS key, alias/aws/ebs.
+    extra: dict[str, Any] = {"Encrypted": True} if encrypted else {}
+    answers = [client.start_snapshot(VolumeSize=1, ClientToken=token, **extra)
+               for client in clients]
+    started = {answer["SnapshotId"] for answer in answers}
+    if len(started) != 1:
+        raise AssertionError(f"one ClientToken started {len(started)} snapshots")
+    if encrypted and not answers[0].get("KmsKeyArn"):
+        raise AssertionError("StartSnapshot(Encrypted=True) returned no KmsKeyArn")
+    return started.pop()
+
+
+def measure_api(url: str, server_pid: int, threads: int,
+                encrypted: bool = False) -> tuple[Sample, Sample]:
     """Write a fresh snapshot of fresh blocks, then read it back: (write, read) samples."""
     blocks = Blocks.random()
     clients = [make_client(url) for _ in range(threads)]
-    # Every client starts the same snapshot (one ClientToken makes the call idempotent): that
-    # opens each client's connection and warms its signer before the clock starts.
-    token = uuid.uuid4().hex
-    started = {client.start_snapshot(VolumeSize=1, ClientToken=token)["SnapshotId"]
-               for client in clients}
-    if len(started) != 1:
-        raise AssertionError(f"one ClientToken started {len(started)} snapshots")
-    snapshot_id = started.pop()
+    snapshot_id = start_once(clients, encrypted)
     count = len(blocks.data)
     write = timed(lambda: in_threads(clients, put_blocks(blocks, snapshot_id), count),
                   blocks.mib, server_pid)
@@ -260,11 +286,49 @@ def measure_sha256(blocks: Blocks) -> Sample:
     return timed(hash_all, blocks.mib)
 
 
+def measure_crypto(blocks: Blocks, threads: int) -> tuple[Sample, Sample]:
+    """The least CPU an encrypted block costs, with no disk and no HTTP: (write, read).
+    Write: SHA-256 of the plaintext (the EBS checksum) + AES-256-GCM encrypt with a fresh
+    12-byte nonce. Read: AES-256-GCM decrypt + SHA-256 to check it. As the server does, a new
+    AESGCM object per block and a small associated data naming the block."""
+    key = AESGCM.generate_key(bit_length=256)
+    count = len(blocks.data)
+    sealed: list[bytes] = [b""] * count  # each shard fills its own indexes
+
+    def encrypt(_part: int, indexes: range, deadline: Deadline) -> None:
+        for index in indexes:
+            deadline.check()
+            data = blocks.data[index]
+            hashlib.sha256(data).digest()
+            nonce = os.urandom(NONCE_BYTES)
+            sealed[index] = nonce + AESGCM(key).encrypt(nonce, data, crypto_aad(index))
+
+    def decrypt(_part: int, indexes: range, deadline: Deadline) -> None:
+        for index in indexes:
+            deadline.check()
+            stored = sealed[index]
+            data = AESGCM(key).decrypt(stored[:NONCE_BYTES], stored[NONCE_BYTES:],
+                                       crypto_aad(index))
+            if hashlib.sha256(data).digest() != blocks.digests[index]:
+                raise AssertionError(f"block {index} decrypted to something else")
+
+    write = timed(lambda: sharded(threads, encrypt, count), blocks.mib)
+    read = timed(lambda: sharded(threads, decrypt, count), blocks.mib)
+    return write, read
+
+
+def crypto_aad(index: int) -> bytes:
+    return f"lineage\nblock {index}".encode()
+
+
 # --- the run and its report ---------------------------------------------------------------
 
 API_WRITE, API_READ = "API write", "API read"
+ENC_WRITE, ENC_READ = "API write, encrypted", "API read, encrypted"
 RAW_WRITE, RAW_READ = "raw FileBlockStore.put", "raw FileBlockStore.get (warm cache)"
 SHA = "hashlib.sha256"
+CRYPTO_WRITE = "raw SHA-256 + AES-GCM encrypt"
+CRYPTO_READ = "raw AES-GCM decrypt + SHA-256"
 
 
 def thread_label(threads: int) -> str:
@@ -279,22 +343,29 @@ def measurements(url: str, server_pid: int, workdir: Path,
                  repeat: int) -> list[Callable[[], dict[str, Sample]]]:
     """One round: each entry measures one or two named samples when called."""
 
-    def api(threads: int) -> Callable[[], dict[str, Sample]]:
+    def api(threads: int, encrypted: bool) -> Callable[[], dict[str, Sample]]:
+        names = (ENC_WRITE, ENC_READ) if encrypted else (API_WRITE, API_READ)
+
         def run() -> dict[str, Sample]:
-            write, read = measure_api(url, server_pid, threads)
-            return {api_name(API_WRITE, threads): write, api_name(API_READ, threads): read}
+            write, read = measure_api(url, server_pid, threads, encrypted)
+            return {api_name(names[0], threads): write, api_name(names[1], threads): read}
         return run
 
     def raw() -> dict[str, Sample]:
         blocks = Blocks.random()
         write, read = measure_raw(blocks, workdir / f"raw-{repeat}-{uuid.uuid4().hex[:8]}")
-        return {RAW_WRITE: write, RAW_READ: read, SHA: measure_sha256(blocks)}
+        samples = {RAW_WRITE: write, RAW_READ: read, SHA: measure_sha256(blocks)}
+        for threads in THREAD_COUNTS:
+            sealing, opening = measure_crypto(blocks, threads)
+            samples[api_name(CRYPTO_WRITE, threads)] = sealing
+            samples[api_name(CRYPTO_READ, threads)] = opening
+        return samples
 
-    return [*(api(n) for n in THREAD_COUNTS), raw]
+    return [*(api(n, encrypted) for encrypted in (False, True) for n in THREAD_COUNTS), raw]
 
 
 def show(repeat: int, name: str, sample: Sample, note: str = "") -> None:
-    print(f"  run {repeat + 1}  {name:<36} {sample.rate:7.1f} MiB/s ({sample.seconds:5.2f} s)"
+    print(f"  run {repeat + 1}  {name:<42} {sample.rate:7.1f} MiB/s ({sample.seconds:5.2f} s)"
           f"  CPU ms/block: server {per_block(sample.server_cpu, sample):4.2f}, client "
           f"{per_block(sample.client_cpu, sample):4.2f}; foreign CPU "
           f"{sample.foreign_share:4.0%}{note}", flush=True)
@@ -399,6 +470,28 @@ def ratios(results: dict[str, list[Sample]]) -> str:
     return markdown(header, rows)
 
 
+def encryption_ratios(results: dict[str, list[Sample]]) -> str:
+    """Encrypted through the API against raw AES-GCM + SHA-256 with as many threads, and the
+    issue's target: within a factor of CRYPTO_TARGET_FACTOR."""
+    def rate(kind: str, threads: int) -> float:
+        return median_rate(results[api_name(kind, threads)])
+
+    header = ["ratio of medians", *map(thread_label, THREAD_COUNTS)]
+    rows: list[list[str]] = []
+    verdicts: list[list[str]] = []
+    for label, encrypted, raw, plain in (
+            ("write", ENC_WRITE, CRYPTO_WRITE, API_WRITE),
+            ("read", ENC_READ, CRYPTO_READ, API_READ)):
+        shares = [rate(encrypted, n) / rate(raw, n) for n in THREAD_COUNTS]
+        rows.append([f"API encrypted {label} / {raw}", *(f"{x:.3f}" for x in shares)])
+        rows.append([f"API encrypted {label} / API unencrypted {label}",
+                     *(f"{rate(encrypted, n) / rate(plain, n):.2f}" for n in THREAD_COUNTS)])
+        verdicts.append([f"target: encrypted {label} >= raw / {CRYPTO_TARGET_FACTOR}",
+                         *("met" if x >= 1 / CRYPTO_TARGET_FACTOR else "NOT met"
+                           for x in shares)])
+    return markdown(header, rows + verdicts)
+
+
 def warnings(results: dict[str, list[Sample]]) -> str:
     disturbed = [s for samples in results.values() for s in samples
                  if s.foreign_share > FOREIGN_CPU_LIMIT]
@@ -441,7 +534,9 @@ def main() -> int:
         print()
         print(table(results))
         print()
-        print(ratios(results) + warnings(results))
+        print(ratios(results))
+        print()
+        print(encryption_ratios(results) + warnings(results))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -30,6 +30,9 @@ class KeyRing:
         self.box = box
         self.clock = clock
         self._ciphers: dict[str, BlockCipher] = {}  # lineage id -> cipher (memory only)
+        # Lineages known to be unencrypted: a lineage's key is written with the lineage, so
+        # one found without a key never gains one.
+        self._plain: set[str] = set()
         self._lock = threading.Lock()
 
     # ---- finding keys ---------------------------------------------------------------------
@@ -130,8 +133,12 @@ class KeyRing:
     def codec(self, conn: Connection, lineage_id: str, region: str) -> BlockCodec:
         """How a lineage's blocks are stored: its cipher when encrypted (refused when its KMS
         key cannot be used: disabled, pending deletion), else plain blocks of the region."""
+        if lineage_id in self._plain:
+            return PlainBlocks(region, lineage_id)
         found = store.lineage_key(conn, lineage_id)
         if found is None:
+            with self._lock:
+                self._plain.add(lineage_id)
             return PlainBlocks(region, lineage_id)
         key_arn, wrapped = found
         key = store.get_key(conn, key_arn.rsplit("/", 1)[1])
