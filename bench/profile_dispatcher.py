@@ -105,9 +105,10 @@ def profile_handle(dispatcher: Dispatcher, headers: dict[str, list[str]], calls:
 def main(argv: list[str]) -> int:
     calls = min(int(argv[0]) if argv else DEFAULT_CALLS, MAX_CALLS)
     with tempfile.TemporaryDirectory(prefix="snapferry-profile-") as tmp:
-        storage = open_storage(Settings(data_dir=Path(tmp)))
+        settings = Settings(data_dir=Path(tmp))
+        storage = open_storage(settings)
         try:
-            dispatcher = Dispatcher(storage)
+            dispatcher = Dispatcher(storage, settings)
             headers = signed_headers()
             time_handle(dispatcher, headers, 100)  # models loaded, key cached, code warm
             handle = time_handle(dispatcher, headers, calls)

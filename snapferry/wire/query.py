@@ -30,9 +30,14 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 Node = dict[str, Any]
 
 
+_SPECIAL = re.compile("[<>&\r]|" + _NOT_XML.pattern)
+
+
 def _xml_text(text: str) -> str:
     """Text as element content. A parser reads a raw CR as LF, so CR goes as a reference;
     what XML cannot carry becomes U+FFFD, because a response no client can parse is worse."""
+    if not _SPECIAL.search(text):
+        return text  # the common case: nothing to escape
     return escape(_NOT_XML.sub("\ufffd", text), {"\r": "&#13;"})
 
 
@@ -78,6 +83,10 @@ class QueryProtocol(Protocol):
         InvalidInput.INVALID: "ValidationError",
         InvalidInput.UNKNOWN: "InvalidParameterValue",
     }
+
+    def __init__(self, model: Any) -> None:
+        super().__init__(model)
+        self._plans: dict[str, list[tuple[str, Shape, str]]] = {}
 
     # ---- request -------------------------------------------------------------------------
 
@@ -225,11 +234,24 @@ class QueryProtocol(Protocol):
             status, "".join(parts).encode("utf-8"), {"Content-Type": "text/xml;charset=UTF-8"}
         )
 
+    def _output_members(self, shape: Shape) -> list[tuple[str, Shape, str]]:
+        """(member name, member shape, XML tag) for each member, worked out once per shape:
+        output is written on every request, the shape never changes."""
+        plan = self._plans.get(shape.name)
+        if plan is None:
+            plan = [(name, member, self._output_key(member, name))
+                    for name, member in shape.members.items()]
+            self._plans[shape.name] = plan
+        return plan
+
+    def _output_key(self, member: Shape, name: str) -> str:
+        return self._member_key(member, name)
+
     def _write_members(self, out: list[str], shape: Shape, value: dict[str, Any]) -> None:
-        for name, member in shape.members.items():
+        for name, member, tag in self._output_members(shape):
             member_value = value.get(name)
             if member_value is not None:
-                self._write(out, member, member_value, self._member_key(member, name))
+                self._write(out, member, member_value, tag)
 
     def _write(self, out: list[str], shape: Shape, value: Any, tag: str) -> None:
         kind = shape.type_name
@@ -323,12 +345,6 @@ class EC2Protocol(QueryProtocol):
             self._write_members(parts, shape, output)
         parts.append(f"</{operation.name}Response>")
         return self._xml_response(200, parts)
-
-    def _write_members(self, out: list[str], shape: Shape, value: dict[str, Any]) -> None:
-        for name, member in shape.members.items():
-            member_value = value.get(name)
-            if member_value is not None:
-                self._write(out, member, member_value, self._output_key(member, name))
 
     def serialize_error(self, error: ServiceError, request_id: str) -> HttpResponse:
         parts = [
