@@ -28,7 +28,7 @@ def load_body(body: bytes) -> Any:
         return {}
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput(InvalidInput.INVALID, "The request body is not valid JSON.") from None
 
 
