@@ -294,10 +294,9 @@ class Copier:
             if not job_store.checkpoint(conn, job, now, self.lease, cursor=refs[-1].block_index + 1,
                                         blocks_done=done, bytes_moved=job.bytes_moved + moved):
                 raise LostLease()
-            for ref in refs:
-                manifests.put_block(conn, job.snapshot_id, BlockRef(
-                    ref.block_index, dest.block_id(ref.sha256), ref.sha256), BLOCK_SIZE,
-                    written=False)
+            manifests.put_blocks(conn, job.snapshot_id, [
+                (BlockRef(ref.block_index, dest.block_id(ref.sha256), ref.sha256), BLOCK_SIZE)
+                for ref in refs], written=False)
             snapshot_store.update_snapshot(conn, job.snapshot_id,
                                            progress=rules.progress(done, job.blocks_total))
         job.cursor, job.blocks_done = refs[-1].block_index + 1, done

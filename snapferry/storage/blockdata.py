@@ -16,7 +16,13 @@ from sqlalchemy.engine import Connection
 
 from snapferry.domain.envelope import BlockCodec
 from snapferry.storage.blocks import BlockNotFound, BlockStore
-from snapferry.storage.manifests import BlockRef, block_refs, ensure_block, put_block
+from snapferry.storage.manifests import (
+    BlockRef,
+    block_refs,
+    ensure_block,
+    put_block,
+    put_blocks,
+)
 
 COPY_BATCH = 64
 
@@ -101,7 +107,7 @@ class BlockData:
                 self._store(key, stored)
                 written.append((BlockRef(ref.block_index, key, ref.sha256), stored, len(data)))
             with self.engine.begin() as conn:
-                for new_ref, _, size in written:
-                    put_block(conn, target_id, new_ref, size, written=False)
+                put_blocks(conn, target_id, [(r, size) for r, _, size in written],
+                           written=False)
             self._recheck([(r.block_id, stored, size) for r, stored, size in written])
             start = refs[-1].block_index + 1

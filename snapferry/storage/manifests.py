@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
-from snapferry.storage.metadata import blocks, insert_ignoring_conflict, manifests
+from snapferry.storage.metadata import blocks, manifests, upsert
 
 
 @dataclass(frozen=True)
@@ -38,26 +38,27 @@ def lock_blocks(conn: Connection, block_ids: list[str]) -> int:
 
 def ensure_block(conn: Connection, block_id: str, size: int) -> None:
     """Create the block's row, or lock the existing one against a collector."""
-    if not lock_blocks(conn, [block_id]):
-        insert_ignoring_conflict(conn, blocks, {"block_id": block_id, "size": size})
+    put_blocks(conn, None, [(BlockRef(0, block_id, b""), size)])
 
 
 def put_block(conn: Connection, resource_id: str, ref: BlockRef, size: int,
               written: bool = True) -> None:
     """Point `resource_id`'s block `ref.block_index` at `ref.block_id`; `written` marks a
     block put into this resource itself rather than inherited."""
-    ensure_block(conn, ref.block_id, size)
-    changed = conn.execute(
-        update(manifests)
-        .where(manifests.c.resource_id == resource_id,
-               manifests.c.block_index == ref.block_index)
-        .values(block_id=ref.block_id, sha256=ref.sha256, written=written)
-    ).rowcount
-    if not changed:
-        conn.execute(
-            insert(manifests).values(resource_id=resource_id, block_index=ref.block_index,
-                                     block_id=ref.block_id, sha256=ref.sha256, written=written)
-        )
+    put_blocks(conn, resource_id, [(ref, size)], written)
+
+
+def put_blocks(conn: Connection, resource_id: str | None, refs: list[tuple[BlockRef, int]],
+               written: bool = True) -> None:
+    """Many put_block in two statements: the block rows (created or locked), then the
+    manifest rows (inserted or replaced). resource_id None: the block rows only."""
+    upsert(conn, blocks, ["block_id"],
+           [{"block_id": ref.block_id, "size": size} for ref, size in refs])
+    if resource_id is not None:
+        upsert(conn, manifests, ["resource_id", "block_index"], [
+            {"resource_id": resource_id, "block_index": ref.block_index,
+             "block_id": ref.block_id, "sha256": ref.sha256, "written": written}
+            for ref, _ in refs])
 
 
 def copy_manifest(conn: Connection, source_id: str, target_id: str) -> None:

@@ -317,10 +317,24 @@ def migrate(engine: Engine, seed: Callable[[Connection], None]) -> None:
             conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
 
 
-def insert_ignoring_conflict(conn: Connection, table: Table, values: dict[str, Any]) -> None:
-    """INSERT that leaves an existing row with the same key alone (racing inserters agree)."""
+def _dialect_insert(conn: Connection, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+    return dialect_insert(table)
+
+
+def insert_ignoring_conflict(conn: Connection, table: Table, values: dict[str, Any]) -> None:
+    """INSERT that leaves an existing row with the same key alone (racing inserters agree)."""
+    conn.execute(_dialect_insert(conn, table).values(**values).on_conflict_do_nothing())
+
+
+def upsert(conn: Connection, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    """INSERT, or UPDATE the row with the same `keys`: one statement, which also takes the
+    row's write lock when it exists (SQLite and PostgreSQL alike)."""
+    if not rows:
+        return
+    statement = _dialect_insert(conn, table)
+    updated = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updated), rows)
