@@ -180,6 +180,16 @@ def test_other_protocols_answer_in_their_own_envelopes(client: ClientFactory) ->
     assert (code, status) == ("InvalidAction", 400)
 
 
+def test_malformed_json_bodies_get_4xx(server: ServerProcess, client: ClientFactory) -> None:
+    url = server.url + "/"
+    kms = {"X-Amz-Target": "TrentService.ListKeys"}
+    for body in (b"{not json", b"[" * 100_000 + b"]" * 100_000, b'{"Limit": "many"}'):
+        response = signed(url, body, service="kms", content_type="application/x-amz-json-1.1",
+                          extra_headers=kms)
+        assert response.status == 400, (body[:20], response.body)
+    assert client("kms").list_keys()["Keys"] is not None
+
+
 def test_secrets_are_sealed_and_the_master_key_is_private(server: ServerProcess,
                                                           data_dir: Path) -> None:
     assert stat.S_IMODE((data_dir / "master.key").stat().st_mode) == 0o600
@@ -197,13 +207,3 @@ def test_accounts_survive_a_restart(server: ServerProcess, data_dir: Path) -> No
                            aws_access_key_id=ACCOUNT_B[1], aws_secret_access_key=ACCOUNT_B[2],
                            config=NO_RETRIES)
         assert sts.get_caller_identity()["Account"] == ACCOUNT_B[0]
-
-
-def test_malformed_json_bodies_get_4xx(server: ServerProcess, client: ClientFactory) -> None:
-    url = server.url + "/"
-    kms = {"X-Amz-Target": "TrentService.ListKeys"}
-    for body in (b"{not json", b"[" * 100_000 + b"]" * 100_000, b'{"Limit": "many"}'):
-        response = signed(url, body, service="kms", content_type="application/x-amz-json-1.1",
-                          extra_headers=kms)
-        assert response.status == 400, (body[:20], response.body)
-    assert client("kms").list_keys()["Keys"] is not None
