@@ -10,8 +10,9 @@ Full, incremental or shared, decided when the job starts:
 - shared: same account and region, same encryption -> the copy joins the source's lineage
   and every block is already there (nothing moves);
 - incremental: the most recent copy of this lineage to this account and region still
-  exists under the same key -> the copy joins that copy's lineage, and only blocks it lacks
-  move;
+  exists under the same key -> the copy joins that copy's lineage, starts from that copy's
+  block map, and walks only the blocks that changed since that copy's source (or, when that
+  source is gone, every block, moving only those the destination lacks);
 - full: otherwise, into a new lineage (a new data key when encrypted).
 """
 
@@ -54,6 +55,7 @@ class CopyJob:
     mode: str | None = None
     dest_lineage_id: str | None = None
     dest_key_arn: str | None = None
+    base_source_snapshot_id: str | None = None
     blocks_total: int | None = None
     lease_owner: str | None = None
     lease_expires: dt.datetime | None = None

@@ -181,24 +181,39 @@ class Copier:
             dest_arn = dest_key.arn if dest_key else None
             latest = job_store.latest_copy(conn, source.lineage_id, job.account_id,
                                            job.dest_region, job.created_at)
+            base_source = None
             if same_place and not outcome.recode:
                 mode, lineage = rules.SHARED, source.lineage_id
             elif latest and latest[1] and latest[0].dest_key_arn == dest_arn:
                 mode, lineage = rules.INCREMENTAL, latest[0].dest_lineage_id
+                base_source = self._start_from(conn, job, latest[0], source.lineage_id)
             elif dest_key is not None:
                 mode, lineage = rules.FULL, self.keyring.new_lineage(conn, dest_key)[0]
             else:
                 mode, lineage = rules.FULL, str(uuid.uuid4())
             assert lineage is not None
-            total = manifests.block_total(conn, source.snapshot_id)
+            total = (manifests.changed_total(conn, base_source, source.snapshot_id)
+                     if base_source else manifests.block_total(conn, source.snapshot_id))
             if not job_store.checkpoint(conn, job, now, self.lease, mode=mode,
                                         dest_lineage_id=lineage, dest_key_arn=dest_arn,
+                                        base_source_snapshot_id=base_source,
                                         blocks_total=total):
                 raise LostLease()
             snapshot_store.update_snapshot(conn, job.snapshot_id, lineage_id=lineage,
                                            encrypted=outcome.encrypted, kms_key_id=dest_arn)
         job.mode, job.dest_lineage_id, job.dest_key_arn, job.blocks_total = (
             mode, lineage, dest_arn, total)
+        job.base_source_snapshot_id = base_source
+
+    def _start_from(self, conn: Connection, job: CopyJob, base: CopyJob,
+                    lineage_id: str) -> str | None:
+        """An incremental copy starts from the previous copy's block map; returns the
+        previous copy's source, to diff against, when it still exists in the lineage."""
+        previous = snapshot_store.get_snapshot(conn, job.source_region, base.source_snapshot_id)
+        if previous is None or previous.lineage_id != lineage_id:
+            return None
+        manifests.copy_manifest(conn, base.snapshot_id, job.snapshot_id)
+        return previous.snapshot_id
 
     def _source_key(self, conn: Connection, job: CopyJob, arn: str | None,
                     principal: Principal) -> Key | None:
@@ -254,9 +269,8 @@ class Copier:
         while True:
             if self._stop.is_set():
                 raise Stopping()
-            with self.storage.engine.connect() as conn:
-                refs = manifests.block_refs(conn, job.source_snapshot_id, job.cursor, batch)
-            if not refs:
+            refs, gone, cursor = self._next_batch(job, batch)
+            if cursor is None:
                 break
             moved = self._move(refs, source_codec, dest_codec)
             delay = throttle.delay_after(moved)
@@ -265,9 +279,25 @@ class Copier:
                     delay = max(delay, pair.delay_after(moved))
             if delay and self._stop.wait(delay):
                 raise Stopping()
-            self._checkpoint(job, refs, dest_codec, moved)
+            self._checkpoint(job, refs, gone, cursor, dest_codec, moved)
             self._recheck(refs, source_codec, dest_codec)
         self._finish(job)
+
+    def _next_batch(self, job: CopyJob, batch: int
+                    ) -> tuple[list[BlockRef], list[int], int | None]:
+        """The next source blocks to copy, the indexes to drop from the destination (blocks
+        the source no longer has), and the cursor after them (None: nothing is left)."""
+        with self.storage.engine.connect() as conn:
+            if job.base_source_snapshot_id is None:
+                refs = manifests.block_refs(conn, job.source_snapshot_id, job.cursor, batch)
+                return refs, [], refs[-1].block_index + 1 if refs else None
+            changes = manifests.changed_blocks(conn, job.base_source_snapshot_id,
+                                               job.source_snapshot_id, job.cursor, batch)
+        if not changes:
+            return [], [], None
+        refs = [change.second for change in changes if change.second is not None]
+        gone = [change.block_index for change in changes if change.second is None]
+        return refs, gone, changes[-1].block_index + 1
 
     def _move(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec) -> int:
         """Put the blocks the destination lacks; returns the bytes written."""
@@ -286,20 +316,21 @@ class Copier:
 
         return sum(self._io.map(put, zip(refs, names, strict=True)))
 
-    def _checkpoint(self, job: CopyJob, refs: list[BlockRef], dest: BlockCodec,
-                    moved: int) -> None:
+    def _checkpoint(self, job: CopyJob, refs: list[BlockRef], gone: list[int], cursor: int,
+                    dest: BlockCodec, moved: int) -> None:
         now = self.clock.now()
-        done = job.blocks_done + len(refs)
+        done = job.blocks_done + len(refs) + len(gone)
         with self.storage.engine.begin() as conn:
-            if not job_store.checkpoint(conn, job, now, self.lease, cursor=refs[-1].block_index + 1,
+            if not job_store.checkpoint(conn, job, now, self.lease, cursor=cursor,
                                         blocks_done=done, bytes_moved=job.bytes_moved + moved):
                 raise LostLease()
+            manifests.drop_blocks(conn, job.snapshot_id, gone)
             manifests.put_blocks(conn, job.snapshot_id, [
                 (BlockRef(ref.block_index, dest.block_id(ref.sha256), ref.sha256), BLOCK_SIZE)
                 for ref in refs], written=False)
             snapshot_store.update_snapshot(conn, job.snapshot_id,
                                            progress=rules.progress(done, job.blocks_total))
-        job.cursor, job.blocks_done = refs[-1].block_index + 1, done
+        job.cursor, job.blocks_done = cursor, done
         job.bytes_moved += moved
 
     def _recheck(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec) -> None:

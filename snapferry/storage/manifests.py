@@ -73,6 +73,16 @@ def copy_manifest(conn: Connection, source_id: str, target_id: str) -> None:
     )
 
 
+def drop_blocks(conn: Connection, resource_id: str, indexes: list[int]) -> None:
+    if indexes:
+        conn.execute(delete(manifests).where(manifests.c.resource_id == resource_id,
+                                             manifests.c.block_index.in_(indexes)))
+
+
+def changed_total(conn: Connection, first_id: str, second_id: str) -> int:
+    return len(changed_blocks(conn, first_id, second_id, 0, 2**31))
+
+
 def drop_manifest(conn: Connection, resource_id: str) -> list[str]:
     """Forget a resource's blocks; returns the block ids it referred to (to collect)."""
     ids = [

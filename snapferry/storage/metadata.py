@@ -260,6 +260,9 @@ copy_jobs = Table(
     Column("mode", String(16)),  # full | incremental | shared, once planned
     Column("dest_lineage_id", String(64)),
     Column("dest_key_arn", String(2048)),
+    # Incremental copies: the source of the previous copy, diffed against to find the
+    # blocks that changed (the previous copy's block map is the starting point).
+    Column("base_source_snapshot_id", String(32)),
     Column("cursor", Integer, nullable=False),  # next source block index to copy
     Column("blocks_total", Integer),
     Column("blocks_done", Integer, nullable=False),

@@ -299,9 +299,22 @@ def test_incremental_copies_move_only_what_changed(client: ClientFactory, data_d
     assert (jobs[second["SnapshotId"]]["mode"], jobs[second["SnapshotId"]]["bytes"]) == (
         "incremental", str(2 * BLOCK))
 
+    # With the previous copy's source gone there is nothing to diff against: every block is
+    # checked, and still only those the destination lacks move.
+    more = random_blocks([50])
+    grandchild = write_snapshot(ebs, more, parent=child)
+    client("ec2", region="ap-northeast-1").delete_snapshot(SnapshotId=child)
+    walked = there.copy_snapshot(SourceRegion="ap-northeast-1", SourceSnapshotId=grandchild)
+    assert finished(there, walked["SnapshotId"])["State"] == "completed"
+    assert (copy_jobs(data_dir)[walked["SnapshotId"]]["mode"],
+            copy_jobs(data_dir)[walked["SnapshotId"]]["bytes"]) == ("incremental", str(BLOCK))
+    expected = {**expected, **digests(more)}
+    assert read_digests(ebs_there, walked["SnapshotId"]) == expected
+    child = grandchild
+
     # The most recent copy deleted: the next copy is full again.
-    there.delete_snapshot(SnapshotId=second["SnapshotId"])
-    there.delete_snapshot(SnapshotId=first["SnapshotId"])
+    for copy in (walked, second, first):
+        there.delete_snapshot(SnapshotId=copy["SnapshotId"])
     third = there.copy_snapshot(SourceRegion="ap-northeast-1", SourceSnapshotId=child)
     assert finished(there, third["SnapshotId"])["State"] == "completed"
     assert (copy_jobs(data_dir)[third["SnapshotId"]]["mode"],
