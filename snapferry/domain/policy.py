@@ -18,6 +18,7 @@ import fnmatch
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from snapferry.domain.accounts import Principal
@@ -60,9 +61,10 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+@lru_cache(maxsize=1024)
 def parse_policy(text: str) -> tuple[Mapping[str, Any], ...]:
     """The statements of a policy document; MalformedPolicyDocumentException if it is not
-    one we can evaluate."""
+    one we can evaluate. Cached by text: every use of a key evaluates its policy."""
     try:
         document = json.loads(text)
     except ValueError:

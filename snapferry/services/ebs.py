@@ -108,7 +108,7 @@ def _codec(ctx: RequestContext, conn: Connection, snapshot: Snapshot) -> BlockCo
         if not ctx.keyring.may(conn, ctx.principal, key, "Decrypt"):
             raise ServiceError("AccessDeniedException",
                                f"{ctx.principal.arn} may not decrypt with {key.arn}.")
-        return ctx.keyring.codec(conn, snapshot.lineage_id, ctx.region)
+        return ctx.keyring.codec(conn, snapshot.lineage_id, ctx.region, key)
     except ServiceError as problem:
         raise _kms_refusal(problem) from None
 

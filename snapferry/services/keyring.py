@@ -103,8 +103,11 @@ class KeyRing:
 
     def may(self, conn: Connection, principal: Principal, key: Key, operation: str,
             encryption_context: Mapping[str, str] | None = None) -> bool:
-        return policy_allows(self.policy(conn, key), principal, f"kms:{operation}",
-                             encryption_context)
+        action = f"kms:{operation}"
+        statements = ResourcePolicy(key.account_id, parse_policy(key.policy))
+        if policy_allows(statements, principal, action, encryption_context):
+            return True  # the policy alone allows: no need to read the grants
+        return policy_allows(self.policy(conn, key), principal, action, encryption_context)
 
     def material(self, key: Key) -> bytes:
         return self.box.open(key.material_sealed, _bound(key.key_id))
@@ -130,11 +133,18 @@ class KeyRing:
             self._ciphers[lineage_id] = cipher
         return lineage_id, cipher
 
-    def codec(self, conn: Connection, lineage_id: str, region: str) -> BlockCodec:
+    def codec(self, conn: Connection, lineage_id: str, region: str,
+              key: Key | None = None) -> BlockCodec:
         """How a lineage's blocks are stored: its cipher when encrypted (refused when its KMS
-        key cannot be used: disabled, pending deletion), else plain blocks of the region."""
+        key cannot be used: disabled, pending deletion), else plain blocks of the region.
+        `key`, when the caller has just loaded the lineage's key, saves looking it up again:
+        the key's state is checked on every call, the data key unwrapped once."""
         if lineage_id in self._plain:
             return PlainBlocks(region, lineage_id)
+        cached = self._ciphers.get(lineage_id)
+        if cached is not None and key is not None:
+            rules.check_usable(key)
+            return cached
         found = store.lineage_key(conn, lineage_id)
         if found is None:
             with self._lock:
