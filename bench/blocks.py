@@ -535,19 +535,11 @@ def describe_machine() -> str:
     )
 
 
-def isolate_aws_config(workdir: Path) -> None:
-    """Keep the user's ~/.aws and AWS_* variables out of the clients' behaviour."""
-    missing = str(workdir / "no-aws-config")
-    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = missing
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
-        os.environ.pop(name, None)
-
-
 def main() -> int:
     print(describe_machine(), flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="snapferry-bench-blocks-"))
     try:
-        isolate_aws_config(workdir)
+        cpu.isolate_aws_config(workdir)
         with ServerProcess(workdir / "data") as server:
             assert server.process is not None
             results = run_all(server.url, server.process.pid, workdir)

@@ -50,8 +50,9 @@ import boto3
 from botocore.config import Config
 
 from bench import cpu
-from bench.blocks import FOREIGN_CPU_LIMIT, QuietWaiter, describe_machine, isolate_aws_config
+from bench.blocks import FOREIGN_CPU_LIMIT, QuietWaiter, describe_machine
 from bench.blocks import markdown as markdown_table
+from bench.cpu import isolate_aws_config
 from snapferry.storage.files import write_atomic
 from snapferry.testing import ServerProcess
 from tests.integration.blocks import list_blocks, write_snapshot

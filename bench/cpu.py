@@ -26,3 +26,13 @@ def machine_busy_seconds() -> float:
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
     return (user + nice + system + irq + softirq + steal) / _TICKS_PER_SECOND
+
+
+def isolate_aws_config(workdir: Path) -> None:
+    """Keep the user's ~/.aws and AWS_* variables out of the clients' behaviour (and out of
+    any worker process, which inherits this environment)."""
+    missing = str(workdir / "no-aws-config")
+    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = missing
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                 "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
+        os.environ.pop(name, None)

@@ -223,22 +223,13 @@ def describe_machine() -> str:
     )
 
 
-def isolate_aws_config(workdir: Path) -> None:
-    """Keep the user's ~/.aws and AWS_* variables out: the workers inherit this environment."""
-    missing = str(workdir / "no-aws-config")
-    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = missing
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                 "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
-        os.environ.pop(name, None)
-
-
 def main() -> int:
     print(describe_machine(), flush=True)
     # spawn, not fork: the parent runs threads (the server output pumps).
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="snapferry-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        isolate_aws_config(workdir)
+        cpu.isolate_aws_config(workdir)
         snapferry = stack.enter_context(servers.snapferry(workdir / "data"))
         response = servers.capture_response(snapferry.url, workdir / "response.json")
         targets = [
