@@ -99,11 +99,11 @@ def alias_not_found(arn: str) -> ServiceError:
     return ServiceError("NotFoundException", f"Alias '{arn}' is not found.")
 
 
-def check_alias_name(name: str, managed_ok: bool = False) -> None:
+def check_alias_name(name: str) -> None:
     if not _ALIAS_NAME.fullmatch(name):
         raise ServiceError("ValidationException", f"Alias must start with 'alias/' and contain "
                            f"only letters, digits, '/', '_' and '-': '{name[:256]}'.")
-    if name.startswith(RESERVED_ALIAS_PREFIX) and not managed_ok:
+    if name.startswith(RESERVED_ALIAS_PREFIX):
         raise ServiceError("InvalidAliasNameException",
                            f"Alias names beginning with {RESERVED_ALIAS_PREFIX} are reserved "
                            "for AWS managed keys.")
