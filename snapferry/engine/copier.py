@@ -49,7 +49,7 @@ from snapferry.storage.metadata import blocks
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 64  # blocks (32 MiB) per checkpoint
-IO_THREADS = 4  # block reads, crypto and fsync'd writes overlap; all release the GIL
+IO_THREADS = 8  # block reads, crypto and fsync'd writes overlap; all release the GIL
 SOURCE_KEY_OPERATIONS = ("DescribeKey", "Decrypt", "CreateGrant", "ReEncryptFrom")
 
 
