@@ -96,11 +96,17 @@ class Dispatcher:
 
     def handle(self, request: IncomingRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
-        scope = sigv4.scope_hint(request)
+        try:
+            signed: sigv4.SignedRequest | None = sigv4.read_signature(request)
+            unreadable: sigv4.AuthenticationError | None = None
+        except sigv4.AuthenticationError as problem:
+            signed, unreadable = None, problem
+        scope = signed.scope if signed else sigv4.scope_hint(request)
         known = scope is not None and scope.service in SERVICES
         protocol = protocol_for(scope.service if known else guess_service(request))
         try:
-            signed = sigv4.read_signature(request)
+            if unreadable is not None:
+                raise unreadable
             if signed is None:
                 raise protocol.auth_error(
                     AuthProblem.MISSING,

@@ -7,8 +7,6 @@ snapshots cannot be read through these APIs, as on AWS); writes only to the owne
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import uuid
 from typing import Any
 
@@ -25,6 +23,7 @@ from snapferry.domain.blocks import (
     linear_aggregate,
 )
 from snapferry.domain.envelope import BlockCodec
+from snapferry.domain.idempotency import request_digest
 from snapferry.domain.keys import Key
 from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import as_list, tags_from_list
@@ -123,11 +122,6 @@ def _expire_if_idle(ctx: RequestContext, snapshot: Snapshot) -> None:
                           "WRITE_REQUEST_TIMEOUT")
 
 
-def _request_digest(params: dict[str, Any]) -> str:
-    relevant = {k: v for k, v in params.items() if k != "ClientToken"}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _start_output(snapshot: Snapshot, tags: dict[str, str]) -> Output:
     return {
         "SnapshotId": snapshot.snapshot_id,
@@ -191,7 +185,7 @@ def start_snapshot(ctx: RequestContext, params: dict[str, Any]) -> Output:
     except ServiceError as error:
         raise _validation(error.message, "INVALID_TAG") from None
     token = params.get("ClientToken")
-    digest = _request_digest(params)
+    digest = request_digest(params)
     now = ctx.clock.now()
     with ctx.storage.engine.begin() as conn:
         parent = _readable(conn, ctx, parent_id) if parent_id else None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from typing import Any
 
@@ -11,6 +9,7 @@ from snapferry.domain import encryption, ids, regions
 from snapferry.domain import snapshots as snapshot_rules
 from snapferry.domain import volumes as rules
 from snapferry.domain.envelope import BlockCodec
+from snapferry.domain.idempotency import request_digest
 from snapferry.domain.keys import Key
 from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import as_list, tags_for
@@ -123,9 +122,7 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
     if snapshot_id:
         ids.check_id("snap", snapshot_id)
     tags = tags_for(params.get("TagSpecifications"), "volume")
-    digest = hashlib.sha256(json.dumps(
-        {k: v for k, v in params.items() if k not in ("ClientToken", "DryRun")},
-        sort_keys=True, default=str).encode()).hexdigest()
+    digest = request_digest(params)
     token = params.get("ClientToken")
     with ctx.storage.engine.begin() as conn:
         snapshot = None

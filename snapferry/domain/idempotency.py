@@ -1,0 +1,16 @@
+"""ClientToken idempotency: a token names one request; reusing it for another is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# Parameters that do not change what a request asks for.
+_NOT_THE_REQUEST = frozenset({"ClientToken", "DryRun"})
+
+
+def request_digest(params: dict[str, Any]) -> str:
+    """A fingerprint of what the request asks for, to compare with a token's first use."""
+    relevant = {k: v for k, v in params.items() if k not in _NOT_THE_REQUEST}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
