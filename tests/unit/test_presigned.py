@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from snapferry.domain.accounts import AccessKey
 from snapferry.domain.copies import CopyFailed, CopyJob
 from snapferry.engine.presigned import check_presigned_url
+from tests.unit.signers import NoExpiresQueryAuth
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, 0, tzinfo=dt.UTC)
 SRC, DST = "us-west-2", "eu-west-1"
@@ -78,16 +79,6 @@ def boto3_url(key: AccessKey = OURS, when: dt.datetime = NOW, region: str = DST,
     return str(sent.value)
 
 
-class _NoExpiresQueryAuth(SigV4QueryAuth):
-    """botocore's query signer without X-Amz-Expires, as the Go SDKs presign CopySnapshot."""
-
-    def _modify_request_before_signing(self, request: AWSRequest) -> None:
-        super()._modify_request_before_signing(request)
-        query = [(k, v) for k, v in parse_qsl(urlsplit(request.url).query)
-                 if k != "X-Amz-Expires"]
-        request.url = urlunsplit(urlsplit(request.url)._replace(query=urlencode(query)))
-
-
 def signed_url(query: dict[str, str], *, signed_host: str = "127.0.0.1:4747",
                url_host: str = "127.0.0.1:4747", scheme: str = "http", key: AccessKey = OURS,
                when: dt.datetime = NOW, region: str = SRC, service: str = "ec2",
@@ -97,7 +88,7 @@ def signed_url(query: dict[str, str], *, signed_host: str = "127.0.0.1:4747",
     request = AWSRequest(method="GET", url=f"{scheme}://{signed_host}/?{urlencode(query)}")
     credentials = Credentials(key.access_key_id, key.secret_access_key)
     signer = (SigV4QueryAuth(credentials, service, region, expires=expires) if expires
-              else _NoExpiresQueryAuth(credentials, service, region, expires=1))
+              else NoExpiresQueryAuth(credentials, service, region, expires=1))
     with mock.patch("botocore.auth.get_current_datetime", return_value=when):
         signer.add_auth(request)
     url = urlsplit(request.url)
