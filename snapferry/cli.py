@@ -1,4 +1,5 @@
-"""The `snapferry` command: serve, and manage accounts (scriptable: flags in, no prompts)."""
+"""The `snapferry` command: serve, manage accounts, move disk images in and out (scriptable:
+flags in, no prompts)."""
 
 from __future__ import annotations
 
@@ -193,6 +194,10 @@ def parser() -> argparse.ArgumentParser:
     listing = account_commands.add_parser("list", help="list accounts and their key ids")
     data_dir(listing)
     listing.set_defaults(func=accounts_list)
+
+    from snapferry.disks.commands import add_commands
+
+    add_commands(commands)
     return top
 
 
