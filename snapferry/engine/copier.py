@@ -159,7 +159,7 @@ class Copier:
         lineage and key: all recorded in one transaction with the job."""
         principal = self._principal(job)
         now = self.clock.now()
-        check_presigned_url(job, self.storage.accounts.find, now)
+        check_presigned_url(job, self.storage.accounts.find)
         with self.storage.engine.begin() as conn:
             source = snapshot_store.get_snapshot(conn, job.source_region, job.source_snapshot_id)
             if source is None or source.state != snapshot_rules.COMPLETED:

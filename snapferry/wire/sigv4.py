@@ -117,23 +117,28 @@ def read_signature(request: IncomingRequest) -> SignedRequest | None:
         return None
     if query.get("X-Amz-Algorithm") != ALGORITHM:
         raise _malformed(f"X-Amz-Algorithm must be {ALGORITHM}.")
-    for name in ("X-Amz-Credential", "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Expires"):
+    for name in ("X-Amz-Credential", "X-Amz-SignedHeaders", "X-Amz-Signature"):
         if not query.get(name):
             raise _malformed(f"A presigned URL must carry {name}.")
-    try:
-        expires = int(query["X-Amz-Expires"])
-    except ValueError:
-        raise _malformed("X-Amz-Expires must be a number of seconds.") from None
-    if not 1 <= expires <= MAX_PRESIGN_EXPIRY:
-        raise _malformed(f"X-Amz-Expires must be between 1 and {MAX_PRESIGN_EXPIRY} seconds.")
     return SignedRequest(
         scope=_parse_scope(query["X-Amz-Credential"]),
         signed_headers=tuple(query["X-Amz-SignedHeaders"].split(";")),
         signature=query["X-Amz-Signature"],
         timestamp=_parse_time(query.get("X-Amz-Date")),
         presigned=True,
-        expires=expires,
+        expires=_parse_expires(query.get("X-Amz-Expires")),
     )
+
+
+def _parse_expires(text: str | None) -> int | None:
+    """X-Amz-Expires in seconds; None when absent, as the Go SDKs presign CopySnapshot."""
+    if text is None:
+        return None
+    seconds = int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+    if not 1 <= seconds <= MAX_PRESIGN_EXPIRY:
+        raise _malformed(
+            f"X-Amz-Expires must be a number of seconds from 1 to {MAX_PRESIGN_EXPIRY}.")
+    return seconds
 
 
 def _canonical_query(request: IncomingRequest, presigned: bool) -> str:
@@ -210,10 +215,13 @@ def check_time(signed: SignedRequest, now: dt.datetime) -> None:
     if signed.timestamp.strftime("%Y%m%d") != signed.scope.date:
         raise _malformed("The credential scope date does not match X-Amz-Date.")
     if signed.presigned:
-        assert signed.expires is not None
+        # Without X-Amz-Expires a presigned URL is good for the clock-skew window after its
+        # X-Amz-Date, the same 15 minutes a header-signed request gets.
+        lifetime = (MAX_SKEW if signed.expires is None
+                    else dt.timedelta(seconds=signed.expires))
         if signed.timestamp - now > MAX_SKEW:
             raise AuthenticationError(AuthProblem.EXPIRED, "Request is not yet valid.")
-        if now > signed.timestamp + dt.timedelta(seconds=signed.expires):
+        if now > signed.timestamp + lifetime:
             raise AuthenticationError(AuthProblem.EXPIRED, "Request has expired.")
     elif abs(now - signed.timestamp) > MAX_SKEW:
         raise AuthenticationError(

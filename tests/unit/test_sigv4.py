@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from snapferry.wire import sigv4
 from snapferry.wire.http import IncomingRequest
 from snapferry.wire.protocol import AuthProblem
+from tests.unit.signers import NoExpiresQueryAuth
 
 SECRETS = {"AKIDEXAMPLE": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}
 NOW = dt.datetime(2026, 11, 22, 12, 0, 0, tzinfo=dt.UTC)
@@ -99,6 +100,20 @@ def test_presigned_get_verifies_until_expiry() -> None:
     verify(presigned, now=NOW + dt.timedelta(seconds=299))
     assert problem(presigned, now=NOW + dt.timedelta(seconds=301)) is AuthProblem.EXPIRED
     assert problem(presigned, now=NOW - dt.timedelta(minutes=16)) is AuthProblem.EXPIRED
+
+
+def test_presigned_without_expires_lives_for_the_skew_window() -> None:
+    request = AWSRequest(method="GET", url="http://127.0.0.1:4747/",
+                         params={"Action": "DescribeRegions", "Version": "2016-11-15"})
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW):
+        NoExpiresQueryAuth(Credentials("AKIDEXAMPLE", SECRETS["AKIDEXAMPLE"]), "ec2",
+                           "us-east-1", expires=1).add_auth(request)
+    prepared = request.prepare()
+    url = urlsplit(prepared.url)
+    assert "X-Amz-Expires" not in url.query
+    presigned = IncomingRequest("GET", url.path, url.query, {"host": [url.netloc]}, b"")
+    verify(presigned, now=NOW + dt.timedelta(minutes=14))
+    assert problem(presigned, now=NOW + dt.timedelta(minutes=16)) is AuthProblem.EXPIRED
 
 
 @pytest.mark.parametrize("authorization", [
