@@ -32,8 +32,11 @@ def run_node(*args: str, env: dict[str, str] | None = None,
                           timeout=timeout, env={**os.environ, **QUIET, **(env or {})})
 
 
-def presigned_copy_snapshot_url(**params: Any) -> str:
-    """The PresignedUrl @aws-sdk/client-ec2 writes for these params (see the script)."""
-    done = run_node("presign-copy-snapshot.js", json.dumps(params), timeout=60)
+def presigned_copy_snapshot_urls(requests: list[dict[str, Any]]) -> list[str]:
+    """The PresignedUrl @aws-sdk/client-ec2 writes for each of these requests, in one node
+    run (see presign-copy-snapshot.js for the members of a request)."""
+    done = run_node("presign-copy-snapshot.js", json.dumps(requests), timeout=120)
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    urls = done.stdout.splitlines()
+    assert len(urls) == len(requests), done.stdout
+    return urls
