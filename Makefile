@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
+JS     := tests/clients/js
 PORT   ?= 4747
 DATA   ?= ./snapferry-data
 
@@ -24,10 +25,18 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PIP) -e '.[bench]'
 	touch $@
 
+# The AWS SDK for JavaScript v3 test client, from its committed lockfile; the stamp lives in
+# node_modules, so `npm ci` (which empties node_modules) and a changed lockfile both redo it.
+$(JS)/node_modules/.installed: $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: $(VENV)/.installed
 	$(BIN)/snapferry serve --port $(PORT) --data-dir $(DATA)
 
 test: $(VENV)/.installed-test
+	scripts/test-deps.sh
+	$(MAKE) --no-print-directory $(JS)/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -40,4 +49,4 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-test
 	$(BIN)/python -m bench.copy
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache
+	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache $(JS)/node_modules
