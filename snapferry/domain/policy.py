@@ -219,7 +219,8 @@ class Decision:
         """AWS's closing words of an AccessDenied message ("... because no identity-based
         policy allows the ec2:CopySnapshot action")."""
         if self.effect is Effect.EXPLICIT_DENY:
-            return f"with an explicit deny in a {self.matched[0].source.value}"
+            where = self.matched[0].source.value
+            return f"with an explicit deny in {'an' if where[0] in 'aeiou' else 'a'} {where}"
         if self.effect is Effect.IMPLICIT_DENY:
             missing = (self.missing or Source.IDENTITY).value
             return f"because no {missing} allows the {self.action} action"

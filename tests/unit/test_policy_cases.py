@@ -9,6 +9,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from snapferry.domain.policy import (
     Caller,
@@ -677,3 +679,126 @@ def test_policy_case(row: dict[str, Any]) -> None:
 
 def test_there_are_at_least_100_cases() -> None:
     assert len(CASES) >= 100
+
+
+def test_the_reason_reads_as_aws_writes_it() -> None:
+    by_identity = run(CASES[2].values[0])
+    assert by_identity.reason == "with an explicit deny in an identity-based policy"
+    by_resource = run(CASES[8].values[0])
+    assert by_resource.reason == "with an explicit deny in a resource-based policy"
+    nothing = run(CASES[0].values[0])
+    assert nothing.reason == "because no identity-based policy allows the ec2:CopySnapshot action"
+    assert run(CASES[1].values[0]).reason == "allowed"
+
+
+# ---- properties over random policy sets ----------------------------------------------------
+
+_ACTIONS = ["*", "ec2:*", "ec2:CopySnapshot", "ec2:Copy*", "ec2:Describe*", "kms:Decrypt",
+            "kms:*", "iam:*"]
+_RESOURCES = ["*", SNAP, SNAP2, "arn:aws:ec2:*::snapshot/*", IMAGE, KEY]
+_CONDITIONS: list[dict[str, Any] | None] = [
+    None,
+    {"StringEquals": {"aws:RequestedRegion": "us-east-1"}},
+    {"StringNotEquals": {"aws:RequestedRegion": "us-east-1"}},
+    {"Bool": {"aws:SecureTransport": "true"}},
+    {"ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}},
+    {"ForAnyValue:StringLike": {"aws:TagKeys": ["te*"]}},
+    {"Null": {"aws:RequestTag/team": "true"}},
+    {"StringEqualsIfExists": {"aws:RequestTag/team": "blue"}},
+]
+_PRINCIPALS: list[Any] = ["*", {"AWS": A}, {"AWS": B}, {"AWS": f"arn:aws:iam::{A}:user/alice"},
+                          {"AWS": f"arn:aws:iam::{B}:user/bob"},
+                          {"AWS": f"arn:aws:iam::{A}:role/Dev"}]
+
+
+@st.composite
+def statements(draw: st.DrawFn, resource_side: bool = False,
+               actions: list[str] = _ACTIONS) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Effect": draw(st.sampled_from(["Allow", "Deny"]))}
+    statement["NotAction" if draw(st.booleans()) and draw(st.booleans()) else "Action"] = \
+        draw(st.lists(st.sampled_from(actions), min_size=1, max_size=2))
+    statement["NotResource" if draw(st.booleans()) and draw(st.booleans()) else "Resource"] = \
+        draw(st.lists(st.sampled_from(_RESOURCES), min_size=1, max_size=2))
+    condition = draw(st.sampled_from(_CONDITIONS))
+    if condition:
+        statement["Condition"] = condition
+    if resource_side:
+        statement["Principal"] = draw(st.sampled_from(_PRINCIPALS))
+    return statement
+
+
+_policy = st.lists(statements(), min_size=1, max_size=3)
+
+
+@st.composite
+def situations(draw: st.DrawFn) -> dict[str, Any]:
+    resource = None
+    if draw(st.booleans()):
+        resource = {"owner": draw(st.sampled_from([A, B])),
+                    "statements": draw(st.lists(statements(resource_side=True), max_size=3)),
+                    "required": draw(st.booleans())}
+    return dict(
+        expect=None, caller=draw(st.sampled_from(sorted(CALLERS))),
+        identity=draw(st.lists(_policy, max_size=2)),
+        session=draw(st.one_of(st.none(), st.lists(_policy, max_size=1))),
+        resource_policy=resource, matched=None, missing=None, encryption_context=None,
+        version="2012-10-17",
+        action=draw(st.sampled_from(["ec2:CopySnapshot", "ec2:DescribeSnapshots",
+                                     "kms:Decrypt", "iam:CreateUser"])),
+        resource=draw(st.sampled_from([SNAP, SNAP2, KEY, "*"])),
+        context={"aws:RequestedRegion": draw(st.sampled_from(["us-east-1", "eu-west-1"])),
+                 "aws:SecureTransport": draw(st.booleans()),
+                 "aws:TagKeys": draw(st.lists(st.sampled_from(["team", "cost"]), max_size=2)),
+                 "aws:RequestTag/team": draw(st.sampled_from([None, "blue", "red"]))})
+
+
+def _with_identity_statement(row: dict[str, Any], statement: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "identity": [*row["identity"], [statement]]}
+
+
+@settings(max_examples=150, deadline=None)
+@given(situations())
+def test_a_matching_deny_always_denies(row: dict[str, Any]) -> None:
+    assert run(_with_identity_statement(row, deny())).effect.value == "explicitDeny"
+
+
+@settings(max_examples=150, deadline=None)
+@given(situations(), statements())
+def test_adding_a_deny_never_allows(row: dict[str, Any], extra: dict[str, Any]) -> None:
+    extra = {**extra, "Effect": "Deny"}
+    if not run(row).allowed:
+        assert not run(_with_identity_statement(row, extra)).allowed
+    if row["session"] is not None:  # in a session policy too
+        assert run({**row, "session": [*row["session"], [extra]]}).allowed <= run(row).allowed
+
+
+@settings(max_examples=150, deadline=None)
+@given(situations(), statements())
+def test_adding_an_allow_never_denies(row: dict[str, Any], extra: dict[str, Any]) -> None:
+    extra = {**extra, "Effect": "Allow"}
+    if run(row).allowed:
+        assert run(_with_identity_statement(row, extra)).allowed
+
+
+@settings(max_examples=150, deadline=None)
+@given(situations(), statements(actions=["sqs:*", "s3:GetObject", "ec2:RunInstances"]),
+       statements(resource_side=True, actions=["sqs:*", "s3:GetObject"]))
+def test_an_unrelated_statement_changes_nothing(row: dict[str, Any], extra: dict[str, Any],
+                                                on_resource: dict[str, Any]) -> None:
+    if "NotAction" in extra or "NotAction" in on_resource:
+        return  # NotAction of another service is related to everything
+    before = run(row).effect
+    assert run(_with_identity_statement(row, extra)).effect == before
+    if row["resource_policy"] is not None:
+        spec = row["resource_policy"]
+        widened = {**spec, "statements": [*spec["statements"], on_resource]}
+        assert run({**row, "resource_policy": widened}).effect == before
+
+
+@settings(max_examples=100, deadline=None)
+@given(situations(), st.randoms(use_true_random=False))
+def test_statement_order_does_not_matter(row: dict[str, Any], random: Any) -> None:
+    before = run(row).effect
+    shuffled = [random.sample(p, len(p)) for p in row["identity"]]
+    random.shuffle(shuffled)
+    assert run({**row, "identity": shuffled}).effect == before
