@@ -214,6 +214,9 @@ CASES = [
     case("a variable's value is literal, not a wildcard", "implicitDeny", caller="alice",
          identity=[allow(resource="arn:aws:s3:::${aws:PrincipalTag/prefix}")],
          context={"aws:PrincipalTag/prefix": "*"}, resource="arn:aws:s3:::anything"),
+    case("a missing variable in NotResource leaves the Deny out", "allow", caller="session",
+         identity=[[allow(), deny(resource=None, NotResource=f"{BUCKET_HOME}/${{aws:username}}")]],
+         resource=SNAP),
     case("${*} is a literal star", "allow",
          identity=[allow(resource="arn:aws:s3:::b/${*}")], resource="arn:aws:s3:::b/*"),
     case("${*} is not a wildcard", "implicitDeny",
@@ -292,6 +295,13 @@ CASES = [
     case("StringNotEqualsIgnoreCase with another value", "allow",
          identity=[when("StringNotEqualsIgnoreCase", "aws:ResourceTag/team", "RED")],
          context={"aws:ResourceTag/team": "blue"}),
+    case("StringEqualsIgnoreCase takes variables", "allow",
+         identity=[when("StringEqualsIgnoreCase", "aws:ResourceTag/team",
+                        "${aws:PrincipalTag/team}")],
+         context={"aws:ResourceTag/team": "BLUE"}),
+    case("StringNotEquals on a multi-valued key: no value may match", "implicitDeny",
+         identity=[when("StringNotEquals", "aws:TagKeys", "team")],
+         context={"aws:TagKeys": ["team", "name"]}),
     case("StringLike with *", "allow",
          identity=[when("StringLike", "aws:RequestedRegion", "us-*")],
          context={"aws:RequestedRegion": "us-west-2"}),
@@ -317,6 +327,9 @@ CASES = [
     case("ArnLike on a value that is not an ARN", "implicitDeny",
          identity=[when("ArnLike", "aws:SourceArn", "arn:aws:s3:::*")],
          context={"aws:SourceArn": "not-an-arn"}),
+    case("ArnLike: a part's * does not reach into the next part", "implicitDeny",
+         identity=[when("ArnLike", "aws:SourceArn", "arn:aws:*:us-east-1:*:key/*")],
+         context={"aws:SourceArn": f"arn:aws:kms:eu-west-1:{A}:us-east-1:1:key/k"}),
     case("ArnNotEquals", "allow",
          identity=[when("ArnNotEquals", "aws:PrincipalArn", f"arn:aws:iam::{B}:root")]),
     case("ArnNotLike with a match", "implicitDeny",
@@ -587,6 +600,10 @@ CASES = [
          caller="session", session=[allow("ec2:Describe*")],
          resource_policy={"owner": A, "statements": [
              principal({"AWS": f"arn:aws:iam::{A}:role/Dev"})]}),
+    case("session: a role named from its session ARN, across accounts", "allow",
+         caller="session@B", identity=[allow()],
+         resource_policy={"owner": A, "statements": [
+             principal({"AWS": f"arn:aws:iam::{B}:role/Ops"})]}),
     case("session: no session policy caps nothing", "allow", caller="session",
          identity=[allow()]),
     case("session: cross-account role session", "allow", caller="session@B",
@@ -650,6 +667,18 @@ CASES = [
          action="kms:Decrypt", resource=KEY, encryption_context={"a": "1", "b": "2"},
          resource_policy=key_side(OWN_KEY, grants=(Grant(
              f"arn:aws:iam::{B}:root", frozenset({"Decrypt"}), context_subset={"a": "1"}),))),
+    case("kms: a grant's EncryptionContextSubset not met", "implicitDeny", caller="rootB",
+         action="kms:Decrypt", resource=KEY, encryption_context={"a": "2"},
+         resource_policy=key_side(OWN_KEY, grants=(Grant(
+             f"arn:aws:iam::{B}:root", frozenset({"Decrypt"}), context_subset={"a": "1"}),))),
+    case("kms: a grant to an account delegates to its identity policies", "implicitDeny",
+         caller="bob@B", action="kms:Decrypt", resource=KEY,
+         resource_policy=key_side(OWN_KEY, grants=(
+             Grant(f"arn:aws:iam::{B}:root", frozenset({"Decrypt"})),))),
+    case("kms: a grant to an account, with the identity policy", "allow",
+         caller="bob@B", action="kms:Decrypt", resource=KEY, identity=[allow("kms:Decrypt")],
+         resource_policy=key_side(OWN_KEY, grants=(
+             Grant(f"arn:aws:iam::{B}:root", frozenset({"Decrypt"})),))),
     case("kms: a key policy deny beats a grant", "explicitDeny", caller="rootB",
          action="kms:Decrypt", resource=KEY, resource_policy=key_side(
              OWN_KEY, principal({"AWS": B}, "kms:Decrypt", effect="Deny"), grants=(
@@ -802,3 +831,32 @@ def test_statement_order_does_not_matter(row: dict[str, Any], random: Any) -> No
     shuffled = [random.sample(p, len(p)) for p in row["identity"]]
     random.shuffle(shuffled)
     assert run({**row, "identity": shuffled}).effect == before
+
+
+# ---- the interface handlers call ------------------------------------------------------------
+
+def test_decide_reads_what_a_handler_passes() -> None:
+    from snapferry.domain.accounts import Principal
+    from snapferry.domain.policy import authorize, decide
+
+    root_a = Principal(A, "test")
+    assert authorize(root_a, "ec2:CopySnapshot", [SNAP])  # its own account, no policy
+    shared = permission_list(B, ["ec2:CopySnapshot"], [A])
+    assert authorize(root_a, "ec2:CopySnapshot", [SNAP], {"resource_policy": shared})
+    unshared = permission_list(B, ["ec2:CopySnapshot"], ["333333333333"])
+    refused = decide(root_a, "ec2:CopySnapshot", [SNAP, SNAP2], {"resource_policy": unshared})
+    assert (refused.effect.value, refused.resource) == ("implicitDeny", SNAP)
+    assert refused.reason == (
+        "because no resource-based policy allows the ec2:CopySnapshot action")
+    regional = ResourcePolicy(B, _document([principal({"AWS": A}, Condition={
+        "StringEquals": {"aws:RequestedRegion": "us-east-1"}})], Kind.RESOURCE, "r",
+        "2012-10-17").statements)
+    for region, allowed in (("us-east-1", True), ("eu-west-1", False)):
+        assert authorize(root_a, "ec2:CopySnapshot", [SNAP], {
+            "resource_policy": regional, "conditions": {"aws:RequestedRegion": region}}) is allowed
+    denying = _document(deny("ec2:CopySnapshot", SNAP2, sid="NotThat"), Kind.IDENTITY,
+                        "mine", "2012-10-17")
+    decision = decide(root_a, "ec2:CopySnapshot", [SNAP, SNAP2],
+                      {"identity_policies": [denying]})
+    assert decision.effect.value == "explicitDeny" and decision.resource == SNAP2
+    assert decision.matched[0].policy == "mine" and decision.matched[0].sid == "NotThat"
