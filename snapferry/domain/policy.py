@@ -85,7 +85,8 @@ def caller_context(caller: Caller, username: str | None = None, user_id: str | N
     aws:userid); a service adds its own (aws:RequestedRegion, ec2:*, kms:*)."""
     context: dict[str, Any] = {
         "aws:PrincipalAccount": caller.account_id,
-        "aws:PrincipalArn": caller.role_arn if caller.role_arn else caller.arn,
+        # A session is known by its role's ARN here, as AWS does for aws:PrincipalArn.
+        "aws:PrincipalArn": caller.role or caller.arn,
         "aws:userid": user_id or (caller.account_id if caller.is_root else None),
         "aws:username": username,
     }

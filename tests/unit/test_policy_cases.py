@@ -330,6 +330,8 @@ CASES = [
     case("ArnLike: a part's * does not reach into the next part", "implicitDeny",
          identity=[when("ArnLike", "aws:SourceArn", "arn:aws:*:us-east-1:*:key/*")],
          context={"aws:SourceArn": f"arn:aws:kms:eu-west-1:{A}:us-east-1:1:key/k"}),
+    case("aws:PrincipalArn of a session is its role's ARN", "allow", caller="session@B",
+         identity=[when("ArnEquals", "aws:PrincipalArn", f"arn:aws:iam::{B}:role/Ops")]),
     case("ArnNotEquals", "allow",
          identity=[when("ArnNotEquals", "aws:PrincipalArn", f"arn:aws:iam::{B}:root")]),
     case("ArnNotLike with a match", "implicitDeny",
