@@ -15,7 +15,7 @@ from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock
 from snapferry.domain.envelope import BlockCipher, BlockCodec, PlainBlocks
 from snapferry.domain.keys import Key
-from snapferry.domain.policy import ResourcePolicy, parse_policy, policy_allows
+from snapferry.domain.policy import ResourcePolicy, key_policy, policy_allows
 from snapferry.errors import ServiceError
 from snapferry.storage import keys as store
 from snapferry.storage.secrets import SecretBox
@@ -98,16 +98,16 @@ class KeyRing:
     # ---- using keys -----------------------------------------------------------------------
 
     def policy(self, conn: Connection, key: Key) -> ResourcePolicy:
-        return ResourcePolicy(key.account_id, parse_policy(key.policy), store.grants_of(
-            conn, key.key_id))
+        return key_policy(key.account_id, key.policy, store.grants_of(conn, key.key_id))
 
     def may(self, conn: Connection, principal: Principal, key: Key, operation: str,
             encryption_context: Mapping[str, str] | None = None) -> bool:
         action = f"kms:{operation}"
-        statements = ResourcePolicy(key.account_id, parse_policy(key.policy))
-        if policy_allows(statements, principal, action, encryption_context):
+        if policy_allows(key_policy(key.account_id, key.policy), principal, action,
+                         encryption_context, key.arn):
             return True  # the policy alone allows: no need to read the grants
-        return policy_allows(self.policy(conn, key), principal, action, encryption_context)
+        return policy_allows(self.policy(conn, key), principal, action, encryption_context,
+                             key.arn)
 
     def material(self, key: Key) -> bytes:
         return self.box.open(key.material_sealed, _bound(key.key_id))

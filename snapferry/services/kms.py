@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from snapferry.domain import envelope
 from snapferry.domain import keys as rules
 from snapferry.domain.keys import Key
-from snapferry.domain.policy import ResourcePolicy, parse_policy, policy_allows
+from snapferry.domain.policy import key_policy, policy_allows
 from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext, Service
 from snapferry.storage import keys as store
@@ -80,11 +80,10 @@ def _own(ctx: RequestContext, key: Key) -> None:
 
 
 def _check_policy(ctx: RequestContext, text: str, bypass: bool) -> None:
-    statements = parse_policy(text)
+    policy = key_policy(ctx.account_id, text)  # MalformedPolicyDocumentException if not one
     if bypass:
         return
-    if not policy_allows(ResourcePolicy(ctx.account_id, statements), ctx.principal,
-                         "kms:PutKeyPolicy"):
+    if not policy_allows(policy, ctx.principal, "kms:PutKeyPolicy"):
         raise ServiceError("MalformedPolicyDocumentException",
                            "The new key policy will not allow you to update the key policy in "
                            "the future (set BypassPolicyLockoutSafetyCheck to do it anyway).")

@@ -101,6 +101,7 @@ def grants_of(conn: Connection, key_id: str) -> tuple[Grant, ...]:
             operations=frozenset(row.operations.split(",")),
             context_equals=constraints.get("EncryptionContextEquals"),
             context_subset=constraints.get("EncryptionContextSubset"),
+            grant_id=row.grant_id,
         ))
     return tuple(grants)
 
