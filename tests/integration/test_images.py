@@ -298,9 +298,13 @@ def test_launch_permissions_across_three_accounts(client: ClientFactory, snap: s
     image_id = register(a, snap)
 
     def sees(ec2: Any) -> bool:
+        """Listed by default and by id, or neither (NotFound by id)."""
         listed = image_id in all_ids(ec2)
-        by_id = refused(lambda: ec2.describe_images(ImageIds=[image_id])) if not listed else None
-        assert listed or by_id is not None and by_id[0] == "InvalidAMIID.NotFound"
+        if listed:
+            assert image_of(ec2, image_id)["ImageId"] == image_id
+        else:
+            assert refused(lambda: ec2.describe_images(ImageIds=[image_id]))[0] == (
+                "InvalidAMIID.NotFound")
         return listed
 
     def shown() -> list[dict[str, str]]:
