@@ -140,6 +140,25 @@ def test_encrypted_snapshot_gives_an_encrypted_mapping(client: ClientFactory) ->
                                         )["LaunchPermissions"] == []
 
 
+def test_customer_key_images_share_with_accounts_but_never_publicly(
+        client: ClientFactory, accounts: tuple[str, str]) -> None:
+    ec2 = client("ec2")
+    key = client("kms").create_key(Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                       "Action": "kms:*", "Resource": "*"}]}))["KeyMetadata"]["Arn"]
+    encrypted = write_snapshot(client("ebs"), random_blocks([0]), Encrypted=True, KmsKeyArn=key)
+    image_id = register(ec2, encrypted)
+    assert image_of(ec2, image_id)["BlockDeviceMappings"][0]["Ebs"]["KmsKeyId"] == key
+    assert refused(lambda: ec2.modify_image_attribute(
+        ImageId=image_id, LaunchPermission={"Add": [{"Group": "all"}]}))[:2] == (
+        "InvalidParameterValue", 400)
+    ec2.modify_image_attribute(ImageId=image_id,
+                               LaunchPermission={"Add": [{"UserId": B_ACCOUNT}]})
+    assert ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")[
+        "LaunchPermissions"] == [{"UserId": B_ACCOUNT}]
+
+
 def test_refused_registrations_leave_nothing(client: ClientFactory, snap: str,
                                              accounts: tuple[str, str]) -> None:
     ec2, ebs = client("ec2"), client("ebs")
@@ -324,6 +343,12 @@ def test_launch_permissions_across_three_accounts(client: ClientFactory, snap: s
     assert image_id not in all_ids(b, ExecutableUsers=["all"])
     assert image_id in all_ids(a, ExecutableUsers=[B_ACCOUNT])
     assert image_id not in all_ids(a, ExecutableUsers=[C_ACCOUNT])
+    # Whom else the owner shared it with is the owner's business, not B's.
+    a.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": "1" * 12}]})
+    assert image_id in all_ids(a, ExecutableUsers=["1" * 12])
+    assert image_id not in all_ids(b, ExecutableUsers=["1" * 12])
+    a.modify_image_attribute(ImageId=image_id,
+                             LaunchPermission={"Remove": [{"UserId": "1" * 12}]})
     assert image_id not in all_ids(a, ExecutableUsers=["self"])  # own, not shared with self
     # B may see and use it, not change it.
     for call in (lambda: b.describe_image_attribute(ImageId=image_id, Attribute="description"),
@@ -365,6 +390,11 @@ def test_launch_permissions_across_three_accounts(client: ClientFactory, snap: s
         assert refused(lambda ch=change: a.modify_image_attribute(ImageId=image_id, **ch))[:2] == (
             code, 400)
     assert shown() == [] and not sees(b)
+    # Once deregistered, the id answers an empty list to everyone, as AWS does.
+    a.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": B_ACCOUNT}]})
+    a.deregister_image(ImageId=image_id)
+    for ec2 in (a, b, c):
+        assert ec2.describe_images(ImageIds=[image_id])["Images"] == []
 
 
 def test_deregister_image(client: ClientFactory, data_dir: Path, snap: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from snapferry.config import Settings
 from snapferry.domain import images as rules
@@ -30,8 +31,9 @@ def storage(tmp_path: Path) -> Storage:
 def image(image_id: str, region: str = "us-east-1", source: Image | None = None,
           **fields: object) -> Image:
     fields.setdefault("state", rules.AVAILABLE)
+    fields.setdefault("name", image_id)
     return Image(
-        image_id=image_id, account_id=OWNER, region=region, name=image_id,
+        image_id=image_id, account_id=OWNER, region=region,
         creation_date=NOW, image_location=f"{OWNER}/{image_id}",
         architecture="x86_64", virtualization_type="hvm", root_device_name="/dev/xvda",
         source_image_id=source.image_id if source else None,
@@ -111,3 +113,14 @@ def test_a_version_1_database_gains_the_image_tables(tmp_path: Path) -> None:
         assert conn.execute(select(metadata.schema_version.c.version)).scalar() == (
             metadata.SCHEMA_VERSION)
     engine.dispose()
+
+
+def test_the_database_keeps_live_names_unique(storage: Storage) -> None:
+    """The backstop for two registrations racing for one name (the handler checks first)."""
+    with storage.engine.begin() as conn:
+        store.insert_image(conn, image("ami-0000000000000000e", name="same"))
+    with pytest.raises(IntegrityError), storage.engine.begin() as conn:
+        store.insert_image(conn, image("ami-0000000000000000f", name="same"))
+    with storage.engine.begin() as conn:
+        store.update_image(conn, "ami-0000000000000000e", state=rules.DEREGISTERED)
+        store.insert_image(conn, image("ami-0000000000000000f", name="same"))
