@@ -36,10 +36,13 @@ class InvalidInput(Exception):
     INVALID = "invalid"
     UNKNOWN = "unknown"
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, shape: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        # The model shape whose limits the value broke, so a service can answer with its
+        # own code where AWS has one (InvalidAMIName.Malformed for ImageNameRequest).
+        self.shape = shape
 
 
 def internal_error() -> ServiceError:

@@ -164,7 +164,12 @@ class Dispatcher:
             # plain 400, saying so.
             code = protocol.unknown_operation(name).code
             raise ServiceError(code, f"snapferry does not serve {service.name} {name} yet.")
-        params = protocol.parse(operation, request)
+        try:
+            params = protocol.parse(operation, request)
+        except InvalidInput as problem:
+            if problem.shape not in service.input_errors:
+                raise
+            raise service.input_errors[problem.shape] from problem
         ctx = RequestContext(
             principal=principal,
             region=region,

@@ -32,6 +32,8 @@ class Service:
     handlers: Mapping[str, Handler]
     access_denied: Callable[[str], ServiceError]
     dry_run_error: ServiceError | None = None
+    # Model shape name -> the error AWS gives when a value breaks that shape's limits.
+    input_errors: Mapping[str, ServiceError] = field(default_factory=dict)
 
 
 @dataclass

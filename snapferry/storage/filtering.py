@@ -8,7 +8,7 @@ tags table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,8 @@ from snapferry.storage.metadata import tags
 class Field:
     column: Any
     kind: str = "text"  # text | int | bool | percent
+    # For a column of a related table: wraps each value's match, e.g. in an EXISTS.
+    within: Callable[[Any], ColumnElement[bool]] | None = None
 
 
 def _like_pattern(value: str) -> str:
@@ -83,7 +85,10 @@ def filter_clauses(
                 for value in values
             ]
         elif name in fields:
-            matches = [_value_match(name, fields[name], value) for value in values]
+            spec = fields[name]
+            matches = [_value_match(name, spec, value) for value in values]
+            if spec.within is not None:
+                matches = [spec.within(match) for match in matches]
         else:
             known = ", ".join(sorted([*fields, "tag:<key>", "tag-key"]))
             raise ServiceError(

@@ -30,12 +30,13 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -278,8 +279,96 @@ copy_jobs = Table(
     Index("copy_jobs_by_lineage", "source_lineage_id", "account_id", "dest_region"),
 )
 
+# Machine images (AMIs). A deregistered image keeps its row (state `deregistered`), so a
+# second DeregisterImage is told so and GetImageAncestry still finds it as the source of
+# its copies; it is gone from every Describe. The columns a CopyImage target needs are
+# here already: `pending` state with a reason, its source, and the image copy job.
+images = Table(
+    "images",
+    metadata,
+    Column("image_id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("description", Text),
+    Column("state", String(16), nullable=False),  # pending | available | failed | deregistered
+    Column("state_reason_code", String(64)),
+    Column("state_reason_message", Text),
+    Column("creation_date", IsoTime(), nullable=False),
+    Column("image_location", String(1024), nullable=False),
+    Column("owner_alias", String(32)),  # amazon ... for operator-imported images; else None
+    Column("image_type", String(16), nullable=False),  # machine
+    Column("architecture", String(16), nullable=False),
+    Column("virtualization_type", String(16), nullable=False),
+    Column("root_device_name", String(64), nullable=False),
+    Column("root_device_type", String(16), nullable=False),  # ebs
+    Column("ena_support", Boolean),
+    Column("sriov_net_support", String(16)),
+    Column("boot_mode", String(16)),
+    Column("tpm_support", String(8)),
+    Column("imds_support", String(8)),
+    Column("uefi_data", Text),
+    Column("kernel_id", String(32)),
+    Column("ramdisk_id", String(32)),
+    Column("source_image_id", String(32)),  # copies: the image copied, and its region
+    Column("source_image_region", String(32)),
+    Column("copy_job_id", String(36)),  # copies: the parent job of its snapshot copies
+    Column("client_token", String(255)),
+    Column("request_digest", String(64)),
+    Column("deprecation_time", IsoTime()),
+    Column("deregistration_protection", String(32), nullable=False),
+    Column("protected_until", IsoTime()),  # after a disable with cooldown
+    Column("deregistered_at", IsoTime()),
+    Index("images_by_owner", "region", "account_id", "image_id"),
+    # A name is unique per account and region among the images not deregistered.
+    Index("images_live_name", "account_id", "region", "name", unique=True,
+          sqlite_where=text("state != 'deregistered'"),
+          postgresql_where=text("state != 'deregistered'")),
+)
+
+# An image's block device mappings, in the order given. Kept after deregistration (the
+# image's history); `InvalidSnapshot.InUse` counts only images not deregistered.
+image_block_devices = Table(
+    "image_block_devices",
+    metadata,
+    Column("image_id", String(32), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("device_name", String(64), nullable=False),
+    Column("snapshot_id", String(32)),  # None: an empty volume, ephemeral or NoDevice
+    Column("volume_size", Integer),
+    Column("volume_type", String(16)),
+    Column("delete_on_termination", Boolean),
+    Column("encrypted", Boolean),
+    Column("kms_key_id", String(2048)),
+    Column("iops", Integer),
+    Column("throughput", Integer),
+    Column("virtual_name", String(32)),
+    Column("no_device", Boolean, nullable=False),
+    Index("image_block_devices_by_snapshot", "snapshot_id"),
+)
+
+# launchPermission: (image, kind, grantee) with kind user (account id), group (all),
+# organization (an organization ARN) or ou (an organizational unit ARN).
+image_permissions = Table(
+    "image_permissions",
+    metadata,
+    Column("image_id", String(32), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("grantee", String(256), primary_key=True),
+    Index("image_permissions_by_grantee", "grantee"),
+)
+
 # version -> step run inside the migration transaction to reach it from the one before.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def _add_images(conn: Connection) -> None:
+    """2: machine images, their block device mappings and launch permissions."""
+    for table in (images, image_block_devices, image_permissions):
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS[2] = _add_images
 
 
 def sqlite_url(data_dir: Path) -> str:

@@ -68,11 +68,13 @@ def check_limits(shape: Shape, value: Any, where: str) -> None:
         what = "items" if kind in ("list", "map") else "characters" if kind == "string" else "bytes"
         if low is not None and size < low:
             raise InvalidInput(
-                InvalidInput.INVALID, f"Value for {where} must have at least {low} {what}."
+                InvalidInput.INVALID, f"Value for {where} must have at least {low} {what}.",
+                shape.name,
             )
         if high is not None and size > high:
             raise InvalidInput(
-                InvalidInput.INVALID, f"Value for {where} must have at most {high} {what}."
+                InvalidInput.INVALID, f"Value for {where} must have at most {high} {what}.",
+                shape.name,
             )
     elif kind in ("integer", "long", "float", "double"):
         if low is not None and value < low:

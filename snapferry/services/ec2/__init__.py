@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from snapferry.domain import images as image_rules
 from snapferry.errors import ServiceError
 from snapferry.services.context import Service
-from snapferry.services.ec2 import copies, encryption, regions, snapshots, tags, volumes
+from snapferry.services.ec2 import (
+    copies,
+    encryption,
+    images,
+    regions,
+    snapshots,
+    tags,
+    volumes,
+)
 
 DRY_RUN = ServiceError(
     "DryRunOperation", "Request would have succeeded, but DryRun flag is set.", status=412
@@ -23,7 +32,9 @@ SERVICE = Service(
     name="ec2",
     iam_prefix="ec2",
     handlers={**regions.HANDLERS, **snapshots.HANDLERS, **volumes.HANDLERS, **tags.HANDLERS,
-              **encryption.HANDLERS, **copies.HANDLERS},
+              **encryption.HANDLERS, **copies.HANDLERS, **images.HANDLERS},
     access_denied=_unauthorized,
     dry_run_error=DRY_RUN,
+    input_errors={"ImageNameRequest": ServiceError("InvalidAMIName.Malformed",
+                                                   image_rules.NAME_MESSAGE)},
 )

@@ -22,6 +22,7 @@ from snapferry.services.ec2.common import (
     snapshot_output,
 )
 from snapferry.storage import copies as job_store
+from snapferry.storage import images as image_store
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as store
 from snapferry.storage import volumes as volume_store
@@ -118,11 +119,14 @@ def delete_snapshot(ctx: RequestContext, params: dict[str, Any]) -> Output:
             raise ServiceError("InvalidSnapshot.InUse",
                                f"The snapshot {snapshot.snapshot_id} is in use by a snapshot copy "
                                "in progress; delete it when the copy has finished.")
+        image_id = image_store.image_using(conn, snapshot.snapshot_id)
+        if image_id:
+            raise ServiceError("InvalidSnapshot.InUse", f"The snapshot {snapshot.snapshot_id} "
+                               f"is currently in use by {image_id}")
         ctx.authorize()
         # Deleting a copy still in progress cancels it: its worker's next checkpoint fails.
         job_store.cancel(conn, snapshot.snapshot_id, ctx.clock.now(),
                          "Cancelled: the destination snapshot was deleted.")
-        # InvalidSnapshot.InUse for a registered image's snapshot arrives with images.
         doomed = manifests.drop_manifest(conn, snapshot.snapshot_id)
         delete_tags(conn, snapshot.snapshot_id)
         store.delete_snapshot(conn, snapshot.snapshot_id)

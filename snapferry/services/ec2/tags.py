@@ -1,4 +1,4 @@
-"""CreateTags, DeleteTags, DescribeTags for volumes and snapshots."""
+"""CreateTags, DeleteTags, DescribeTags for volumes, snapshots and images."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext
 from snapferry.services.ec2.common import page_size
 from snapferry.storage.filtering import Field, filter_clauses
-from snapferry.storage.metadata import snapshots, tags, volumes
+from snapferry.storage.metadata import images, snapshots, tags, volumes
 from snapferry.storage.tagstore import delete_tags, set_tags, tags_of
 
 TAG_FILTERS = {
@@ -23,7 +23,10 @@ TAG_FILTERS = {
 }
 MAX_RESOURCES = 1000
 _TABLES = {"snap": (snapshots, snapshots.c.snapshot_id, "snapshot"),
-           "vol": (volumes, volumes.c.volume_id, "volume")}
+           "vol": (volumes, volumes.c.volume_id, "volume"),
+           "ami": (images, images.c.image_id, "image")}
+_NOT_FOUND = {"snapshot": "InvalidSnapshot.NotFound", "volume": "InvalidVolume.NotFound",
+              "image": "InvalidAMIID.NotFound"}
 
 
 def _owned_resources(ctx: RequestContext, conn: Any, resource_ids: list[str]) -> dict[str, str]:
@@ -36,14 +39,16 @@ def _owned_resources(ctx: RequestContext, conn: Any, resource_ids: list[str]) ->
         prefix = resource_id.split("-", 1)[0]
         if prefix not in _TABLES or not ids.is_id(prefix, resource_id):
             raise ServiceError("InvalidID", f"The ID '{resource_id[:100]}' is not valid: "
-                               "snapferry tags volumes (vol-...) and snapshots (snap-...).")
+                               "snapferry tags volumes (vol-...), snapshots (snap-...) and "
+                               "images (ami-...).")
         table, id_column, kind = _TABLES[prefix]
-        row = conn.execute(select(id_column).where(
+        query = select(id_column).where(
             id_column == resource_id, table.c.account_id == ctx.account_id,
-            table.c.region == ctx.region)).first()
-        if row is None:
-            code = "InvalidSnapshot.NotFound" if kind == "snapshot" else "InvalidVolume.NotFound"
-            raise ServiceError(code, f"The {kind} '{resource_id}' does not exist.")
+            table.c.region == ctx.region)
+        if kind == "image":  # a deregistered image keeps its record, but not its tags
+            query = query.where(table.c.state != "deregistered")
+        if conn.execute(query).first() is None:
+            raise ServiceError(_NOT_FOUND[kind], f"The {kind} '{resource_id}' does not exist.")
         found[resource_id] = kind
     return found
 
