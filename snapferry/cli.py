@@ -14,6 +14,7 @@ from snapferry.config import DEFAULT_PORT, CopySettings, Settings
 from snapferry.domain.accounts import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, AccessKey
 from snapferry.errors import ServiceError
 from snapferry.storage.datadir import open_storage
+from snapferry.storage.files import ModeError
 from snapferry.storage.secrets import MasterKeyError
 
 
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ServiceError, MasterKeyError) as error:
+    except (ServiceError, MasterKeyError, ModeError) as error:
         message = error.message if isinstance(error, ServiceError) else str(error)
         print(f"snapferry: {message}", file=sys.stderr)
         return 2
