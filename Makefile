@@ -7,7 +7,7 @@ PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.
 PORT   ?= 4747
 DATA   ?= ./snapferry-data
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The long fuzz run (>= 10,000 requests; `make test` runs the same tests small). Its figures
+# go in RELIABILITY.md, "Fuzz".
+FUZZ_EXAMPLES ?= 200
+fuzz: $(VENV)/.installed-test
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/fuzz
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

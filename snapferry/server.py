@@ -249,10 +249,17 @@ class App:
         ]
         headers_out.append((b"content-length", str(len(response.body)).encode()))
         headers_out.append((b"server", b"snapferry"))
-        await send(
-            {"type": "http.response.start", "status": response.status, "headers": headers_out}
-        )
-        await send({"type": "http.response.body", "body": response.body})
+        try:
+            await send(
+                {"type": "http.response.start", "status": response.status,
+                 "headers": headers_out}
+            )
+            await send({"type": "http.response.body", "body": response.body})
+        except RuntimeError:
+            # The connection closed under this request: uvicorn answered a malformed request
+            # pipelined behind it with 400 and closed, and uvloop refuses writes to a closed
+            # transport. There is nobody left to answer.
+            log.info("connection closed before its response was sent")
 
     async def _read_body(self, headers: dict[str, list[str]], receive: Receive) -> bytes | None:
         """The whole body, or None when it is over the limit.
