@@ -134,3 +134,29 @@ def test_past_the_connection_cap_requests_get_503_until_slow_ones_close(
         wait_for(lambda: status() == 200, timeout=CLOSED_WITHIN)
         for sock in held:
             sock.close()
+
+
+def test_a_body_cut_off_by_a_disconnect_is_not_run(guarded: ServerProcess) -> None:
+    """The form's prefix is itself a valid request (without its DryRun): it must not run."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    meant = (b"Action=CreateVolume&Version=2016-11-15&AvailabilityZone=sa-east-1a&Size=1"
+             b"&DryRun=true")
+    request = AWSRequest(method="POST", url=guarded.url + "/", data=meant, headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    SigV4Auth(Credentials("test", "test"), "ec2", "sa-east-1").add_auth(request)
+    head = ["POST / HTTP/1.1", f"Host: {urlsplit(guarded.url).netloc}",
+            f"Content-Length: {len(meant)}"]
+    head += [f"{k}: {v}" for k, v in request.prepare().headers.items()
+             if k.lower() not in ("host", "content-length")]
+    sock = socket.create_connection(address(guarded), timeout=10)
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + meant[: meant.index(b"&DryRun")])
+    sock.close()
+    ec2 = boto3.client("ec2", region_name="sa-east-1", endpoint_url=guarded.url,
+                       aws_access_key_id="test", aws_secret_access_key="test",
+                       config=NO_RETRIES)
+    with pytest.raises(AssertionError):  # a cut-off request that ran shows within moments
+        wait_for(lambda: bool(ec2.describe_volumes()["Volumes"]), timeout=3)
