@@ -8,7 +8,7 @@ JS     := tests/clients/js
 PORT   ?= 4747
 DATA   ?= ./snapferry-data
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ test: $(VENV)/.installed-test
 	$(MAKE) --no-print-directory $(JS)/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The long fuzz run (>= 10,000 requests; `make test` runs the same tests small). Its figures
+# go in RELIABILITY.md, "Fuzz".
+FUZZ_EXAMPLES ?= 200
+fuzz: $(VENV)/.installed-test
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/fuzz
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -11,10 +11,11 @@ import socket
 import sys
 import threading
 
-from snapferry.config import DEFAULT_PORT, CopySettings, Settings
+from snapferry.config import DEFAULT_PORT, ConnectionSettings, CopySettings, Settings
 from snapferry.domain.accounts import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, AccessKey
 from snapferry.errors import ServiceError
 from snapferry.storage.datadir import open_storage
+from snapferry.storage.files import ModeError
 from snapferry.storage.secrets import MasterKeyError
 
 
@@ -23,11 +24,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, f"copy_{name}") for name in
                  ("workers", "rate_limit", "lease_seconds", "quota")
                  if getattr(args, f"copy_{name}", None) is not None}
+    limits = {name: getattr(args, name) for name in
+              ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections")
+              if getattr(args, name, None) is not None}
     return Settings(
         data_dir=Settings.data_dir_from(args.data_dir),
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", DEFAULT_PORT),
         copies=dataclasses.replace(copies, **overrides),
+        connections=dataclasses.replace(ConnectionSettings(), **limits),
     )
 
 
@@ -35,6 +40,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from snapferry.server import App, Dispatcher
+    from snapferry.serving import uvicorn_config
 
     settings = _settings(args)
     storage = open_storage(settings)
@@ -60,17 +66,9 @@ def serve(args: argparse.Namespace) -> int:
         )
     lines.append(f"  try: aws --endpoint-url {url} --region us-east-1 sts get-caller-identity")
     print("\n".join(lines), flush=True)
-    app = App(Dispatcher(storage, settings), settings.max_body_bytes)
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        server_header=False,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
+    app = App(Dispatcher(storage, settings), settings.max_body_bytes,
+              body_timeout=settings.connections.body_timeout)
+    config = uvicorn_config(app, settings)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal under the
     # handlers it found; finding these, a finished shutdown exits 0 instead of dying by signal.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -169,6 +167,15 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("serve", help="start the service")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    run.add_argument("--header-timeout", type=float, metavar="SECONDS",
+                     help="close a connection whose request headers take longer (default 10)")
+    run.add_argument("--body-timeout", type=float, metavar="SECONDS",
+                     help="refuse a request whose body takes longer after its headers "
+                          "(default 30)")
+    run.add_argument("--keep-alive-timeout", type=float, metavar="SECONDS",
+                     help="close an idle kept-alive connection after this (default 5)")
+    run.add_argument("--max-connections", type=int,
+                     help="open connections past which requests get 503 (default 512)")
     data_dir(run)
     copy_options(run, "copy worker threads in this process (default 2; 0: use "
                       "`snapferry worker`)")
@@ -206,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ServiceError, MasterKeyError) as error:
+    except (ServiceError, MasterKeyError, ModeError) as error:
         message = error.message if isinstance(error, ServiceError) else str(error)
         print(f"snapferry: {message}", file=sys.stderr)
         return 2

@@ -32,6 +32,23 @@ class CopySettings:
 
 
 @dataclass(frozen=True)
+class ConnectionSettings:
+    """What one client may hold of the server (README, "Connections")."""
+
+    # Seconds from a connection's start (or a kept-alive request's first byte) to the end
+    # of the request's headers; a slower connection is closed.
+    header_timeout: float = 10.0
+    # Seconds from the end of the headers to the end of the body (1 MiB at 35 KB/s); a
+    # slower request is answered RequestTimeout and its connection closed.
+    body_timeout: float = 30.0
+    # Seconds an idle kept-alive connection stays open (uvicorn's default).
+    keep_alive_timeout: float = 5.0
+    # Open connections (or requests in progress) past which new requests get 503. Each
+    # takes a file descriptor: keep it below `ulimit -n`.
+    max_connections: int = 512
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     host: str = "127.0.0.1"
@@ -42,6 +59,7 @@ class Settings:
     # None: SQLite in the data dir. Otherwise any SQLAlchemy URL (PostgreSQL at scale).
     database_url: str | None = None
     copies: CopySettings = field(default_factory=lambda: CopySettings())
+    connections: ConnectionSettings = field(default_factory=lambda: ConnectionSettings())
 
     @classmethod
     def data_dir_from(cls, given: str | None) -> Path:

@@ -191,13 +191,22 @@ class Dispatcher:
         return protocol.serialize(operation, output, request_id)
 
 
+class _Disconnected(Exception):
+    """The client went away before its body was whole."""
+
+
+_TOO_SLOW = object()  # the body did not arrive within the body timeout
+
+
 class App:
     """The ASGI face of the Dispatcher. Handlers run on a thread pool: they touch the
     database and disk, and the event loop must keep accepting meanwhile."""
 
-    def __init__(self, dispatcher: Dispatcher, max_body_bytes: int, threads: int = 16) -> None:
+    def __init__(self, dispatcher: Dispatcher, max_body_bytes: int, threads: int = 16,
+                 body_timeout: float = 30.0) -> None:
         self.dispatcher = dispatcher
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="snapferry-request")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -211,16 +220,28 @@ class App:
             headers.setdefault(raw_name.decode("latin-1").lower(), []).append(
                 raw_value.decode("latin-1")
             )
-        body = await self._read_body(headers, receive)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await self._read_body(headers, receive)
+        except _Disconnected:
+            return  # nobody to answer, and a cut-off body is not the request that was sent
+        except TimeoutError:
+            body = _TOO_SLOW
         request = IncomingRequest(
             method=scope["method"],
             raw_path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
             raw_query=scope["query_string"].decode("latin-1"),
             headers=headers,
-            body=body or b"",
+            body=body if isinstance(body, bytes) else b"",
         )
         if body is None:
             response = self._too_large(request)
+        elif body is _TOO_SLOW:
+            response = self._refusal(request, ServiceError(
+                "RequestTimeout",
+                f"Your socket connection to the server was not read from or written to within "
+                f"the timeout period: the request body took over {self.body_timeout:g} seconds.",
+            ))
         elif request.method == "GET" and request.raw_path == "/metrics" and not request.raw_query:
             response = HttpResponse(200, metrics_text(self.dispatcher.storage).encode(),
                                     {"Content-Type": "text/plain; version=0.0.4"})
@@ -233,10 +254,17 @@ class App:
         ]
         headers_out.append((b"content-length", str(len(response.body)).encode()))
         headers_out.append((b"server", b"snapferry"))
-        await send(
-            {"type": "http.response.start", "status": response.status, "headers": headers_out}
-        )
-        await send({"type": "http.response.body", "body": response.body})
+        try:
+            await send(
+                {"type": "http.response.start", "status": response.status,
+                 "headers": headers_out}
+            )
+            await send({"type": "http.response.body", "body": response.body})
+        except RuntimeError:
+            # The connection closed under this request: uvicorn answered a malformed request
+            # pipelined behind it with 400 and closed, and uvloop refuses writes to a closed
+            # transport. There is nobody left to answer.
+            log.info("connection closed before its response was sent")
 
     async def _read_body(self, headers: dict[str, list[str]], receive: Receive) -> bytes | None:
         """The whole body, or None when it is over the limit.
@@ -245,7 +273,8 @@ class App:
         send the whole body before they read a response: closing on them mid-upload shows
         them a connection reset instead of our 413 error."""
         declared = headers.get("content-length", ["0"])[0]
-        declared_size = int(declared) if declared.isdigit() else 0
+        # ASCII digits only: a latin-1 header may hold '²', a digit to isdigit(), not to int().
+        declared_size = int(declared) if declared.isascii() and declared.isdigit() else 0
         if declared_size > DRAIN_LIMIT:
             return None
         chunks: list[bytes] = []
@@ -253,7 +282,7 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise _Disconnected
             chunk = message.get("body", b"")
             size += len(chunk)
             if size <= self.max_body_bytes:
@@ -265,12 +294,16 @@ class App:
         return b"".join(chunks) if size <= self.max_body_bytes else None
 
     def _too_large(self, request: IncomingRequest) -> HttpResponse:
-        request_id = str(uuid.uuid4())
-        error = ServiceError(
+        return self._refusal(request, ServiceError(
             "RequestEntityTooLarge",
             f"The request body is larger than this server's limit of {self.max_body_bytes} bytes.",
             status=413,
-        )
+        ))
+
+    @staticmethod
+    def _refusal(request: IncomingRequest, error: ServiceError) -> HttpResponse:
+        """An error for a request whose body was not read whole; the connection closes."""
+        request_id = str(uuid.uuid4())
         response = protocol_for(guess_service(request)).serialize_error(error, request_id)
         response.headers["Connection"] = "close"
         response.headers.setdefault("x-amzn-RequestId", request_id)

@@ -28,7 +28,33 @@ def value_matches(candidate: str, wanted: Iterable[str]) -> bool:
     return any(_pattern(value).match(candidate) for value in wanted)
 
 
+# EC2's caps, as AWS answers past them (FilterLimitExceeded, 400): "The maximum number of
+# filter values specified on a single call is 200", "The maximum length for a filter value
+# is 255 characters". AWS states no cap on the number of filters; ours keeps a query within
+# what the database can run even when every filter has no value.
+MAX_FILTER_VALUES = 200
+MAX_FILTER_VALUE_LENGTH = 255
+MAX_FILTERS = 50
+
+
+def check_filter_limits(filters: list[dict[str, Any]] | None) -> None:
+    """Refuse filters past EC2's caps, before any of them is turned into a query."""
+    filters = filters or []
+    if len(filters) > MAX_FILTERS:
+        raise ServiceError("FilterLimitExceeded", f"The maximum number of filters specified on "
+                           f"a single call is {MAX_FILTERS}; {len(filters)} were given.")
+    values = [value for item in filters for value in item.get("Values") or ()]
+    if len(values) > MAX_FILTER_VALUES:
+        raise ServiceError("FilterLimitExceeded", f"The maximum number of filter values "
+                           f"specified on a single call is {MAX_FILTER_VALUES}; {len(values)} "
+                           "were given.")
+    if any(len(value) > MAX_FILTER_VALUE_LENGTH for value in values):
+        raise ServiceError("FilterLimitExceeded", f"The maximum length for a filter value is "
+                           f"{MAX_FILTER_VALUE_LENGTH} characters.")
+
+
 def check_filters(filters: list[dict[str, Any]] | None, fields: FilterFields[Any]) -> None:
+    check_filter_limits(filters)
     for item in filters or ():
         name = item.get("Name")
         if name is None:

@@ -68,6 +68,53 @@ def check_type_and_size(volume_type: str, size: int) -> None:
         )
 
 
+# Provisioned IOPS per type, as the EC2 model documents CreateVolume's Iops: (lowest,
+# highest, most IOPS per GiB of size). Required for io1/io2, optional for gp3 (3,000 when
+# omitted), refused for every other type.
+IOPS_RANGES = {
+    "gp3": (3000, 80000, 500),
+    "io1": (100, 64000, 50),
+    "io2": (100, 256000, 1000),
+}
+IOPS_REQUIRED = frozenset({"io1", "io2"})
+# Throughput, MiB/s: gp3 only, 125-2000 (the model's CreateVolume documentation).
+THROUGHPUT_RANGE = (125, 2000)
+GP3_BASELINE_IOPS = 3000
+
+
+def check_performance(volume_type: str, size: int, iops: int | None,
+                      throughput: int | None) -> None:
+    """Iops and Throughput as AWS validates them for the volume type (after the type and
+    size are known to be valid)."""
+    if iops is None and volume_type in IOPS_REQUIRED:
+        raise ServiceError("InvalidParameterCombination",
+                           f"The parameter iops must be specified for {volume_type} volumes.")
+    if iops is not None:
+        if volume_type not in IOPS_RANGES:
+            raise ServiceError("InvalidParameterCombination",
+                               f"The parameter iops is not supported for {volume_type} volumes.")
+        low, high, per_gib = IOPS_RANGES[volume_type]
+        if not low <= iops <= high:
+            raise ServiceError("InvalidParameterValue",
+                               f"Volume iops of {iops} is out of range for {volume_type}: "
+                               f"{low} to {high}.")
+        # gp3 gets its 3,000 baseline at any size; more than that needs size.
+        if iops > max(per_gib * size, GP3_BASELINE_IOPS if volume_type == "gp3" else 0):
+            raise ServiceError("InvalidParameterValue",
+                               f"Iops to volume size ratio of {iops / size:f} is too high; "
+                               f"maximum is {per_gib:f}.")
+    if throughput is not None:
+        if volume_type != "gp3":
+            raise ServiceError("InvalidParameterCombination",
+                               "The parameter throughput can only be specified for volumeType "
+                               f"gp3, not {volume_type}.")
+        low, high = THROUGHPUT_RANGE
+        if not low <= throughput <= high:
+            raise ServiceError("InvalidParameterValue",
+                               f"Volume throughput of {throughput} MiB/s is out of range for "
+                               f"gp3: {low} to {high}.")
+
+
 def size_for(requested: int | None, snapshot_size: int | None, snapshot_id: str | None) -> int:
     """The new volume's size: as requested, else the snapshot's; never below the snapshot."""
     if requested is None and snapshot_size is None:

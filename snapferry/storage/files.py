@@ -1,9 +1,34 @@
-"""Atomic file writes: temp file, fsync, rename, fsync of the directory."""
+"""Atomic file writes: temp file, fsync, rename, fsync of the directory. Private modes:
+everything under the data dir is the server's alone (directories 0700, files 0600),
+whatever the umask."""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+class ModeError(Exception):
+    """A path that other local users can reach; the message says how to fix it."""
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` (and missing parents) with mode 0700; an existing one is left as is."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+
+
+def check_private(path: Path) -> None:
+    """Refuse a file or directory that its group or others may read, write or enter."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        wanted = PRIVATE_DIR if path.is_dir() else PRIVATE_FILE
+        raise ModeError(
+            f"{path} is open to other local users (mode {mode:o}); run: chmod {wanted:o} {path}"
+        )
 
 
 def fsync_dir(path: Path) -> None:
@@ -14,7 +39,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644, replace: bool = True) -> bool:
+def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE,
+                 replace: bool = True) -> bool:
     """Write `data` at `path` so a crash leaves the old file or the new one, never a torn one.
 
     With replace=False an existing file wins (no overwrite) and False is returned; two

@@ -8,20 +8,26 @@ tags table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, String, and_, exists, false, or_, select, type_coerce
 
+from snapferry.domain.filters import check_filter_limits
 from snapferry.errors import ServiceError
 from snapferry.storage.metadata import tags
+
+_DIGITS = re.compile("[0-9]+")
+# The numeric columns filtered on are EC2 `integer`s (sizes in GiB).
+MAX_INTEGER = 2**31 - 1
 
 
 @dataclass(frozen=True)
 class Field:
     column: Any
-    kind: str = "text"  # text | int | bool | percent
+    kind: str = "text"  # text | int | bool | percent | time
     # For a column of a related table: wraps each value's match, e.g. in an EXISTS.
     within: Callable[[Any], ColumnElement[bool]] | None = None
 
@@ -46,10 +52,17 @@ def _value_match(name: str, spec: Field, value: str) -> ColumnElement[bool]:
                 "InvalidParameterValue", f"The filter '{name}' takes true or false, not '{value}'."
             )
         return spec.column == (value == "true")
+    if spec.kind == "time":
+        # The column holds AWS's text form (IsoTime); match that text, wildcards and all.
+        return text_match(type_coerce(spec.column, String), value)
     number = value[:-1] if spec.kind == "percent" and value.endswith("%") else value
-    if not number.isdigit():
+    # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+    highest = 100 if spec.kind == "percent" else MAX_INTEGER
+    if not _DIGITS.fullmatch(number) or int(number) > highest:
         raise ServiceError(
-            "InvalidParameterValue", f"The filter '{name}' takes a whole number, not '{value}'."
+            "InvalidParameterValue",
+            f"The filter '{name}' takes a whole number from 0 to {highest}, not "
+            f"'{value[:50]}'.",
         )
     return spec.column == int(number)
 
@@ -59,6 +72,9 @@ def filter_clauses(
     fields: Mapping[str, Field],
     resource_id: Any,
 ) -> list[ColumnElement[bool]]:
+    # The caps keep every query within what the engine can run (SQLite refuses an
+    # expression tree deeper than 1000).
+    check_filter_limits(filters)
     clauses = []
     for item in filters or ():
         name = item.get("Name") or ""
@@ -100,6 +116,29 @@ def filter_clauses(
 
 def all_of(clauses: list[ColumnElement[bool]]) -> ColumnElement[bool] | None:
     return and_(*clauses) if clauses else None
+
+
+# SQLite binds at most 32766 parameters in one statement: long id lists go in slices.
+ID_SLICE = 5000
+
+
+def slices(values: list[str]) -> list[list[str]]:
+    """`values` without repeats, in slices a statement can bind."""
+    unique = list(dict.fromkeys(values))
+    return [unique[start:start + ID_SLICE] for start in range(0, len(unique), ID_SLICE)]
+
+
+def page_of(conn: Any, query: Any, id_column: Any, ids: list[str] | None, limit: int | None,
+            after: str | None) -> tuple[list[Any], str | None]:
+    """`page`, restricted to `ids` when given (any number of them)."""
+    if not ids:
+        return page(conn, query, id_column, limit, after)
+    rows = [row for chunk in slices(ids)
+            for row in page(conn, query.where(id_column.in_(chunk)), id_column, None, after)[0]]
+    rows.sort(key=lambda row: row._mapping[id_column.name])
+    if limit is not None and len(rows) > limit:
+        return rows[:limit], rows[limit - 1]._mapping[id_column.name]
+    return rows, None
 
 
 def page(conn: Any, query: Any, id_column: Any, limit: int | None, after: str | None

@@ -10,7 +10,7 @@ from sqlalchemy import and_, delete, exists, insert, literal, or_, select, updat
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.snapshots import Snapshot
-from snapferry.storage.filtering import Field, filter_clauses, page
+from snapferry.storage.filtering import Field, filter_clauses, page_of, slices
 from snapferry.storage.metadata import snapshot_permissions as perms
 from snapferry.storage.metadata import snapshots
 
@@ -24,7 +24,7 @@ SNAPSHOT_FILTERS = {
     "owner-id": Field(s.account_id),
     "progress": Field(s.progress, "percent"),
     "snapshot-id": Field(s.snapshot_id),
-    "start-time": Field(s.start_time),
+    "start-time": Field(s.start_time, "time"),
     "status": Field(s.state),
     "volume-id": Field(s.volume_id),
     "volume-size": Field(s.volume_size, "int"),
@@ -87,22 +87,26 @@ def _visible_to(account_id: str) -> Any:
     return or_(s.account_id == account_id, shared)
 
 
+def _granted_to(kind: str, grantees: list[str]) -> Any:
+    return exists(select(perms.c.snapshot_id).where(
+        perms.c.snapshot_id == s.snapshot_id, perms.c.kind == kind,
+        or_(*(perms.c.grantee.in_(chunk) for chunk in slices(grantees)))))
+
+
 def _restorable_by(account_id: str, who: list[str]) -> Any:
+    # One clause per kind of value, however many values: a clause per value would build an
+    # expression deeper than the database runs.
     clauses = []
-    for value in who:
-        if value == "all":
-            clauses.append(exists(select(perms.c.snapshot_id).where(
-                perms.c.snapshot_id == s.snapshot_id, perms.c.kind == GROUP_ALL[0],
-                perms.c.grantee == GROUP_ALL[1])))
-        else:
-            grantee = account_id if value == "self" else value
-            explicit = exists(select(perms.c.snapshot_id).where(
-                perms.c.snapshot_id == s.snapshot_id, perms.c.kind == "user",
-                perms.c.grantee == grantee))
-            # Your own snapshots are restorable by you implicitly; another account id asks
-            # which of your snapshots that account may restore.
-            clauses.append(or_(s.account_id == grantee, explicit) if value == "self"
-                           else and_(s.account_id == account_id, explicit))
+    if "all" in who:
+        kind, grantee = GROUP_ALL
+        clauses.append(_granted_to(kind, [grantee]))
+    if "self" in who:
+        # Your own snapshots are restorable by you implicitly.
+        clauses.append(or_(s.account_id == account_id, _granted_to("user", [account_id])))
+    others = [value for value in who if value not in ("all", "self")]
+    if others:
+        # Another account id asks which of your snapshots that account may restore.
+        clauses.append(and_(s.account_id == account_id, _granted_to("user", others)))
     return or_(*clauses)
 
 
@@ -120,15 +124,14 @@ def describe_snapshots(
     """One page of the snapshots the account can see, in snapshot id order, and the id
     after which the next page starts (None on the last page)."""
     query = select(snapshots).where(s.region == region, _visible_to(account_id))
-    if snapshot_ids:
-        query = query.where(s.snapshot_id.in_(snapshot_ids))
     if owners:
-        query = query.where(s.account_id.in_([account_id if o == "self" else o for o in owners]))
+        wanted_owners = {account_id if o == "self" else o for o in owners}
+        query = query.where(or_(*(s.account_id.in_(chunk) for chunk in slices([*wanted_owners]))))
     if restorable_by:
         query = query.where(_restorable_by(account_id, restorable_by))
     for clause in filter_clauses(filters, SNAPSHOT_FILTERS, s.snapshot_id):
         query = query.where(clause)
-    rows, last = page(conn, query, s.snapshot_id, limit, after)
+    rows, last = page_of(conn, query, s.snapshot_id, snapshot_ids, limit, after)
     return [_snapshot(row) for row in rows], last
 
 

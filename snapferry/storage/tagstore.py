@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
+from snapferry.storage.filtering import slices
 from snapferry.storage.metadata import tags
 
 
@@ -16,11 +17,13 @@ def tags_of(conn: Connection, resource_ids: Iterable[str]) -> dict[str, dict[str
     found: dict[str, dict[str, str]] = {resource_id: {} for resource_id in ids}
     if not ids:
         return found
-    rows = conn.execute(
-        select(tags.c.resource_id, tags.c.key, tags.c.value).where(tags.c.resource_id.in_(ids))
-    )
-    for row in rows:
-        found[row.resource_id][row.key] = row.value
+    for chunk in slices(ids):
+        rows = conn.execute(
+            select(tags.c.resource_id, tags.c.key, tags.c.value)
+            .where(tags.c.resource_id.in_(chunk))
+        )
+        for row in rows:
+            found[row.resource_id][row.key] = row.value
     return found
 
 

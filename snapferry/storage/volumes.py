@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.volumes import Volume
-from snapferry.storage.filtering import Field, filter_clauses, page
+from snapferry.storage.filtering import Field, filter_clauses, page_of
 from snapferry.storage.metadata import volumes
 
 _FIELDS = [field.name for field in dataclasses.fields(Volume)]
@@ -17,7 +17,7 @@ v = volumes.c
 
 VOLUME_FILTERS = {
     "availability-zone": Field(v.availability_zone),
-    "create-time": Field(v.create_time),
+    "create-time": Field(v.create_time, "time"),
     "encrypted": Field(v.encrypted, "bool"),
     "multi-attach-enabled": Field(v.multi_attach, "bool"),
     "size": Field(v.size, "int"),
@@ -76,9 +76,7 @@ def describe_volumes(
     after: str | None,
 ) -> tuple[list[Volume], str | None]:
     query = select(volumes).where(v.region == region, v.account_id == account_id)
-    if volume_ids:
-        query = query.where(v.volume_id.in_(volume_ids))
     for clause in filter_clauses(filters, VOLUME_FILTERS, v.volume_id):
         query = query.where(clause)
-    rows, last = page(conn, query, v.volume_id, limit, after)
+    rows, last = page_of(conn, query, v.volume_id, volume_ids, limit, after)
     return [_volume(row) for row in rows], last

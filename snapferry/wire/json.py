@@ -11,6 +11,7 @@ import binascii
 import datetime as dt
 import json
 import math
+import re
 from typing import Any
 
 from botocore.model import OperationModel, Shape
@@ -21,6 +22,8 @@ from snapferry.wire.protocol import AuthProblem, Protocol
 from snapferry.wire.shapes import check_limits, epoch_seconds, float_text, parse_time
 
 _NUMBER = (int, float)
+# json.loads joins a valid surrogate pair into one character: any surrogate left is unpaired.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def load_body(body: bytes) -> Any:
@@ -73,6 +76,14 @@ class JsonShapeReader:
         elif kind == "string":
             if not isinstance(value, str):
                 raise self._type_error(where, "a string")
+            if _SURROGATE.search(value):
+                # JSON's \ud800 escapes can name half a character, which no UTF-8 text (our
+                # database, our responses) can hold.
+                raise InvalidInput(
+                    InvalidInput.INVALID,
+                    f"{where or 'A string'} holds an unpaired UTF-16 surrogate escape "
+                    "(\\ud800-\\udfff); strings must be whole Unicode characters.",
+                )
             result = value
         elif kind == "boolean":
             if not isinstance(value, bool):

@@ -46,8 +46,15 @@ def _param_tree(pairs: list[tuple[str, str]]) -> Node:
     for key, value in pairs:
         if key in _ENVELOPE or key.startswith("X-Amz-"):
             continue
+        parts = key.split(".")
+        if "" in parts:
+            # `x..y` or `x.`: no shape has a member without a name, and an empty segment
+            # would collide with the key under which a node keeps its own value.
+            raise InvalidInput(
+                InvalidInput.UNKNOWN, f"The parameter {key[:100]} is not recognized."
+            )
         node = root
-        for part in key.split("."):
+        for part in parts:
             node = node.setdefault(part, {})
         node[_VALUE] = value
     return root

@@ -56,10 +56,23 @@ def parse_time(value: str | float | int) -> dt.datetime:
     return parsed.astimezone(UTC)
 
 
+# What AWS's services hold an `integer` or a `long` in: a value past these is not a number
+# the service can read (and not one our database can store).
+INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
 def check_limits(shape: Shape, value: Any, where: str) -> None:
-    """Enforce the model's min/max on string lengths, numbers and list sizes."""
+    """Enforce the model's min/max on string lengths, numbers and list sizes, and the range
+    of the integer types."""
     low = shape.metadata.get("min")
     high = shape.metadata.get("max")
+    bounds = INTEGER_RANGES.get(shape.type_name)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise InvalidInput(
+            InvalidInput.INVALID,
+            f"Value {str(value)[:30]} for {where} is out of range: it must be from "
+            f"{bounds[0]} to {bounds[1]}.",
+        )
     if low is None and high is None:
         return
     kind = shape.type_name

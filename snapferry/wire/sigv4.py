@@ -88,8 +88,9 @@ def _parse_time(text: str | None) -> dt.datetime:
     except ValueError:
         pass
     try:
+        # OverflowError: an RFC 822 date whose offset takes it past year 9999.
         return parsedate_to_datetime(text).astimezone(dt.UTC)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _malformed(f"X-Amz-Date '{text[:50]}' is not a date like 20260101T000000Z.") from None
 
 

@@ -136,6 +136,7 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
         size = rules.size_for(params.get("Size"), snapshot.volume_size if snapshot else None,
                               snapshot_id)
         rules.check_type_and_size(volume_type, size)
+        rules.check_performance(volume_type, size, params.get("Iops"), params.get("Throughput"))
         outcome, key, _ = _choose_key(ctx, conn, params, snapshot)
         ctx.authorize()
         if token:

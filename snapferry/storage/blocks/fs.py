@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from snapferry.storage.blocks import BlockNotFound
-from snapferry.storage.files import write_atomic
+from snapferry.storage.files import PRIVATE_DIR, make_private_dir, write_atomic
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 
@@ -20,7 +20,7 @@ _KEY = re.compile(r"[0-9a-f]{64}")
 class FileBlockStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        make_private_dir(root)
 
     def _path(self, key: str) -> Path:
         if not _KEY.fullmatch(key):
@@ -29,8 +29,8 @@ class FileBlockStore:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(exist_ok=True)
-        write_atomic(path, data)
+        path.parent.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        write_atomic(path, data)  # mode 0600
 
     def get(self, key: str) -> bytes:
         try:

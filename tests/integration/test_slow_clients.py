@@ -1,0 +1,162 @@
+"""Slow and idle connections are closed, and the server serves meanwhile (issue 9, item 3).
+
+Hundreds of sockets hold the server the slowloris way: half their headers, headers and a
+short body, or nothing at all. Each must be closed within a bound of the configured
+timeouts, while a normal client's requests are answered all along. Past the connection
+cap, requests get 503 until the slow ones are gone.
+"""
+
+from __future__ import annotations
+
+import http.client
+import select
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+
+from snapferry.testing import ServerProcess
+from tests.integration.conftest import NO_RETRIES, wait_for
+
+HEADER_TIMEOUT = 2
+BODY_TIMEOUT = 2
+# Generous for two shared cores: the timeouts plus time to close hundreds of sockets.
+CLOSED_WITHIN = HEADER_TIMEOUT + BODY_TIMEOUT + 10
+HALF_HEADERS = b"POST / HTTP/1.1\r\nHost: slow\r\nContent-Type: application/x-www-form-"
+SHORT_BODY = (b"POST / HTTP/1.1\r\nHost: slow\r\nContent-Type: application/x-www-form-urlencoded"
+              b"\r\nContent-Length: 1000\r\n\r\nAction=DescribeRegions&")
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    args = ["--header-timeout", str(HEADER_TIMEOUT), "--body-timeout", str(BODY_TIMEOUT),
+            "--max-connections", "400"]
+    with ServerProcess(tmp_path_factory.mktemp("slow"), args) as server:
+        yield server
+
+
+def address(server: ServerProcess) -> tuple[str, int]:
+    parts = urlsplit(server.url)
+    assert parts.hostname is not None and parts.port is not None
+    return parts.hostname, parts.port
+
+
+def open_slow(server: ServerProcess, payload: bytes) -> socket.socket:
+    sock = socket.create_connection(address(server), timeout=10)
+    if payload:
+        sock.sendall(payload)
+    sock.setblocking(False)
+    return sock
+
+
+def drain(sockets: dict[socket.socket, bytearray], deadline: float) -> list[bytes]:
+    """Read every socket until the server closes it (EOF or reset) or the deadline passes;
+    what each closed socket had received. The sockets still open stay in `sockets`."""
+    closed = []
+    while sockets and time.monotonic() < deadline:
+        readable, _, _ = select.select(list(sockets), [], [], 0.2)
+        for sock in readable:
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if data:
+                sockets[sock] += data
+                continue
+            sock.close()
+            closed.append(bytes(sockets.pop(sock)))
+    return closed
+
+
+def caller_identity(server: ServerProcess) -> str:
+    sts = boto3.client("sts", region_name="us-east-1", endpoint_url=server.url,
+                       aws_access_key_id="test", aws_secret_access_key="test",
+                       config=NO_RETRIES)
+    return sts.get_caller_identity()["Account"]
+
+
+def test_slow_connections_are_closed_while_others_are_served(guarded: ServerProcess) -> None:
+    sockets: dict[socket.socket, bytearray] = {}
+    for payload in (HALF_HEADERS, SHORT_BODY, b""):  # b"": connected, silent
+        for _ in range(100):
+            sockets[open_slow(guarded, payload)] = bytearray()
+    started = time.monotonic()
+    # Held by 300 slow sockets, the server still answers a real client, at once.
+    for _ in range(5):
+        assert caller_identity(guarded) == "000000000000"
+    assert time.monotonic() - started < HEADER_TIMEOUT + 1  # before any slow one was closed
+    closed = drain(sockets, started + CLOSED_WITHIN)
+    assert not sockets, f"{len(sockets)} slow connections still open after {CLOSED_WITHIN}s"
+    assert len(closed) == 300
+    # The short bodies are answered in their protocol before the connection closes.
+    timed_out_bodies = [reply for reply in closed if reply]
+    assert len(timed_out_bodies) == 100
+    assert all(reply.startswith(b"HTTP/1.1 400") and b"<Code>RequestTimeout</Code>" in reply
+               for reply in timed_out_bodies)
+    assert caller_identity(guarded) == "000000000000"
+
+
+def test_a_kept_alive_connection_gets_a_header_deadline_too(guarded: ServerProcess) -> None:
+    connection = http.client.HTTPConnection(*address(guarded), timeout=CLOSED_WITHIN)
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 200
+    sock = connection.sock
+    assert sock is not None
+    sock.sendall(HALF_HEADERS)  # a second request on the same connection, stalled
+    started = time.monotonic()
+    sock.settimeout(CLOSED_WITHIN)
+    assert sock.recv(1024) == b""  # closed by the server, not by our timeout
+    assert time.monotonic() - started < CLOSED_WITHIN
+    connection.close()
+
+
+def test_past_the_connection_cap_requests_get_503_until_slow_ones_close(
+        tmp_path: Path) -> None:
+    args = ["--header-timeout", str(HEADER_TIMEOUT), "--max-connections", "10"]
+    with ServerProcess(tmp_path / "capped", args) as server:
+        held = [open_slow(server, HALF_HEADERS) for _ in range(12)]
+
+        def status() -> int:
+            connection = http.client.HTTPConnection(*address(server), timeout=10)
+            try:
+                connection.request("GET", "/metrics")
+                return connection.getresponse().status
+            finally:
+                connection.close()
+
+        assert status() == 503
+        wait_for(lambda: status() == 200, timeout=CLOSED_WITHIN)
+        for sock in held:
+            sock.close()
+
+
+def test_a_body_cut_off_by_a_disconnect_is_not_run(guarded: ServerProcess) -> None:
+    """The form's prefix is itself a valid request (without its DryRun): it must not run."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    meant = (b"Action=CreateVolume&Version=2016-11-15&AvailabilityZone=sa-east-1a&Size=1"
+             b"&DryRun=true")
+    request = AWSRequest(method="POST", url=guarded.url + "/", data=meant, headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    SigV4Auth(Credentials("test", "test"), "ec2", "sa-east-1").add_auth(request)
+    head = ["POST / HTTP/1.1", f"Host: {urlsplit(guarded.url).netloc}",
+            f"Content-Length: {len(meant)}"]
+    head += [f"{k}: {v}" for k, v in request.prepare().headers.items()
+             if k.lower() not in ("host", "content-length")]
+    sock = socket.create_connection(address(guarded), timeout=10)
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + meant[: meant.index(b"&DryRun")])
+    sock.close()
+    ec2 = boto3.client("ec2", region_name="sa-east-1", endpoint_url=guarded.url,
+                       aws_access_key_id="test", aws_secret_access_key="test",
+                       config=NO_RETRIES)
+    with pytest.raises(AssertionError):  # a cut-off request that ran shows within moments
+        wait_for(lambda: bool(ec2.describe_volumes()["Volumes"]), timeout=3)
