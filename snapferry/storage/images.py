@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
-    String,
     and_,
     delete,
     exists,
@@ -18,7 +17,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    type_coerce,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -59,8 +57,8 @@ IMAGE_FILTERS = {
     "block-device-mapping.volume-type": Field(bdm.c.volume_type, within=_in_mappings),
     "block-device-mapping.encrypted": Field(bdm.c.encrypted, "bool", _in_mappings),
     "boot-mode": Field(i.boot_mode),
-    "creation-date": Field(type_coerce(i.creation_date, String)),
-    "deprecation-time": Field(type_coerce(i.deprecation_time, String)),
+    "creation-date": Field(i.creation_date, "time"),
+    "deprecation-time": Field(i.deprecation_time, "time"),
     "description": Field(i.description),
     "ena-support": Field(i.ena_support, "bool"),
     "hypervisor": Field(literal("xen")),
