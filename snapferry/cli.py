@@ -27,6 +27,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", DEFAULT_PORT),
         copies=dataclasses.replace(copies, **overrides),
+        **({"orphan_grace_seconds": args.orphan_grace_seconds}
+           if getattr(args, "orphan_grace_seconds", None) is not None else {}),
     )
 
 
@@ -169,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     data_dir(run)
+    run.add_argument("--orphan-grace-seconds", type=float,
+                     help="collect objects a dead writer left after this long (default 3600)")
     copy_options(run, "copy worker threads in this process (default 2; 0: use "
                       "`snapferry worker`)")
     run.set_defaults(func=serve)

@@ -42,6 +42,9 @@ class Settings:
     # None: SQLite in the data dir. Otherwise any SQLAlchemy URL (PostgreSQL at scale).
     database_url: str | None = None
     copies: CopySettings = field(default_factory=lambda: CopySettings())
+    # A writer's intent older than this, with no block row, marks an abandoned object
+    # (storage/manifests.py). Any value is safe; the crash harness uses a short one.
+    orphan_grace_seconds: float = 3600.0
 
     @classmethod
     def data_dir_from(cls, given: str | None) -> Path:

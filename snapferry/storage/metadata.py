@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -152,6 +152,18 @@ blocks = Table(
     metadata,
     Column("block_id", String(64), primary_key=True),
     Column("size", Integer, nullable=False),
+)
+
+# Writers' intents (version 2): a row committed BEFORE a block object is written, so the
+# collector finds every object that may lack a `blocks` row through the database, never by
+# listing the store. The writer deletes it in the transaction that creates the block row; one
+# left older than a grace period marks an object a crashed writer may have left behind.
+block_intents = Table(
+    "block_intents",
+    metadata,
+    Column("block_id", String(64), primary_key=True),
+    Column("written_at", IsoTime(), nullable=False),
+    Index("block_intents_by_time", "written_at"),
 )
 
 tags = Table(
@@ -278,8 +290,15 @@ copy_jobs = Table(
     Index("copy_jobs_by_lineage", "source_lineage_id", "account_id", "dest_region"),
 )
 
+def _add_block_intents(conn: Connection) -> None:
+    """Version 2: the writers' intents (orphan collection without listing the store).
+    Objects an older version's crash left without a row are not found by this protocol; they
+    cost space, never data (`snapferry` never reads an object without a row)."""
+    block_intents.create(conn, checkfirst=True)
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_block_intents}
 
 
 def sqlite_url(data_dir: Path) -> str:
