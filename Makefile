@@ -6,8 +6,9 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 PORT   ?= 4747
 DATA   ?= ./snapferry-data
+CYCLES ?= 100
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench crash clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,10 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-test
 	$(BIN)/python -m bench.requests
 	$(BIN)/python -m bench.blocks
 	$(BIN)/python -m bench.copy
+
+# kill -9 cycles against a real server and worker; prints lost/torn/stuck/orphan figures
+crash: $(VENV)/.installed-test
+	$(BIN)/python -m tests.crash.harness --cycles $(CYCLES)
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache

@@ -60,7 +60,6 @@ def serve(args: argparse.Namespace) -> int:
             f"'{DEV_ACCESS_KEY_ID}', secret '{DEV_SECRET_ACCESS_KEY}'"
         )
     lines.append(f"  try: aws --endpoint-url {url} --region us-east-1 sts get-caller-identity")
-    print("\n".join(lines), flush=True)
     app = App(Dispatcher(storage, settings), settings.max_body_bytes)
     config = uvicorn.Config(
         app,
@@ -72,11 +71,15 @@ def serve(args: argparse.Namespace) -> int:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+    server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal under the
     # handlers it found; finding these, a finished shutdown exits 0 instead of dying by signal.
+    # A signal that comes before uvicorn installs its own (we are already "listening") asks
+    # for the same graceful exit instead of being lost. Installed before the ready line.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: None)
-    uvicorn.Server(config).run(sockets=[sock])
+        signal.signal(signum, lambda *_: setattr(server, "should_exit", True))
+    print("\n".join(lines), flush=True)
+    server.run(sockets=[sock])
     print("snapferry stopped", flush=True)
     return 0
 
