@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -44,8 +44,8 @@ from snapferry.storage import copies as job_store
 from snapferry.storage import keys as key_store
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
-from snapferry.storage.blockdata import Intent, Pending
-from snapferry.storage.collector import collect
+from snapferry.storage.blockdata import CorruptBlock, Intent, Pending
+from snapferry.storage.collector import collect, collect_abandoned
 from snapferry.storage.datadir import Storage
 from snapferry.storage.manifests import BlockRef
 from snapferry.storage.metadata import blocks
@@ -53,6 +53,7 @@ from snapferry.storage.metadata import blocks
 log = logging.getLogger(__name__)
 MAX_BATCH = 64  # blocks (32 MiB) per checkpoint
 IO_THREADS = 8  # block reads, crypto and fsync'd writes overlap; all release the GIL
+FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # every intent counts as abandoned
 SOURCE_KEY_OPERATIONS = ("DescribeKey", "Decrypt", "CreateGrant", "ReEncryptFrom")
 
 
@@ -307,8 +308,8 @@ class Copier:
         returns the intents for the checkpoint to retire, and the bytes written."""
         def pending(ref: BlockRef) -> Pending:
             name = dest.block_id(ref.sha256)
-            return Pending(name, lambda: dest.seal(name, self.storage.block_data.read(
-                ref, source)), BLOCK_SIZE)
+            return Pending(name, lambda: dest.seal(name, self._read_source(ref, source)),
+                           BLOCK_SIZE)
 
         intents = self.storage.block_data.intend([pending(ref) for ref in refs])
         with self.storage.engine.connect() as conn:
@@ -322,7 +323,23 @@ class Copier:
             self.storage.blocks.put(name, intent.item.stored())
             return intent.item.size
 
-        return intents, sum(self._io.map(put, intents))
+        futures = [self._io.submit(put, intent) for intent in intents]
+        wait(futures)  # every put over, failed or not, before anything is taken back
+        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+        if failed is not None:
+            # The batch will not be recorded: take back what it put now, not a grace
+            # period later (the same protocol as for a dead writer's objects).
+            collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
+                              only=[intent.item.key for intent in intents])
+            raise failed
+        return intents, sum(f.result() for f in futures)
+
+    def _read_source(self, ref: BlockRef, source: BlockCodec) -> bytes:
+        try:
+            return self.storage.block_data.read(ref, source)
+        except CorruptBlock as problem:
+            raise CopyFailed(f"Block {ref.block_index} of the source snapshot is damaged in "
+                             f"storage ({problem}); nothing of it was copied.") from None
 
     def _checkpoint(self, job: CopyJob, refs: list[BlockRef], gone: list[int], cursor: int,
                     dest: BlockCodec, moved: int, intents: list[Intent]) -> None:

@@ -73,13 +73,16 @@ def collect_unreferenced(engine: Engine, store: BlockStore) -> int:
     return collect(engine, store, unreferenced)
 
 
-def collect_abandoned(engine: Engine, store: BlockStore, older_than: dt.datetime) -> int:
+def collect_abandoned(engine: Engine, store: BlockStore, older_than: dt.datetime,
+                      only: list[str] | None = None) -> int:
     """Objects a writer may have left with no `blocks` row, found through their intents
-    (never by listing the store): those intents older than `older_than`. Returns how many
-    objects went."""
+    (never by listing the store): those intents older than `older_than` (of the keys in
+    `only`, when given: a writer giving up on its own batch). Returns how many objects went."""
     with engine.connect() as conn:
-        stale = list(conn.execute(select(block_intents.c.block_id).where(
-            block_intents.c.written_at < older_than)).scalars())
+        query = select(block_intents.c.block_id).where(block_intents.c.written_at < older_than)
+        if only is not None:
+            query = query.where(block_intents.c.block_id.in_(only))
+        stale = list(conn.execute(query).scalars())
     removed = 0
     for batch in _batches(stale):
         with engine.begin() as conn:
