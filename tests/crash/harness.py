@@ -253,9 +253,10 @@ class Harness:
         else:
             busy = set()
         doomed = [s for s in live if id(s) not in busy]
-        if len(live) > LIVE_SNAPSHOTS and doomed:
-            victim = self.random.choice(doomed)
-            tasks.append(lambda: self.delete(victim))
+        # Delete as many as this cycle adds, past LIVE_SNAPSHOTS: the store stays small.
+        for victim in self.random.sample(doomed, min(len(doomed), len(tasks),
+                                                     max(0, len(live) + 2 - LIVE_SNAPSHOTS))):
+            tasks.append(lambda victim=victim: self.delete(victim))
 
         began = time.monotonic()
         threads = self._run(tasks)
