@@ -7,8 +7,9 @@ PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.
 JS     := tests/clients/js
 PORT   ?= 4747
 DATA   ?= ./snapferry-data
+CYCLES ?= 100
 
-.PHONY: run test lint bench fuzz clean
+.PHONY: run test lint bench fuzz crash clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,10 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-test
 	$(BIN)/python -m bench.requests
 	$(BIN)/python -m bench.blocks
 	$(BIN)/python -m bench.copy
+
+# kill -9 cycles against a real server and worker; prints lost/torn/stuck/orphan figures
+crash: $(VENV)/.installed-test
+	$(BIN)/python -m tests.crash.harness --cycles $(CYCLES)
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache $(JS)/node_modules

@@ -33,6 +33,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=getattr(args, "port", DEFAULT_PORT),
         copies=dataclasses.replace(copies, **overrides),
         connections=dataclasses.replace(ConnectionSettings(), **limits),
+        **({"orphan_grace_seconds": args.orphan_grace_seconds}
+           if getattr(args, "orphan_grace_seconds", None) is not None else {}),
     )
 
 
@@ -65,15 +67,17 @@ def serve(args: argparse.Namespace) -> int:
             f"'{DEV_ACCESS_KEY_ID}', secret '{DEV_SECRET_ACCESS_KEY}'"
         )
     lines.append(f"  try: aws --endpoint-url {url} --region us-east-1 sts get-caller-identity")
-    print("\n".join(lines), flush=True)
     app = App(Dispatcher(storage, settings), settings.max_body_bytes,
               body_timeout=settings.connections.body_timeout)
-    config = uvicorn_config(app, settings)
+    server = uvicorn.Server(uvicorn_config(app, settings))
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal under the
     # handlers it found; finding these, a finished shutdown exits 0 instead of dying by signal.
+    # A signal that comes before uvicorn installs its own (we are already "listening") asks
+    # for the same graceful exit instead of being lost. Installed before the ready line.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: None)
-    uvicorn.Server(config).run(sockets=[sock])
+        signal.signal(signum, lambda *_: setattr(server, "should_exit", True))
+    print("\n".join(lines), flush=True)
+    server.run(sockets=[sock])
     print("snapferry stopped", flush=True)
     return 0
 
@@ -177,6 +181,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--max-connections", type=int,
                      help="open connections past which requests get 503 (default 512)")
     data_dir(run)
+    run.add_argument("--orphan-grace-seconds", type=float,
+                     help="collect objects a dead writer left after this long (default 3600)")
     copy_options(run, "copy worker threads in this process (default 2; 0: use "
                       "`snapferry worker`)")
     run.set_defaults(func=serve)

@@ -60,6 +60,9 @@ class Settings:
     database_url: str | None = None
     copies: CopySettings = field(default_factory=lambda: CopySettings())
     connections: ConnectionSettings = field(default_factory=lambda: ConnectionSettings())
+    # A writer's intent older than this, with no block row, marks an abandoned object
+    # (storage/manifests.py). Any value is safe; the crash harness uses a short one.
+    orphan_grace_seconds: float = 3600.0
 
     @classmethod
     def data_dir_from(cls, given: str | None) -> Path:

@@ -10,6 +10,7 @@ are routed by what they look like: X-Amz-Target (json), the path (rest-json), th
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -86,7 +87,8 @@ class Dispatcher:
         self.storage = storage
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.background = Background(storage, self.clock)
+        self.background = Background(
+            storage, self.clock, dt.timedelta(seconds=settings.orphan_grace_seconds))
         self.keyring = KeyRing(storage.box, self.clock)
         self.copier = Copier(storage, self.keyring, self.clock, settings.copies)
 

@@ -4,8 +4,10 @@
   volume's blocks at that moment, shared); this thread flips them to `completed`.
 - EBS-direct snapshots left idle past their Timeout are cancelled (`error`), their blocks
   collected.
+- Objects abandoned by writers that died (any process: `serve` or `worker`) are collected
+  through their stale intents (storage/collector.py), never by listing the block store.
 It runs when woken by a request and every few seconds, and once at start-up, which is also
-when a crash's leftovers (orphaned objects, unreferenced blocks) are collected.
+when a crash's unreferenced blocks and interrupted puts are collected.
 """
 
 from __future__ import annotations
@@ -21,19 +23,24 @@ from snapferry.domain import volumes as volume_rules
 from snapferry.domain.clock import Clock
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as store
-from snapferry.storage.collector import collect, collect_unreferenced, sweep_orphans
+from snapferry.storage.collector import collect, collect_abandoned, collect_unreferenced
 from snapferry.storage.datadir import Storage
 from snapferry.storage.metadata import snapshots, volumes
 from snapferry.storage.volumes import set_volume_state
 
 log = logging.getLogger(__name__)
 PERIOD_SECONDS = 5.0
+# A writer's intent this old, with no block row, marks an object its writer abandoned. Any
+# age is safe (storage/manifests.py); a generous one spares re-writing a slow writer's work.
+DEFAULT_ORPHAN_GRACE = dt.timedelta(hours=1)
 
 
 class Background:
-    def __init__(self, storage: Storage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock,
+                 orphan_grace: dt.timedelta = DEFAULT_ORPHAN_GRACE) -> None:
         self.storage = storage
         self.clock = clock
+        self.orphan_grace = orphan_grace
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -41,7 +48,6 @@ class Background:
     def start(self) -> None:
         self.fail_interrupted_volumes()
         self.storage.blocks.discard_incomplete()
-        sweep_orphans(self.storage.engine, self.storage.blocks)
         collect_unreferenced(self.storage.engine, self.storage.blocks)
         self.run_once()
         self._thread = threading.Thread(target=self._loop, name="snapferry-background",
@@ -71,6 +77,12 @@ class Background:
     def run_once(self) -> None:
         self.finish_volume_snapshots()
         self.cancel_idle_snapshots()
+        self.collect_abandoned()
+
+    def collect_abandoned(self) -> None:
+        # Wall time, like the writers' intents (storage/blockdata.py), not the test clock.
+        older_than = dt.datetime.now(dt.UTC) - self.orphan_grace
+        collect_abandoned(self.storage.engine, self.storage.blocks, older_than)
 
     def fail_interrupted_volumes(self) -> None:
         """Volumes whose blocks were being encrypted anew when the process died: `error`,

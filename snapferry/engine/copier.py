@@ -6,7 +6,9 @@ number, renews the lease, adds the batch's manifest rows and advances the cursor
 that dies leaves a lease that expires; the next worker to claim the job gets a higher
 fencing number and resumes at the cursor, so the dead worker, should it wake, can commit
 nothing. Blocks the dead worker had put but not recorded are found in place and adopted
-(names are deterministic in the destination lineage). The snapshot is flipped to
+(names are deterministic in the destination lineage); every batch is written under intents
+and re-checked inside its checkpoint, so no collector can take a block from under it
+(storage/manifests.py). The snapshot is flipped to
 `completed` last, in the transaction that finishes the job.
 """
 
@@ -19,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -42,7 +44,8 @@ from snapferry.storage import copies as job_store
 from snapferry.storage import keys as key_store
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
-from snapferry.storage.collector import collect
+from snapferry.storage.blockdata import CorruptBlock, Intent, Pending
+from snapferry.storage.collector import collect, collect_abandoned
 from snapferry.storage.datadir import Storage
 from snapferry.storage.manifests import BlockRef
 from snapferry.storage.metadata import blocks
@@ -50,6 +53,7 @@ from snapferry.storage.metadata import blocks
 log = logging.getLogger(__name__)
 MAX_BATCH = 64  # blocks (32 MiB) per checkpoint
 IO_THREADS = 8  # block reads, crypto and fsync'd writes overlap; all release the GIL
+FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # every intent counts as abandoned
 SOURCE_KEY_OPERATIONS = ("DescribeKey", "Decrypt", "CreateGrant", "ReEncryptFrom")
 
 
@@ -272,15 +276,14 @@ class Copier:
             refs, gone, cursor = self._next_batch(job, batch)
             if cursor is None:
                 break
-            moved = self._move(refs, source_codec, dest_codec)
+            intents, moved = self._move(refs, source_codec, dest_codec)
             delay = throttle.delay_after(moved)
             if pair is not None:
                 with self._pairs_lock:
                     delay = max(delay, pair.delay_after(moved))
             if delay and self._stop.wait(delay):
                 raise Stopping()
-            self._checkpoint(job, refs, gone, cursor, dest_codec, moved)
-            self._recheck(refs, source_codec, dest_codec)
+            self._checkpoint(job, refs, gone, cursor, dest_codec, moved, intents)
         self._finish(job)
 
     def _next_batch(self, job: CopyJob, batch: int
@@ -299,25 +302,47 @@ class Copier:
         gone = [change.block_index for change in changes if change.second is None]
         return refs, gone, changes[-1].block_index + 1
 
-    def _move(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec) -> int:
-        """Put the blocks the destination lacks; returns the bytes written."""
-        names = [dest.block_id(ref.sha256) for ref in refs]
-        with self.storage.engine.connect() as conn:
-            present = set(conn.execute(
-                select(blocks.c.block_id).where(blocks.c.block_id.in_(names))).scalars())
+    def _move(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec
+              ) -> tuple[list[Intent], int]:
+        """Put the blocks the destination lacks, under intents (storage/manifests.py);
+        returns the intents for the checkpoint to retire, and the bytes written."""
+        def pending(ref: BlockRef) -> Pending:
+            name = dest.block_id(ref.sha256)
+            return Pending(name, lambda: dest.seal(name, self._read_source(ref, source)),
+                           BLOCK_SIZE)
 
-        def put(item: tuple[BlockRef, str]) -> int:
-            ref, name = item
+        intents = self.storage.block_data.intend([pending(ref) for ref in refs])
+        with self.storage.engine.connect() as conn:
+            present = set(conn.execute(select(blocks.c.block_id).where(
+                blocks.c.block_id.in_([intent.item.key for intent in intents]))).scalars())
+
+        def put(intent: Intent) -> int:
+            name = intent.item.key
             if name in present or self.storage.blocks.exists(name):
                 return 0  # already in the destination lineage (or adopted from a crash)
-            data = self.storage.block_data.read(ref, source)
-            self.storage.blocks.put(name, dest.seal(name, data))
-            return len(data)
+            self.storage.blocks.put(name, intent.item.stored())
+            return intent.item.size
 
-        return sum(self._io.map(put, zip(refs, names, strict=True)))
+        futures = [self._io.submit(put, intent) for intent in intents]
+        wait(futures)  # every put over, failed or not, before anything is taken back
+        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+        if failed is not None:
+            # The batch will not be recorded: take back what it put now, not a grace
+            # period later (the same protocol as for a dead writer's objects).
+            collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
+                              only=[intent.item.key for intent in intents])
+            raise failed
+        return intents, sum(f.result() for f in futures)
+
+    def _read_source(self, ref: BlockRef, source: BlockCodec) -> bytes:
+        try:
+            return self.storage.block_data.read(ref, source)
+        except CorruptBlock as problem:
+            raise CopyFailed(f"Block {ref.block_index} of the source snapshot is damaged in "
+                             f"storage ({problem}); nothing of it was copied.") from None
 
     def _checkpoint(self, job: CopyJob, refs: list[BlockRef], gone: list[int], cursor: int,
-                    dest: BlockCodec, moved: int) -> None:
+                    dest: BlockCodec, moved: int, intents: list[Intent]) -> None:
         now = self.clock.now()
         done = job.blocks_done + len(refs) + len(gone)
         with self.storage.engine.begin() as conn:
@@ -328,21 +353,12 @@ class Copier:
             manifests.put_blocks(conn, job.snapshot_id, [
                 (BlockRef(ref.block_index, dest.block_id(ref.sha256), ref.sha256), BLOCK_SIZE)
                 for ref in refs], written=False)
+            # The re-check against the collector, inside the checkpoint's transaction.
+            self.storage.block_data.record(conn, intents)
             snapshot_store.update_snapshot(conn, job.snapshot_id,
                                            progress=rules.progress(done, job.blocks_total))
         job.cursor, job.blocks_done = cursor, done
         job.bytes_moved += moved
-
-    def _recheck(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec) -> None:
-        """After commit: put back any object a collector took between our check and commit
-        (storage/manifests.py)."""
-        for ref in refs:
-            name = dest.block_id(ref.sha256)
-            if not self.storage.blocks.exists(name):
-                self.storage.blocks.put(name, dest.seal(name, self.storage.block_data.read(
-                    ref, source)))
-                with self.storage.engine.begin() as conn:
-                    manifests.ensure_block(conn, name, BLOCK_SIZE)
 
     def _finish(self, job: CopyJob) -> None:
         now = self.clock.now()

@@ -8,8 +8,10 @@ lineage are named by a keyed HMAC and stored as AES-GCM ciphertext, never in pla
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -19,9 +21,10 @@ from snapferry.storage.blocks import BlockNotFound, BlockStore
 from snapferry.storage.manifests import (
     BlockRef,
     block_refs,
-    ensure_block,
     put_block,
     put_blocks,
+    retire_intents,
+    touch_intents,
 )
 
 COPY_BATCH = 64
@@ -31,30 +34,55 @@ class CorruptBlock(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Pending:
+    """An object to write: its key, its stored form (made on demand) and its plaintext size."""
+
+    key: str
+    stored: Callable[[], bytes]
+    size: int
+
+
+@dataclass(frozen=True)
+class Intent:
+    item: Pending
+    at: dt.datetime  # the intent's time, which only its own writer retires
+
+
 class BlockData:
     def __init__(self, engine: Engine, store: BlockStore) -> None:
         self.engine = engine
         self.store = store
 
     @staticmethod
-    def _encode(data: bytes, digest: bytes, codec: BlockCodec
-                ) -> tuple[str, Callable[[], bytes]]:
+    def _encode(data: bytes, digest: bytes, codec: BlockCodec) -> Pending:
         """The object key for `data`, and how to produce its stored form (lazily: an object
         that exists already is not encrypted again)."""
         key = codec.block_id(digest)
-        return key, lambda: codec.seal(key, data)
+        return Pending(key, lambda: codec.seal(key, data), len(data))
 
-    def _store(self, key: str, stored: Callable[[], bytes]) -> None:
-        if not self.store.exists(key):
-            self.store.put(key, stored())
+    def intend(self, pending: list[Pending]) -> list[Intent]:
+        """Step 1 of the writer's protocol (storage/manifests.py): commit an intent for each
+        object BEFORE it is written. Returns what `record` needs to retire them."""
+        now = dt.datetime.now(dt.UTC)
+        with self.engine.begin() as conn:
+            touch_intents(conn, [item.key for item in pending], now)
+        return [Intent(item, now) for item in pending]
 
-    def _recheck(self, keys: list[tuple[str, Callable[[], bytes], int]]) -> None:
-        """After commit: put back any object a collector took between our put and commit."""
-        for key, stored, size in keys:
-            if not self.store.exists(key):
-                self.store.put(key, stored())
-                with self.engine.begin() as conn:
-                    ensure_block(conn, key, size)
+    def put(self, intents: list[Intent]) -> None:
+        """Step 2: write the objects that are not stored yet."""
+        for intent in intents:
+            if not self.store.exists(intent.item.key):
+                self.store.put(intent.item.key, intent.item.stored())
+
+    def record(self, conn: Connection, intents: list[Intent]) -> None:
+        """Step 3, inside the transaction that adds the block rows and manifest rows, after
+        them: retire the intents (waiting for a collector holding them), then put back any
+        object a collector took since step 2. Committed, every object is rowed and stored."""
+        retire_intents(conn, [(intent.item.key, intent.at) for intent in intents])
+        for intent in intents:
+            if not self.store.exists(intent.item.key):
+                self.store.put(intent.item.key, intent.item.stored())
 
     def write(
         self,
@@ -68,12 +96,12 @@ class BlockData:
         """Store block `index` of `resource_id`. `in_transaction` runs first inside the
         transaction that records it (to check and lock the resource); raising there records
         nothing."""
-        key, stored = self._encode(data, digest, codec)
-        self._store(key, stored)
+        intents = self.intend([self._encode(data, digest, codec)])
+        self.put(intents)
         with self.engine.begin() as conn:
             in_transaction(conn)
-            put_block(conn, resource_id, BlockRef(index, key, digest), len(data))
-        self._recheck([(key, stored, len(data))])
+            put_block(conn, resource_id, BlockRef(index, intents[0].item.key, digest), len(data))
+            self.record(conn, intents)
 
     def read(self, ref: BlockRef, codec: BlockCodec) -> bytes:
         """The block's plaintext, checked against the SHA-256 recorded for it."""
@@ -100,14 +128,13 @@ class BlockData:
                 refs = block_refs(conn, source_id, start, COPY_BATCH)
             if not refs:
                 return
-            written = []
-            for ref in refs:
-                data = self.read(ref, source)
-                key, stored = self._encode(data, ref.sha256, target)
-                self._store(key, stored)
-                written.append((BlockRef(ref.block_index, key, ref.sha256), stored, len(data)))
+            pending = [self._encode(self.read(ref, source), ref.sha256, target)
+                       for ref in refs]
+            intents = self.intend(pending)
+            self.put(intents)
             with self.engine.begin() as conn:
-                put_blocks(conn, target_id, [(r, size) for r, _, size in written],
-                           written=False)
-            self._recheck([(r.block_id, stored, size) for r, stored, size in written])
+                put_blocks(conn, target_id, [
+                    (BlockRef(ref.block_index, item.key, ref.sha256), item.size)
+                    for ref, item in zip(refs, pending, strict=True)], written=False)
+                self.record(conn, intents)
             start = refs[-1].block_index + 1

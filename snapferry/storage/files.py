@@ -39,14 +39,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE,
-                 replace: bool = True) -> bool:
+def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE, replace: bool = True,
+                 tmp_dir: Path | None = None) -> bool:
     """Write `data` at `path` so a crash leaves the old file or the new one, never a torn one.
 
     With replace=False an existing file wins (no overwrite) and False is returned; two
-    processes racing to create the same file then agree on one of them.
+    processes racing to create the same file then agree on one of them. `tmp_dir` (on the
+    same file system) holds the temp file instead of `path`'s directory.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    tmp = (tmp_dir or path.parent) / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:

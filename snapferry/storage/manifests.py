@@ -1,24 +1,36 @@
 """Block maps of snapshots and volumes, and the block rows that keep objects alive.
 
-The protocol with the collector (storage/collector.py), which is what makes garbage
-collection safe against a concurrent writer:
-- a writer stores the object, then in one transaction ensures its `blocks` row and adds the
-  manifest row, then checks the object is still there (rewriting it if a collector took it);
-- the collector deletes an object only inside the transaction that deletes its `blocks` row,
-  after checking in that transaction that no manifest refers to it.
-The transactions serialize on the block row, so a writer either commits first (the collector
-then sees the reference and keeps the object) or after (and then finds the object gone and
-puts it back).
+The protocol with the collector (storage/collector.py), which makes garbage collection safe
+against every live writer, in any process, on any block store (files or S3 alike: it needs
+nothing of the store but put, exists and delete):
+1. a writer commits an intent row for each object it is about to write (`block_intents`),
+   BEFORE writing it; so every object that may lack a `blocks` row is found through the
+   database, and nothing ever lists the store;
+2. it writes the objects;
+3. in one transaction it creates (or locks) the `blocks` rows and adds the manifest rows,
+   then retires its intents, then checks each object is stored, putting back any that a
+   collector took meanwhile.
+The collector deletes an object only inside the transaction that deletes the row that
+accounted for it:
+- a block: after locking its `blocks` row and seeing no manifest refer to it (collect);
+- an intent older than a grace period with no `blocks` row: after locking the intent row
+  (collect_abandoned), i.e. what a writer that died between steps 1 and 3 left behind.
+Step 3 waits on both locks (the block rows, then the intents), so a writer either commits
+first (the collector then sees the row, or no stale intent, and keeps the object) or after
+(and then finds the object gone and puts it back, inside its own transaction). However slow
+a writer is, it never commits a row whose object is missing; the grace period only spares
+the collector work it would redo.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, insert, literal, select, update
+from sqlalchemy import and_, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.engine import Connection
 
-from snapferry.storage.metadata import blocks, manifests, upsert
+from snapferry.storage.metadata import block_intents, blocks, manifests, upsert
 
 
 @dataclass(frozen=True)
@@ -36,9 +48,19 @@ def lock_blocks(conn: Connection, block_ids: list[str]) -> int:
     ).rowcount
 
 
-def ensure_block(conn: Connection, block_id: str, size: int) -> None:
-    """Create the block's row, or lock the existing one against a collector."""
-    put_blocks(conn, None, [(BlockRef(0, block_id, b""), size)])
+def touch_intents(conn: Connection, block_ids: list[str], now: dt.datetime) -> None:
+    """Record (or refresh) the intent to write these objects (step 1)."""
+    upsert(conn, block_intents, ["block_id"],
+           [{"block_id": block_id, "written_at": now} for block_id in dict.fromkeys(block_ids)])
+
+
+def retire_intents(conn: Connection, intents: list[tuple[str, dt.datetime]]) -> None:
+    """Delete our own intents (step 3): one another writer refreshed since is theirs to
+    retire, and keeps protecting their object should they die."""
+    if intents:
+        conn.execute(delete(block_intents).where(
+            tuple_(block_intents.c.block_id, block_intents.c.written_at).in_(
+                [(block_id, at) for block_id, at in intents])))
 
 
 def put_block(conn: Connection, resource_id: str, ref: BlockRef, size: int,

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -153,6 +153,18 @@ blocks = Table(
     metadata,
     Column("block_id", String(64), primary_key=True),
     Column("size", Integer, nullable=False),
+)
+
+# Writers' intents (version 2): a row committed BEFORE a block object is written, so the
+# collector finds every object that may lack a `blocks` row through the database, never by
+# listing the store. The writer deletes it in the transaction that creates the block row; one
+# left older than a grace period marks an object a crashed writer may have left behind.
+block_intents = Table(
+    "block_intents",
+    metadata,
+    Column("block_id", String(64), primary_key=True),
+    Column("written_at", IsoTime(), nullable=False),
+    Index("block_intents_by_time", "written_at"),
 )
 
 tags = Table(
@@ -358,17 +370,21 @@ image_permissions = Table(
     Index("image_permissions_by_grantee", "grantee"),
 )
 
+def _add_block_intents(conn: Connection) -> None:
+    """Version 3: the writers' intents (orphan collection without listing the store).
+    Objects an older version's crash left without a row are not found by this protocol; they
+    cost space, never data (`snapferry` never reads an object without a row)."""
+    block_intents.create(conn, checkfirst=True)
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
-
-
 def _add_images(conn: Connection) -> None:
-    """2: machine images, their block device mappings and launch permissions."""
+    """Version 2: machine images, their block device mappings and launch permissions."""
     for table in (images, image_block_devices, image_permissions):
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS[2] = _add_images
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_images, 3: _add_block_intents}
 
 
 def sqlite_url(data_dir: Path) -> str:

@@ -97,4 +97,6 @@ def changed_indexes(ebs: Any, first: str | None, second: str) -> list[int]:
 
 
 def stored_objects(data_dir: Any) -> int:
-    return sum(1 for path in (data_dir / "blocks").rglob("*") if path.is_file())
+    """Block objects in the data dir (not the temp files of puts in flight)."""
+    return sum(1 for path in (data_dir / "blocks").glob("??/*")
+               if path.is_file() and len(path.name) == 64)

@@ -103,9 +103,23 @@ def test_client_token_makes_start_snapshot_idempotent(ebs) -> None:  # type: ign
     assert (code, status) == ("ConflictException", 409)
 
 
-def test_bad_writes_are_refused_and_leave_nothing(server: ServerProcess, data_dir: Path,
-                                                  client: ClientFactory) -> None:
-    ebs, ec2 = client("ebs"), client("ec2")
+def test_bad_writes_are_refused_and_leave_nothing(tmp_path: Path) -> None:
+    # A server of its own, which this test restarts (the module's must keep serving).
+    server, data_dir = ServerProcess(tmp_path).start(), tmp_path
+    try:
+        _bad_writes_then_restart(server, data_dir)
+    finally:
+        server.kill()
+
+
+def _bad_writes_then_restart(server: ServerProcess, data_dir: Path) -> None:
+    import boto3
+
+    from .conftest import NO_RETRIES
+
+    own = {"region_name": "us-east-1", "endpoint_url": server.url, "aws_access_key_id": "test",
+           "aws_secret_access_key": "test", "config": NO_RETRIES}
+    ebs, ec2 = boto3.client("ebs", **own), boto3.client("ec2", **own)
     good = random_blocks([0, 1])
     completed = write_snapshot(ebs, good)
     pending = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]

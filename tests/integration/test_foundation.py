@@ -16,10 +16,11 @@ from botocore.exceptions import ClientError
 
 from snapferry.testing import ServerProcess
 
-from .conftest import ACCOUNT_B, NO_RETRIES, ClientFactory, run_cli
+from .conftest import ACCOUNT_B, NO_RETRIES, ClientFactory, add_account, run_cli
 from .http import error_code, send, signed
 
 FORM = "Action=DescribeRegions&Version=2016-11-15"
+ACCOUNT_E = ("444444444444", "KEYFORACCOUNTE", "secret-of-account-e")
 REGIONS_IN_BOTOCORE = 34
 
 
@@ -31,16 +32,22 @@ def refused(call: Callable[[], Any]) -> tuple[str, int, str]:
             response["Error"]["Message"])
 
 
+@pytest.fixture(scope="module")
+def account_b(server: ServerProcess, data_dir: Path) -> str:
+    return add_account(data_dir, *ACCOUNT_B)
+
+
 def test_two_accounts_have_two_identities(server: ServerProcess, data_dir: Path,
                                           client: ClientFactory) -> None:
-    # Added while the server runs: it must see the key at once, no restart.
-    added = run_cli("accounts", "add", "--account-id", ACCOUNT_B[0], "--access-key-id",
-                    ACCOUNT_B[1], "--secret-access-key", ACCOUNT_B[2], data_dir=data_dir)
+    # Added while the server runs: it must see the key at once, no restart. An account of
+    # this test's own, so that it stands alone.
+    added = run_cli("accounts", "add", "--account-id", ACCOUNT_E[0], "--access-key-id",
+                    ACCOUNT_E[1], "--secret-access-key", ACCOUNT_E[2], data_dir=data_dir)
     assert added.returncode == 0, added.stderr
     dev = client("sts").get_caller_identity()
-    other = client("sts", key=ACCOUNT_B[1], secret=ACCOUNT_B[2]).get_caller_identity()
-    assert (dev["Account"], other["Account"]) == ("000000000000", ACCOUNT_B[0])
-    assert other["Arn"] == f"arn:aws:iam::{ACCOUNT_B[0]}:root"
+    other = client("sts", key=ACCOUNT_E[1], secret=ACCOUNT_E[2]).get_caller_identity()
+    assert (dev["Account"], other["Account"]) == ("000000000000", ACCOUNT_E[0])
+    assert other["Arn"] == f"arn:aws:iam::{ACCOUNT_E[0]}:root"
     assert dev["ResponseMetadata"]["RequestId"] != other["ResponseMetadata"]["RequestId"]
 
 
@@ -191,16 +198,19 @@ def test_malformed_json_bodies_get_4xx(server: ServerProcess, client: ClientFact
 
 
 def test_secrets_are_sealed_and_the_master_key_is_private(server: ServerProcess,
-                                                          data_dir: Path) -> None:
+                                                          data_dir: Path, account_b: str) -> None:
     assert stat.S_IMODE((data_dir / "master.key").stat().st_mode) == 0o600
     everything = b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file())
     assert ACCOUNT_B[1].encode() in everything  # the key id is stored, in the clear
     assert ACCOUNT_B[2].encode() not in everything  # its secret is not
 
 
-def test_accounts_survive_a_restart(server: ServerProcess, data_dir: Path) -> None:
-    assert server.stop() == 0  # SIGTERM is a clean shutdown
-    with ServerProcess(data_dir) as again:
+def test_accounts_survive_a_restart(tmp_path: Path) -> None:
+    # A server of its own: stopping the module's would break the tests that run after.
+    with ServerProcess(tmp_path) as first:
+        add_account(tmp_path, *ACCOUNT_B)
+        assert first.stop() == 0  # SIGTERM is a clean shutdown
+    with ServerProcess(tmp_path) as again:
         import boto3
 
         sts = boto3.client("sts", region_name="eu-central-1", endpoint_url=again.url,

@@ -19,7 +19,8 @@ from snapferry.domain.tokens import TokenError
 from snapferry.engine.background import Background, cancel_idle
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as store
-from snapferry.storage.collector import collect, collect_unreferenced, sweep_orphans
+from snapferry.storage.blockdata import BlockData
+from snapferry.storage.collector import collect, collect_abandoned, collect_unreferenced
 from snapferry.storage.datadir import Storage, open_storage
 
 PLAIN = PlainBlocks("us-east-1", "lineage")
@@ -109,14 +110,16 @@ def test_idle_snapshots_are_cancelled_after_their_timeout(storage: Storage) -> N
 def test_a_crash_leaves_nothing_that_start_up_does_not_collect(storage: Storage) -> None:
     # A writer died after storing an object but before recording it...
     orphan = os.urandom(2048)
-    storage.blocks.put(hashlib.sha256(orphan).hexdigest(), orphan)
+    storage.block_data.put(storage.block_data.intend(
+        [BlockData._encode(orphan, hashlib.sha256(orphan).digest(), PLAIN)]))
     # ...and a delete died after dropping a manifest but before collecting its block.
     write(storage, "snap-dropped00000", 0, os.urandom(2048))
     with storage.engine.begin() as conn:
         manifests.drop_manifest(conn, "snap-dropped00000")
     kept = os.urandom(2048)
     write(storage, "snap-kept00000000", 0, kept)
-    assert sweep_orphans(storage.engine, storage.blocks) == 1
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    assert collect_abandoned(storage.engine, storage.blocks, later) == 1
     assert collect_unreferenced(storage.engine, storage.blocks) == 1
     assert list(storage.blocks.keys()) == [PLAIN.block_id(hashlib.sha256(kept).digest())]
 

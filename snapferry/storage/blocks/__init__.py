@@ -32,7 +32,8 @@ class BlockStore(Protocol):
         ...
 
     def keys(self) -> Iterator[str]:
-        """Every stored key, in no particular order (for collecting orphans)."""
+        """Every stored key, in no particular order. For audits and tests (the crash
+        harness counts orphans with it); the service never lists the store."""
         ...
 
     def discard_incomplete(self) -> int:

@@ -1,7 +1,9 @@
 """Blocks as files under the data dir: `<root>/<first two hex digits>/<key>`.
 
 Each put writes a temp file, fsyncs it, renames it into place and fsyncs the directory, so a
-crash leaves the old state or the new. The 256-way fan-out keeps directories small.
+crash leaves the old state or the new. The 256-way fan-out keeps directories small. Temp
+files live in `<root>/tmp`, so finding a crash's leftovers lists that directory only, never
+the store.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from snapferry.storage.blocks import BlockNotFound
 from snapferry.storage.files import PRIVATE_DIR, make_private_dir, write_atomic
 
 _KEY = re.compile(r"[0-9a-f]{64}")
+TMP_DIR = "tmp"
 
 
 class FileBlockStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         make_private_dir(root)
+        self.tmp = root / TMP_DIR
+        make_private_dir(self.tmp)
 
     def _path(self, key: str) -> Path:
         if not _KEY.fullmatch(key):
@@ -30,7 +35,7 @@ class FileBlockStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(mode=PRIVATE_DIR, exist_ok=True)
-        write_atomic(path, data)  # mode 0600
+        write_atomic(path, data, tmp_dir=self.tmp)  # mode 0600
 
     def get(self, key: str) -> bytes:
         try:
@@ -45,10 +50,10 @@ class FileBlockStore:
         self._path(key).unlink(missing_ok=True)
 
     def discard_incomplete(self) -> int:
-        """Temp files (`.<key>.<pid>.<random>.tmp`, see storage/files.py) whose writing
+        """Temp files (`tmp/.<key>.<pid>.<random>.tmp`, see storage/files.py) whose writing
         process is gone."""
         removed = 0
-        for path in self.root.glob("??/.*.tmp"):
+        for path in self.tmp.glob(".*.tmp"):
             parts = path.name.split(".")
             pid = int(parts[2]) if len(parts) == 5 and parts[2].isdigit() else None
             if pid is not None and _alive(pid):
