@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from snapferry.domain.accounts import Principal
-from snapferry.domain.policy import Grant, ResourcePolicy, authorize
+from snapferry.domain.policy import Grant, ResourcePolicy, authorize, key_policy
 
 OWNER, C, D = "111111111111", "333333333333", "444444444444"
 
@@ -15,7 +16,8 @@ def who(account: str) -> Principal:
 
 
 def policy(*statements: dict[str, Any], grants: tuple[Grant, ...] = ()) -> ResourcePolicy:
-    return ResourcePolicy(OWNER, tuple(statements), grants)
+    document = {"Version": "2012-10-17", "Statement": list(statements)}
+    return key_policy(OWNER, json.dumps(document), grants)
 
 
 def allowed(resource: ResourcePolicy, account: str, action: str,
@@ -63,12 +65,15 @@ def test_conditions_decide_whether_a_statement_applies() -> None:
     assert not allowed(only_c, D, "kms:Decrypt")
     like = policy(allow("*", Condition={"StringLike": {"aws:PrincipalArn": f"*:{D}:*"}}))
     assert allowed(like, D, "kms:Decrypt") and not allowed(like, C, "kms:Decrypt")
-    # A condition on a key we cannot evaluate: an Allow does not apply, a Deny does.
-    unknown = {"StringEquals": {"aws:SourceVpc": "vpc-1"}}
-    assert not allowed(policy(allow("*", Condition=unknown)), C, "kms:Decrypt")
-    fail_closed = policy(allow("*"), {"Effect": "Deny", "Principal": {"AWS": "*"},
-                                      "Action": "kms:*", "Resource": "*", "Condition": unknown})
-    assert not allowed(fail_closed, C, "kms:Decrypt")
+    # A condition on a key the request does not carry is false, as in IAM: neither an Allow
+    # nor a Deny that needs it applies (the ...IfExists and negated operators are true).
+    absent = {"StringEquals": {"aws:SourceVpc": "vpc-1"}}
+    assert not allowed(policy(allow("*", Condition=absent)), C, "kms:Decrypt")
+    spared_deny = policy(allow("*"), {"Effect": "Deny", "Principal": {"AWS": "*"},
+                                      "Action": "kms:*", "Resource": "*", "Condition": absent})
+    assert allowed(spared_deny, C, "kms:Decrypt")
+    if_exists = {"StringEqualsIfExists": {"aws:SourceVpc": "vpc-1"}}
+    assert allowed(policy(allow("*", Condition=if_exists)), C, "kms:Decrypt")
     # A Deny whose condition does not hold does not apply.
     spared = policy(allow("*"), {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:*",
                                  "Resource": "*",
