@@ -30,12 +30,13 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -190,6 +191,8 @@ kms_keys = Table(
     Column("material_sealed", LargeBinary, nullable=False),  # under the master key
     Column("deletion_date", IsoTime()),
     Column("pending_window_days", Integer),
+    Column("rotation_period_days", Integer),  # since 2; None: automatic rotation off
+    Column("next_rotation_date", IsoTime()),  # since 2
     Index("kms_keys_by_owner", "region", "account_id", "key_id"),
 )
 
@@ -278,8 +281,16 @@ copy_jobs = Table(
     Index("copy_jobs_by_lineage", "source_lineage_id", "account_id", "dest_region"),
 )
 
+def _v2_key_rotation(conn: Connection) -> None:
+    """KMS automatic rotation state; every existing key starts with rotation off."""
+    conn.execute(text("ALTER TABLE kms_keys ADD COLUMN rotation_period_days INTEGER"))
+    conn.execute(text("ALTER TABLE kms_keys ADD COLUMN next_rotation_date VARCHAR(24)"))
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_key_rotation,
+}
 
 
 def sqlite_url(data_dir: Path) -> str:
