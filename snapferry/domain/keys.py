@@ -21,7 +21,6 @@ RESERVED_ALIAS_PREFIX = "alias/aws/"
 SYMMETRIC = "SYMMETRIC_DEFAULT"
 ALGORITHM = "SYMMETRIC_DEFAULT"
 DELETION_WINDOW = (7, 30)
-ROTATION_PERIOD = (90, 2560)  # days, EnableKeyRotation's RotationPeriodInDays
 DEFAULT_ROTATION_DAYS = 365  # also the fixed period of AWS managed keys
 
 _KEY_ARN = re.compile(r"arn:aws:kms:([a-z0-9-]+):(\d{12}):key/([0-9a-f-]{36})")
@@ -152,13 +151,7 @@ def enabled_rotation(key: Key, period_days: int | None,
                      now: dt.datetime) -> tuple[int, dt.datetime]:
     """(period, next rotation date) after EnableKeyRotation. Enabling again without a
     period keeps the schedule; a new period restarts it from today, as AWS documents."""
-    check_rotation_change(key)
-    if period_days is not None:
-        low, high = ROTATION_PERIOD
-        if not low <= period_days <= high:
-            raise ServiceError("ValidationException",
-                               f"RotationPeriodInDays must be from {low} to {high}; "
-                               f"{period_days} given.")
+    check_rotation_change(key)  # the period's range (90..2560) the wire checks, by the model
     current = key.rotation_period_days
     if current is not None and period_days in (None, current) and key.next_rotation_date:
         return current, key.next_rotation_date
