@@ -21,6 +21,7 @@ RESERVED_ALIAS_PREFIX = "alias/aws/"
 SYMMETRIC = "SYMMETRIC_DEFAULT"
 ALGORITHM = "SYMMETRIC_DEFAULT"
 DELETION_WINDOW = (7, 30)
+DEFAULT_ROTATION_DAYS = 365  # also the fixed period of AWS managed keys
 
 _KEY_ARN = re.compile(r"arn:aws:kms:([a-z0-9-]+):(\d{12}):key/([0-9a-f-]{36})")
 _ALIAS_ARN = re.compile(r"arn:aws:kms:([a-z0-9-]+):(\d{12}):(alias/[A-Za-z0-9/_-]+)")
@@ -41,6 +42,9 @@ class Key:
     material_sealed: bytes
     deletion_date: dt.datetime | None = None
     pending_window_days: int | None = None
+    # Automatic rotation: None while it is off (customer managed keys start with it off).
+    rotation_period_days: int | None = None
+    next_rotation_date: dt.datetime | None = None
 
     @property
     def arn(self) -> str:
@@ -121,6 +125,47 @@ def check_customer_managed(key: Key, what: str) -> None:
     if key.key_manager == AWS:
         raise ServiceError("UnsupportedOperationException",
                            f"{what} is not allowed on the AWS managed key {key.arn}.")
+
+
+@dataclass(frozen=True)
+class RotationStatus:
+    enabled: bool
+    period_days: int | None
+    next_date: dt.datetime | None
+
+
+def rotation_status(key: Key, now: dt.datetime) -> RotationStatus:
+    """AWS managed keys always rotate yearly (counted from their creation); a customer
+    managed key rotates when its owner enabled it."""
+    if key.key_manager == AWS:
+        period = dt.timedelta(days=DEFAULT_ROTATION_DAYS)
+        periods_passed = (now - key.creation_date) // period
+        return RotationStatus(True, DEFAULT_ROTATION_DAYS,
+                              key.creation_date + (periods_passed + 1) * period)
+    if key.rotation_period_days is None:
+        return RotationStatus(False, None, None)
+    return RotationStatus(True, key.rotation_period_days, key.next_rotation_date)
+
+
+def enabled_rotation(key: Key, period_days: int | None,
+                     now: dt.datetime) -> tuple[int, dt.datetime]:
+    """(period, next rotation date) after EnableKeyRotation. Enabling again without a
+    period keeps the schedule; a new period restarts it from today, as AWS documents."""
+    check_rotation_change(key)  # the period's range (90..2560) the wire checks, by the model
+    current = key.rotation_period_days
+    if current is not None and period_days in (None, current) and key.next_rotation_date:
+        return current, key.next_rotation_date
+    period = period_days or current or DEFAULT_ROTATION_DAYS
+    return period, now + dt.timedelta(days=period)
+
+
+def check_rotation_change(key: Key) -> None:
+    """Enable/DisableKeyRotation: customer managed keys that are enabled."""
+    check_customer_managed(key, "Changing automatic key rotation")
+    if key.state == DISABLED:
+        raise ServiceError("DisabledException", f"{key.arn} is disabled.")
+    if key.state != ENABLED:
+        raise ServiceError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
 
 
 def default_policy(account_id: str) -> str:

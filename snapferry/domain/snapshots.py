@@ -55,6 +55,28 @@ class Snapshot:
         return block_count(self.volume_size)
 
 
+STANDARD_TIER = "standard"  # the only storage tier here: no archive tier
+
+
+def archiving_refused(snapshot_id: str, tier: str) -> ServiceError:
+    """ModifySnapshotTier: the archive tier (AWS's cheaper, slow-to-restore storage) does not
+    exist here, so a request to move a snapshot there is refused, never silently ignored."""
+    if tier != "archive":
+        return ServiceError("InvalidParameterValue",
+                            f"Value ({tier[:50]}) for parameter StorageTier is invalid: the only "
+                            "tier a snapshot can be moved to is 'archive'.")
+    return ServiceError("UnsupportedOperation",
+                        f"snapferry keeps every snapshot in the standard tier; moving "
+                        f"'{snapshot_id}' to the archive tier is not supported.")
+
+
+def not_archived(snapshot_id: str) -> ServiceError:
+    """RestoreSnapshotTier: every snapshot here is already in the standard tier."""
+    return ServiceError("IncorrectState",
+                        f"The snapshot '{snapshot_id}' is in the standard tier, not archived: "
+                        "there is nothing to restore.")
+
+
 def not_found(snapshot_id: str) -> ServiceError:
     return ServiceError(
         "InvalidSnapshot.NotFound", f"The snapshot '{snapshot_id}' does not exist."

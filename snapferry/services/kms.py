@@ -296,6 +296,41 @@ def put_key_policy(ctx: RequestContext, params: dict[str, Any]) -> Output:
     return {}
 
 
+def get_key_rotation_status(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    # Cross-account use is allowed (by key ARN), so no _own check: the policy decides.
+    with ctx.storage.engine.begin() as conn:
+        key = _find(ctx, conn, params["KeyId"], aliases=False)
+        _authorize(ctx, conn, key)
+    status = rules.rotation_status(key, ctx.clock.now())
+    output: Output = {"KeyRotationEnabled": status.enabled, "KeyId": key.arn}
+    if status.enabled:
+        output["RotationPeriodInDays"] = status.period_days
+        output["NextRotationDate"] = status.next_date
+    return output
+
+
+def enable_key_rotation(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    with ctx.storage.engine.begin() as conn:
+        key = _find(ctx, conn, params["KeyId"], aliases=False)
+        _own(ctx, key)
+        period, next_date = rules.enabled_rotation(key, params.get("RotationPeriodInDays"),
+                                                   ctx.clock.now())
+        _authorize(ctx, conn, key)
+        store.update_key(conn, key.key_id, rotation_period_days=period,
+                         next_rotation_date=next_date)
+    return {}
+
+
+def disable_key_rotation(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    with ctx.storage.engine.begin() as conn:
+        key = _find(ctx, conn, params["KeyId"], aliases=False)
+        _own(ctx, key)
+        rules.check_rotation_change(key)
+        _authorize(ctx, conn, key)
+        store.update_key(conn, key.key_id, rotation_period_days=None, next_rotation_date=None)
+    return {}
+
+
 def create_grant(ctx: RequestContext, params: dict[str, Any]) -> Output:
     operations = params["Operations"]
     unknown = set(operations) - GRANT_OPERATIONS
@@ -532,6 +567,9 @@ SERVICE = Service(
         "CancelKeyDeletion": cancel_key_deletion,
         "GetKeyPolicy": get_key_policy,
         "PutKeyPolicy": put_key_policy,
+        "GetKeyRotationStatus": get_key_rotation_status,
+        "EnableKeyRotation": enable_key_rotation,
+        "DisableKeyRotation": disable_key_rotation,
         "CreateGrant": create_grant,
         "ListGrants": list_grants,
         "RetireGrant": retire_grant,

@@ -29,6 +29,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     text,
 )
@@ -36,7 +37,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -203,6 +204,8 @@ kms_keys = Table(
     Column("material_sealed", LargeBinary, nullable=False),  # under the master key
     Column("deletion_date", IsoTime()),
     Column("pending_window_days", Integer),
+    Column("rotation_period_days", Integer),  # since 2; None: automatic rotation off
+    Column("next_rotation_date", IsoTime()),  # since 2
     Index("kms_keys_by_owner", "region", "account_id", "key_id"),
 )
 
@@ -370,6 +373,13 @@ image_permissions = Table(
     Index("image_permissions_by_grantee", "grantee"),
 )
 
+
+def _add_images(conn: Connection) -> None:
+    """Version 2: machine images, their block device mappings and launch permissions."""
+    for table in (images, image_block_devices, image_permissions):
+        table.create(conn, checkfirst=True)
+
+
 def _add_block_intents(conn: Connection) -> None:
     """Version 3: the writers' intents (orphan collection without listing the store).
     Objects an older version's crash left without a row are not found by this protocol; they
@@ -377,14 +387,21 @@ def _add_block_intents(conn: Connection) -> None:
     block_intents.create(conn, checkfirst=True)
 
 
+def _add_key_rotation(conn: Connection) -> None:
+    """Version 4: KMS automatic rotation state; every existing key starts with rotation off."""
+    present = {column["name"] for column in inspect(conn).get_columns("kms_keys")}
+    for name, kind in (("rotation_period_days", "INTEGER"),
+                       ("next_rotation_date", "VARCHAR(24)")):
+        if name not in present:  # a step may run again harmlessly
+            conn.execute(text(f"ALTER TABLE kms_keys ADD COLUMN {name} {kind}"))
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
-def _add_images(conn: Connection) -> None:
-    """Version 2: machine images, their block device mappings and launch permissions."""
-    for table in (images, image_block_devices, image_permissions):
-        table.create(conn, checkfirst=True)
-
-
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_images, 3: _add_block_intents}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _add_images,
+    3: _add_block_intents,
+    4: _add_key_rotation,
+}
 
 
 def sqlite_url(data_dir: Path) -> str:

@@ -171,9 +171,9 @@ def test_other_protocols_answer_in_their_own_envelopes(client: ClientFactory) ->
     # KMS (json) and IAM (query) are routed and signature-checked already; their operations
     # come with later work, and say so. EBS (rest-json) errors carry their own envelope.
     code, status, message = refused(
-        lambda: client("kms").get_key_rotation_status(KeyId="alias/aws/ebs"))
+        lambda: client("kms").get_public_key(KeyId="alias/aws/ebs"))
     assert (code, status) == ("UnknownOperationException", 400)
-    assert "does not serve kms GetKeyRotationStatus" in message
+    assert "does not serve kms GetPublicKey" in message
     code, status, _ = refused(client("kms", secret="wrong").list_keys)
     assert (code, status) == ("InvalidSignatureException", 400)
     code, status, _ = refused(

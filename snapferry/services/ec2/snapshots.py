@@ -238,6 +238,19 @@ def reset_snapshot_attribute(ctx: RequestContext, params: dict[str, Any]) -> Out
     return {}
 
 
+def modify_snapshot_tier(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    # Refused before authorize(): not even a DryRun of it would succeed.
+    with ctx.storage.engine.connect() as conn:
+        snapshot = owned_snapshot(ctx, conn, params["SnapshotId"])
+    raise rules.archiving_refused(snapshot.snapshot_id, params.get("StorageTier", "archive"))
+
+
+def restore_snapshot_tier(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    with ctx.storage.engine.connect() as conn:
+        snapshot = owned_snapshot(ctx, conn, params["SnapshotId"])
+    raise rules.not_archived(snapshot.snapshot_id)
+
+
 HANDLERS = {
     "CreateSnapshot": create_snapshot,
     "DescribeSnapshots": describe_snapshots,
@@ -245,4 +258,6 @@ HANDLERS = {
     "ModifySnapshotAttribute": modify_snapshot_attribute,
     "DescribeSnapshotAttribute": describe_snapshot_attribute,
     "ResetSnapshotAttribute": reset_snapshot_attribute,
+    "ModifySnapshotTier": modify_snapshot_tier,
+    "RestoreSnapshotTier": restore_snapshot_tier,
 }

@@ -1,0 +1,48 @@
+"""Schema migration: a data dir made by an older snapferry opens with the new schema and
+keeps its rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from sqlalchemy import insert, select, text
+
+from snapferry.config import Settings
+from snapferry.storage.datadir import open_storage
+from snapferry.storage.metadata import SCHEMA_VERSION, kms_keys, schema_version
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+
+
+def _as_version_1(path: Path) -> None:
+    """Turn a fresh data dir into what version 1 left: no rotation columns, one key."""
+    storage = open_storage(Settings(data_dir=path))
+    with storage.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE kms_keys DROP COLUMN rotation_period_days"))
+        conn.execute(text("ALTER TABLE kms_keys DROP COLUMN next_rotation_date"))
+        conn.execute(text(
+            "INSERT INTO kms_keys (key_id, account_id, region, description, state, key_manager,"
+            " creation_date, policy, material_sealed) VALUES ('k1', '000000000000', 'us-east-1',"
+            " 'old', 'Enabled', 'CUSTOMER', '2026-11-01T00:00:00.000Z', '{}', x'00')"))
+        conn.execute(schema_version.update().values(version=1))
+    storage.close()
+
+
+def test_version_1_gains_key_rotation_and_keeps_its_keys(tmp_path: Path) -> None:
+    _as_version_1(tmp_path)
+    storage = open_storage(Settings(data_dir=tmp_path))
+    try:
+        with storage.engine.begin() as conn:
+            assert conn.execute(select(schema_version.c.version)).scalar() == SCHEMA_VERSION
+            old = conn.execute(select(kms_keys).where(kms_keys.c.key_id == "k1")).one()
+            assert (old.description, old.rotation_period_days, old.next_rotation_date) == (
+                "old", None, None)
+            conn.execute(insert(kms_keys).values(
+                key_id="k2", account_id="000000000000", region="us-east-1", description="",
+                state="Enabled", key_manager="CUSTOMER", creation_date=NOW, policy="{}",
+                material_sealed=b"\0", rotation_period_days=90, next_rotation_date=NOW))
+            new = conn.execute(select(kms_keys).where(kms_keys.c.key_id == "k2")).one()
+            assert (new.rotation_period_days, new.next_rotation_date) == (90, NOW)
+    finally:
+        storage.close()
