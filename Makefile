@@ -7,7 +7,7 @@ PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.
 PORT   ?= 4747
 DATA   ?= ./snapferry-data
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PIP) -e '.[bench]'
+	touch $@
+
+$(VENV)/.installed-mutation: $(VENV)/.installed-test
+	$(PIP) -e '.[mutation]'
 	touch $@
 
 run: $(VENV)/.installed
@@ -39,5 +43,10 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-test
 	$(BIN)/python -m bench.blocks
 	$(BIN)/python -m bench.copy
 
+# Mutation testing (not part of `make test`: hours on a busy machine). MODULES narrows it,
+# e.g. `make mutation MODULES="domain/policy.py wire/sigv4.py"`; see RELIABILITY.md.
+mutation: $(VENV)/.installed-mutation
+	nice -n 19 $(BIN)/python -m tests.mutation.run $(MODULES)
+
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache
+	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache .mutation

@@ -20,6 +20,7 @@ import ast
 import functools
 import json
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -29,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".mutation"
-TREE = WORK / "tree"
+# One scratch tree per run, so two runs (on different modules) can go side by side.
+TREE = WORK / f"tree-{os.getpid()}"
 
 # Module -> the tests that exercise it, unit tests first. Data and security first: the order
 # is the order of a run, so a bounded run covers what matters most.
@@ -43,7 +45,8 @@ TARGETS: dict[str, list[str]] = {
     "snapferry/domain/tokens.py": ["tests/unit/test_domain_rules.py",
                                    "tests/integration/test_ebs_direct.py"],
     "snapferry/engine/presigned.py": ["tests/unit/test_presigned.py"],
-    "snapferry/wire/sigv4.py": ["tests/unit/test_sigv4.py", "tests/unit/test_presigned.py"],
+    "snapferry/wire/sigv4.py": ["tests/unit/test_sigv4_rules.py", "tests/unit/test_sigv4.py",
+                                "tests/unit/test_presigned.py"],
     "snapferry/domain/keys.py": ["tests/unit/test_domain_rules.py",
                                  "tests/integration/test_kms_and_encryption.py"],
     "snapferry/domain/snapshots.py": ["tests/unit/test_domain_rules.py",
@@ -84,13 +87,24 @@ def _copy_tree() -> None:
     shutil.copy2(ROOT / "pyproject.toml", TREE / "pyproject.toml")
 
 
+def _plugins(tests: list[str]) -> str:
+    return "" if any("hypothesis" in (TREE / t).read_text() for t in tests) else \
+        "-p no:hypothesispytest "
+
+
 def _test_command(module: str) -> str:
+    """The module's tests in stages, cheapest first, each stage run only if the one before
+    passed: most mutants die in the first, plain unit tests, for a second or two each.
+    (Loading hypothesis costs seconds per process; integration tests start a server.)"""
     tests = [t for t in TARGETS[module] if (TREE / t).exists()]
-    # Loading hypothesis's pytest plugin costs seconds per mutant; skip it where unused.
-    uses_hypothesis = any("hypothesis" in (TREE / t).read_text() for t in tests)
-    plugins = "" if uses_hypothesis else "-p no:hypothesispytest "
-    return (f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly "
-            f"{plugins}{' '.join(tests)}")
+    plain = [t for t in tests if "/unit/" in t and "hypothesis" not in (TREE / t).read_text()]
+    generated = [t for t in tests if "/unit/" in t and t not in plain]
+    integration = [t for t in tests if "/unit/" not in t]
+    pytest = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly"
+    stages = [f"{pytest} -p no:hypothesispytest {' '.join(plain)}" if plain else "",
+              f"{pytest} {' '.join(generated)}" if generated else "",
+              f"{pytest} {_plugins(integration)}{' '.join(integration)}" if integration else ""]
+    return "sh -c " + shlex.quote(" && ".join(s for s in stages if s))
 
 
 def _env() -> dict[str, str]:
@@ -100,7 +114,7 @@ def _env() -> dict[str, str]:
 def _baseline(module: str) -> float:
     """Run the module's tests on the clean copy: they must pass; their time sets the timeout."""
     started = time.monotonic()
-    done = subprocess.run(_test_command(module).split(), cwd=TREE, env=_env(),
+    done = subprocess.run(shlex.split(_test_command(module)), cwd=TREE, env=_env(),
                           capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{module}: its tests fail before any mutation:\n{done.stdout[-3000:]}")
@@ -160,9 +174,10 @@ def _session(module: str) -> Path:
 
 
 def _forget_survivors(session: Path) -> None:
+    """Make survivors, and mutants the tool failed to run, pending again."""
     with sqlite3.connect(session) as db:
         db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'"
-                   " OR test_outcome = 'survived'")
+                   " OR worker_outcome IN ('EXCEPTION', 'ABNORMAL')")
 
 
 def run_module(module: str, resume: bool) -> None:
@@ -190,12 +205,13 @@ def run_module(module: str, resume: bool) -> None:
 def _results(module: str) -> tuple[dict[str, int], list[str]]:
     """Counts by outcome, and a line per survivor: where, which operator, the diff."""
     session = _session(module)
-    counts = {"killed": 0, "survived": 0, "skipped": 0, "pending": 0, "incompetent": 0}
+    counts = {"killed": 0, "survived": 0, "skipped": 0, "pending": 0, "incompetent": 0,
+              "error": 0}
     survivors: list[str] = []
     if not session.exists():
         return counts, survivors
     dump = subprocess.run([_bin("cosmic-ray"), "dump", str(session)], capture_output=True,
-                          text=True, check=True, cwd=TREE if TREE.exists() else ROOT)
+                          text=True, check=True)
     for line in dump.stdout.splitlines():
         item, result = json.loads(line)
         if result is None:
@@ -205,6 +221,9 @@ def _results(module: str) -> tuple[dict[str, int], list[str]]:
         if result["worker_outcome"] == "skipped" or in_annotation(module,
                                                                   mutation["start_pos"]):
             counts["skipped"] += 1
+            continue
+        if result["worker_outcome"] != "normal":  # the tool failed, not the tests: rerun
+            counts["error"] += 1
             continue
         outcome = (result.get("test_outcome") or "incompetent").lower()
         counts[outcome] = counts.get(outcome, 0) + 1
@@ -217,23 +236,25 @@ def _results(module: str) -> tuple[dict[str, int], list[str]]:
 
 
 def report(modules: list[str]) -> str:
-    lines = ["| module | mutants | killed | survived | score |", "|---|---|---|---|---|"]
+    lines = ["| module | mutants tested | killed | survived | score | not yet run |",
+             "|---|---|---|---|---|---|"]
     survivors: list[str] = []
     totals = [0, 0, 0]
     for module in modules:
         counts, found = _results(module)
         tested = counts["killed"] + counts["survived"] + counts["incompetent"]
+        waiting = counts["pending"] + counts["error"]
         if not tested:
-            lines.append(f"| {module} | not run | | | |")
+            lines.append(f"| {module} | not run | | | | |")
             continue
         killed = counts["killed"] + counts["incompetent"]
         totals = [totals[0] + tested, totals[1] + killed, totals[2] + counts["survived"]]
         lines.append(f"| {module} | {tested} | {killed} | {counts['survived']} | "
-                     f"{100 * killed / tested:.1f}% |")
+                     f"{100 * killed / tested:.1f}% | {waiting or ''} |")
         survivors += found
     if totals[0]:
         lines.append(f"| **all run** | {totals[0]} | {totals[1]} | {totals[2]} | "
-                     f"{100 * totals[1] / totals[0]:.1f}% |")
+                     f"{100 * totals[1] / totals[0]:.1f}% | |")
     return "\n".join([*lines, "", "Survivors:", *survivors, ""])
 
 
@@ -252,8 +273,11 @@ def main() -> None:
     WORK.mkdir(exist_ok=True)
     if not args.report_only:
         _copy_tree()
-        for module in modules:
-            run_module(module, args.resume)
+        try:
+            for module in modules:
+                run_module(module, args.resume)
+        finally:
+            shutil.rmtree(TREE, ignore_errors=True)
     text = report(modules)
     (WORK / "report.md").write_text(text)
     print(text)
