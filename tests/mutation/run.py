@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".mutation"
 # One scratch tree per run, so two runs (on different modules) can go side by side.
 TREE = WORK / f"tree-{os.getpid()}"
+SESSIONS = WORK  # --sessions: another folder, e.g. to measure with --without some tests
+WITHOUT: set[str] = set()
 
 # Module -> the tests that exercise it, unit tests first. Data and security first: the order
 # is the order of a run, so a bounded run covers what matters most.
@@ -39,12 +41,14 @@ TARGETS: dict[str, list[str]] = {
     "snapferry/domain/encryption.py": ["tests/unit/test_encryption_rules.py"],
     "snapferry/domain/policy.py": ["tests/unit/test_domain_rules.py",
                                    "tests/integration/test_kms_and_encryption.py"],
-    "snapferry/domain/copies.py": ["tests/unit/test_domain_rules.py"],
+    "snapferry/domain/copies.py": ["tests/unit/test_domain_rules.py",
+                                   "tests/unit/test_presigned.py"],
     "snapferry/domain/envelope.py": ["tests/unit/test_domain_rules.py",
                                      "tests/integration/test_kms_and_encryption.py"],
     "snapferry/domain/tokens.py": ["tests/unit/test_domain_rules.py",
                                    "tests/integration/test_ebs_direct.py"],
-    "snapferry/engine/presigned.py": ["tests/unit/test_presigned.py"],
+    "snapferry/engine/presigned.py": ["tests/unit/test_presigned.py",
+                                      "tests/unit/test_presigned_rules.py"],
     "snapferry/wire/sigv4.py": ["tests/unit/test_sigv4_rules.py", "tests/unit/test_sigv4.py",
                                 "tests/unit/test_presigned.py"],
     "snapferry/domain/keys.py": ["tests/unit/test_domain_rules.py",
@@ -96,7 +100,7 @@ def _test_command(module: str) -> str:
     """The module's tests in stages, cheapest first, each stage run only if the one before
     passed: most mutants die in the first, plain unit tests, for a second or two each.
     (Loading hypothesis costs seconds per process; integration tests start a server.)"""
-    tests = [t for t in TARGETS[module] if (TREE / t).exists()]
+    tests = [t for t in TARGETS[module] if (TREE / t).exists() and t not in WITHOUT]
     plain = [t for t in tests if "/unit/" in t and "hypothesis" not in (TREE / t).read_text()]
     generated = [t for t in tests if "/unit/" in t and t not in plain]
     integration = [t for t in tests if "/unit/" not in t]
@@ -122,7 +126,7 @@ def _baseline(module: str) -> float:
 
 
 def _config(module: str, timeout: float) -> Path:
-    path = WORK / (Path(module).stem + "-" + Path(module).parent.name + ".toml")
+    path = SESSIONS / (Path(module).stem + "-" + Path(module).parent.name + ".toml")
     excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
     path.write_text(
         "[cosmic-ray]\n"
@@ -170,7 +174,7 @@ def _skip_annotations(module: str, session: Path) -> None:
 
 
 def _session(module: str) -> Path:
-    return WORK / (Path(module).stem + "-" + Path(module).parent.name + ".sqlite")
+    return SESSIONS / (Path(module).stem + "-" + Path(module).parent.name + ".sqlite")
 
 
 def _forget_survivors(session: Path) -> None:
@@ -181,7 +185,7 @@ def _forget_survivors(session: Path) -> None:
 
 
 def run_module(module: str, resume: bool) -> None:
-    if not any((TREE / t).exists() for t in TARGETS[module]):
+    if not any((TREE / t).exists() and t not in WITHOUT for t in TARGETS[module]):
         sys.exit(f"{module}: none of its tests {TARGETS[module]} exist")
     session = _session(module)
     clean = _baseline(module)
@@ -264,7 +268,14 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true",
                         help="keep recorded kills; retest pending and surviving mutants")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--without", action="append", default=[], metavar="TEST_FILE",
+                        help="leave these tests out (to measure what they add)")
+    parser.add_argument("--sessions", type=Path, default=WORK, help="where results are kept")
     args = parser.parse_args()
+    global SESSIONS
+    SESSIONS = args.sessions.resolve()
+    SESSIONS.mkdir(parents=True, exist_ok=True)
+    WITHOUT.update(args.without)
     modules = [m if m.startswith("snapferry/") else f"snapferry/{m}" for m in args.modules]
     unknown = [m for m in modules if m not in TARGETS]
     if unknown:
@@ -279,7 +290,7 @@ def main() -> None:
         finally:
             shutil.rmtree(TREE, ignore_errors=True)
     text = report(modules)
-    (WORK / "report.md").write_text(text)
+    (SESSIONS / "report.md").write_text(text)
     print(text)
 
 

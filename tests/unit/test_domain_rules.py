@@ -56,6 +56,7 @@ def test_progress_is_never_100_before_completion() -> None:
     assert copies.progress(1, 4) == 25
     assert copies.progress(3, 4) == 75
     assert copies.progress(1, 3) == 33  # rounded down, never up
+    assert copies.progress(2, 3) == 66
     assert copies.progress(4, 4) == 99
     assert copies.progress(999, 1000) == 99
 
