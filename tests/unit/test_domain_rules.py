@@ -89,7 +89,8 @@ def test_an_edited_or_truncated_token_is_refused() -> None:
                    raw[:15] + bytes([raw[15] ^ 1]) + raw[16:]):
         with pytest.raises(tokens.TokenError):
             MINTER.open("block", "b", base64.b64encode(forged).decode(), NOW)
-    for garbage in ("not base64!", "", "AAAA"):
+    genuine = MINTER.mint("block", "b", 7, LATER)
+    for garbage in ("not base64!", "", "AAAA", genuine + "!", " " + genuine):
         with pytest.raises(tokens.TokenError):
             MINTER.open("block", "b", garbage, NOW)
 

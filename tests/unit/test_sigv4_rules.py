@@ -203,6 +203,12 @@ def test_an_unsigned_payload_is_assumed_only_for_presigned_urls() -> None:
     assert check(trailer) is None
 
 
+@pytest.mark.parametrize("declared", ["0" * 64, "f" * 64])
+def test_a_declared_payload_hash_that_is_not_the_bodys_is_refused(declared: str) -> None:
+    # Signed over the declared hash, so only comparing it with the body's catches the lie.
+    assert check(sign(headers={"X-Amz-Content-SHA256": declared})) is AuthProblem.BAD_SIGNATURE
+
+
 def test_a_declared_payload_hash_of_the_empty_body_is_honoured() -> None:
     request = sign(body=b"", headers={"X-Amz-Content-SHA256": sigv4.EMPTY_SHA256})
     assert check(request) is None
