@@ -55,7 +55,7 @@ TARGETS: dict[str, list[str]] = {
                                  "tests/integration/test_kms_and_encryption.py"],
     "snapferry/domain/snapshots.py": ["tests/unit/test_domain_rules.py",
                                       "tests/integration/test_ebs_direct.py"],
-    "snapferry/services/context.py": ["tests/unit/test_domain_rules.py",
+    "snapferry/services/context.py": ["tests/unit/test_authorize.py",
                                       "tests/integration/test_kms_and_encryption.py"],
     "snapferry/services/keyring.py": ["tests/integration/test_kms_and_encryption.py"],
     "snapferry/domain/accounts.py": ["tests/integration/test_foundation.py"],
