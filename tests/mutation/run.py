@@ -46,6 +46,7 @@ TARGETS: dict[str, list[str]] = {
     "snapferry/domain/envelope.py": ["tests/unit/test_domain_rules.py",
                                      "tests/integration/test_kms_and_encryption.py"],
     "snapferry/domain/tokens.py": ["tests/unit/test_domain_rules.py",
+                                   "tests/integration/test_block_tokens.py",
                                    "tests/integration/test_ebs_direct.py"],
     "snapferry/engine/presigned.py": ["tests/unit/test_presigned.py",
                                       "tests/unit/test_presigned_rules.py"],

@@ -230,6 +230,14 @@ def test_a_grants_encryption_context_constraints_hold() -> None:
     assert not allows(resource_policy(base, grants=(subset,)), context=None)
 
 
+def test_grant_constraints_compare_values_not_objects() -> None:
+    # Values parsed from two requests are equal strings, never the same object.
+    subset = policy.Grant(OTHER.arn, frozenset({"Decrypt"}),
+                          context_subset={"volume": "".join(["vol-", "1"])})
+    rp = resource_policy(statement(principal={"AWS": OWNER.arn}), grants=(subset,))
+    assert allows(rp, context={"volume": "".join(["vol", "-1"])})
+
+
 def test_without_a_resource_policy_a_root_may_act() -> None:
     assert policy.authorize(OWNER, "ec2:CopySnapshot")
     assert policy.authorize(OWNER, "ec2:CopySnapshot", (), {"encryption_context": {}})
@@ -267,6 +275,29 @@ def test_a_kms_blob_decrypts_only_under_its_key_and_context() -> None:
     relabelled = blob[:1] + uuid.UUID(int=8).bytes + blob[17:]
     assert code_of(envelope.decrypt, MATERIAL, relabelled, {"a": "1"}) == \
         "InvalidCiphertextException"
+
+
+def test_an_encryption_context_is_a_map_not_a_sequence() -> None:
+    blob = envelope.encrypt(MATERIAL, KEY_ID, b"secret", {"a": "1", "b": "2"})
+    assert envelope.decrypt(MATERIAL, blob, {"b": "2", "a": "1"}) == b"secret"
+
+
+# Made once by this code; data on disk must stay readable by every later version.
+KEPT_BLOB = bytes.fromhex(
+    "0100000000000000000000000000000007fa90cf40088587686e744fe83bb7718de7bc7bafd9af58e146bb"
+    "54b8c3d185ba71ab0afd15766368")
+KEPT_BLOCK_ID = "56ffb4738ab34a7b3d0d3096f5f6170cc7b30b862619e2e2925f8b73a2f96418"
+KEPT_BLOCK = bytes.fromhex(
+    "2db9edff73695abcb1f883a471751ede599bb0440712666ca258f0dfe013602d619fa5faf51e07232f7ad8"
+    "756848")
+
+
+def test_what_was_written_before_stays_readable() -> None:
+    assert envelope.blob_key_id(KEPT_BLOB) == KEY_ID
+    assert envelope.decrypt(MATERIAL, KEPT_BLOB, {"a": "1", "b": "2"}) == b"kept forever"
+    cipher = envelope.BlockCipher("lineage-1", MATERIAL)
+    assert cipher.block_id(b"d" * 32) == KEPT_BLOCK_ID
+    assert cipher.open(KEPT_BLOCK_ID, KEPT_BLOCK) == b"block kept forever"
 
 
 def test_a_blob_that_is_too_short_or_of_another_version_names_no_key() -> None:
