@@ -146,6 +146,7 @@ def test_an_allow_for_one_account_does_not_allow_a_third() -> None:
     assert allows(rp, OTHER)
     assert not allows(rp, THIRD)
     assert not allows(resource_policy(statement(principal={"Service": "ec2.amazonaws.com"})))
+    assert not allows(resource_policy(statement(principal={"AWS": ["", " ", "!"]})))
 
 
 def test_the_principal_star_string_matches_everyone() -> None:
@@ -214,6 +215,7 @@ def test_a_grant_allows_its_grantee_its_operations_only() -> None:
     assert not allows(rp, OTHER, "kms:Encrypt")
     assert not allows(rp, THIRD, "kms:Decrypt")
     assert not allows(rp, OTHER, "ec2:Decrypt")
+    assert not allows(rp, OTHER, "sts:Decrypt")
     assert allows(resource_policy(statement(principal={"AWS": OWNER.arn}), grants=(
         policy.Grant(OTHER.account_id, frozenset({"Decrypt"})),)), OTHER)
 
@@ -304,7 +306,7 @@ def test_a_blob_that_is_too_short_or_of_another_version_names_no_key() -> None:
     blob = envelope.encrypt(MATERIAL, KEY_ID, b"")
     assert len(blob) == 1 + 16 + 12 + 16
     assert envelope.blob_key_id(blob) == KEY_ID  # the shortest genuine blob
-    for bad in (blob[:-1], bytes([2]) + blob[1:], b""):
+    for bad in (blob[:-1], bytes([0]) + blob[1:], bytes([2]) + blob[1:], b""):
         assert code_of(envelope.blob_key_id, bad) == "InvalidCiphertextException"
 
 
@@ -394,7 +396,8 @@ def a_key(state: str = keys.ENABLED, manager: str = keys.CUSTOMER) -> keys.Key:
 
 def test_only_an_enabled_key_can_be_used() -> None:
     keys.check_usable(a_key())
-    assert a_key().enabled and not a_key(keys.DISABLED).enabled
+    assert a_key().enabled
+    assert not a_key(keys.DISABLED).enabled and not a_key(keys.PENDING_DELETION).enabled
     assert code_of(keys.check_usable, a_key(keys.DISABLED)) == "DisabledException"
     assert code_of(keys.check_usable, a_key(keys.PENDING_DELETION)) == \
         "KMSInvalidStateException"

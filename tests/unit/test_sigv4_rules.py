@@ -124,6 +124,7 @@ def test_expiry_outside_one_second_to_seven_days_is_malformed(expires: str) -> N
     {"X-Amz-Credential": f"{KEY}/20261122/us-east-1/ec2"},
     {"X-Amz-Credential": f"{KEY}/20261122/us-east-1/ec2/aws4_request/x"},
     {"X-Amz-Credential": f"{KEY}/20261122/us-east-1/ec2/aws5_request"},
+    {"X-Amz-Credential": f"{KEY}/20261122/us-east-1/ec2/aws3_request"},
     {"X-Amz-Credential": f"{KEY}//us-east-1/ec2/aws4_request"},
 ])
 def test_a_presigned_url_missing_or_mangling_a_part_is_malformed(
@@ -157,6 +158,38 @@ def test_an_rfc_1123_date_header_dates_a_request() -> None:
     assert signed is not None and signed.timestamp == NOW and not signed.presigned
     del headers["date"]
     assert read_problem(IncomingRequest("POST", "/", "", headers, b"")) is AuthProblem.MALFORMED
+
+
+@pytest.mark.parametrize("date", ["20261121T120000Z", "20261123T120000Z"])
+def test_the_scope_date_must_be_the_request_date(date: str) -> None:
+    request = sign()
+    headers = {**request.headers, "x-amz-date": [date]}
+    redated = IncomingRequest("POST", "/", "", headers, request.body)
+    signed = sigv4.read_signature(redated)
+    assert signed is not None
+    with pytest.raises(sigv4.AuthenticationError) as caught:
+        sigv4.check_time(signed, signed.timestamp)
+    assert caught.value.problem is AuthProblem.MALFORMED
+
+
+def test_an_unsigned_payload_is_assumed_for_a_presigned_url_only() -> None:
+    """Signed over UNSIGNED-PAYLOAD without declaring it: a presigned URL may be (it has no
+    header to declare it in), a header-signed request may not."""
+    request = sign()
+    read = sigv4.read_signature(request)
+    assert read is not None
+    for presigned, problem in ((True, None), (False, AuthProblem.BAD_SIGNATURE)):
+        claim = sigv4.SignedRequest(read.scope, read.signed_headers, "", read.timestamp,
+                                    presigned, None)
+        signature = sigv4.expected_signature(request, claim, SECRET, "UNSIGNED-PAYLOAD", "POST")
+        signed = sigv4.SignedRequest(read.scope, read.signed_headers, signature,
+                                     read.timestamp, presigned, None)
+        try:
+            sigv4.verify(request, signed, {KEY: SECRET}.get, NOW)
+            found = None
+        except sigv4.AuthenticationError as refused:
+            found = refused.problem
+        assert found is problem
 
 
 def test_host_must_be_signed_in_a_header_signature() -> None:
@@ -235,7 +268,8 @@ def test_the_scope_is_found_even_in_a_badly_signed_request() -> None:
     broken = IncomingRequest("POST", "/", "", {"authorization": [
         f"AWS4-HMAC-SHA256 Credential={credential}, Signature=bad"]}, b"")
     hint = sigv4.scope_hint(broken)
-    assert hint is not None and (hint.region, hint.service) == ("eu-west-1", "ebs")
+    assert hint is not None
+    assert (hint.access_key_id, hint.region, hint.service) == (KEY, "eu-west-1", "ebs")
     query = IncomingRequest("GET", "/", urlencode({"X-Amz-Credential": credential}), {}, b"")
     hint = sigv4.scope_hint(query)
     assert hint is not None and hint.region == "eu-west-1"
