@@ -257,6 +257,7 @@ def test_the_managed_ebs_key_policy_cannot_be_shared() -> None:
                                policy.parse_policy(keys.managed_policy(OWNER.account_id)))
     assert allows(rp, OWNER, "kms:Decrypt")
     assert allows(rp, OWNER, "kms:GenerateDataKeyWithoutPlaintext")
+    assert allows(rp, OWNER, "kms:GetKeyPolicy")  # the second statement, after a non-match
     assert not allows(rp, OWNER, "kms:ScheduleKeyDeletion")
     assert not allows(rp, OTHER, "kms:Decrypt")
     assert not allows(rp, OTHER, "kms:DescribeKey")
