@@ -377,9 +377,10 @@ def test_aliases_can_be_refused_where_only_keys_are_allowed() -> None:
     assert keys.parse_key_ref(KID, OWNER.account_id, REGION, aliases=False).value == KID
 
 
-def test_a_key_of_another_region_is_not_found() -> None:
-    for text in (keys.key_arn("eu-west-1", OWNER.account_id, KID),
-                 keys.alias_arn("eu-west-1", OWNER.account_id, "alias/x")):
+@pytest.mark.parametrize("other", ["eu-west-1", "us-west-2"])  # sorting before and after
+def test_a_key_of_another_region_is_not_found(other: str) -> None:
+    for text in (keys.key_arn(other, OWNER.account_id, KID),
+                 keys.alias_arn(other, OWNER.account_id, "alias/x")):
         assert code_of(keys.parse_key_ref, text, OWNER.account_id, REGION) == "NotFoundException"
 
 
@@ -399,6 +400,7 @@ def test_only_an_enabled_key_can_be_used() -> None:
     keys.check_usable(a_key())
     assert a_key().enabled
     assert not a_key(keys.DISABLED).enabled and not a_key(keys.PENDING_DELETION).enabled
+    assert a_key("".join(["Enab", "led"])).enabled  # as read from storage: equal, not same
     assert code_of(keys.check_usable, a_key(keys.DISABLED)) == "DisabledException"
     assert code_of(keys.check_usable, a_key(keys.PENDING_DELETION)) == \
         "KMSInvalidStateException"
