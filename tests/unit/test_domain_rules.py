@@ -435,7 +435,8 @@ def test_a_block_write_is_whole_within_the_volume_and_into_a_pending_snapshot() 
     for index, length, declared in [(2048, BLOCK_SIZE, BLOCK_SIZE),
                                     (0, BLOCK_SIZE - 1, BLOCK_SIZE),
                                     (0, BLOCK_SIZE, BLOCK_SIZE + 1),
-                                    (0, BLOCK_SIZE, BLOCK_SIZE - 1)]:
+                                    (0, BLOCK_SIZE, BLOCK_SIZE - 1),
+                                    (0, BLOCK_SIZE + 1, BLOCK_SIZE)]:
         with pytest.raises(ServiceError) as caught:
             snapshots.check_block_write(snapshot, index, length, declared)
         assert caught.value.fields == {"Reason": "INVALID_BLOCK"}
