@@ -433,6 +433,7 @@ def test_a_block_write_is_whole_within_the_volume_and_into_a_pending_snapshot() 
     snapshots.check_block_write(snapshot, 0, BLOCK_SIZE, BLOCK_SIZE)
     snapshots.check_block_write(snapshot, 2047, BLOCK_SIZE, BLOCK_SIZE)
     for index, length, declared in [(2048, BLOCK_SIZE, BLOCK_SIZE),
+                                    (4096, BLOCK_SIZE, BLOCK_SIZE),
                                     (0, BLOCK_SIZE - 1, BLOCK_SIZE),
                                     (0, BLOCK_SIZE, BLOCK_SIZE + 1),
                                     (0, BLOCK_SIZE, BLOCK_SIZE - 1),
