@@ -1,6 +1,6 @@
 """Mutation testing with cosmic-ray: `make mutation`, or `python -m tests.mutation.run [MODULE...]`.
 
-Each module is mutated in a scratch copy of the tree (`.mutation/tree`), never in the working
+Each module is mutated in a scratch copy of the tree (`.mutation/tree-PID`), never in the working
 tree, so an interrupted run cannot leave a mutant behind in the source. Tests run from that
 copy with PYTHONPATH pointing at it, so the `snapferry serve` subprocess that integration tests
 start imports the mutant too (cosmic-ray edits files in place and runs any command; mutmut 3's
@@ -8,7 +8,7 @@ copied tree and in-process trampolines do not reach that subprocess: see RELIABI
 
 Each module is tested by the fast tests that exercise it (TARGETS), with `-x` so a kill stops
 at its first failing test, and a per-mutant timeout of a few times the clean run. Results stay
-in `.mutation/<module>.sqlite`; `--resume` keeps the killed ones and retests only what is
+in `.mutation/<module>-<package>.sqlite`; `--resume` keeps the killed ones and retests only what is
 pending or survived (after adding tests). A report of scores and survivors is written to
 `.mutation/report.md`.
 """
