@@ -9,7 +9,7 @@ PORT   ?= 4747
 DATA   ?= ./snapferry-data
 CYCLES ?= 100
 
-.PHONY: run test lint bench fuzz crash clean
+.PHONY: run test lint bench fuzz crash mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PIP) -e '.[bench]'
+	touch $@
+
+$(VENV)/.installed-mutation: $(VENV)/.installed-test
+	$(PIP) -e '.[mutation]'
 	touch $@
 
 # The AWS SDK for JavaScript v3 test client, from its committed lockfile; the stamp lives in
@@ -59,5 +63,10 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-test
 crash: $(VENV)/.installed-test
 	$(BIN)/python -m tests.crash.harness --cycles $(CYCLES)
 
+# Mutation testing (not part of `make test`: hours on a busy machine). MODULES narrows it,
+# e.g. `make mutation MODULES="domain/policy.py wire/sigv4.py"`; see RELIABILITY.md.
+mutation: $(VENV)/.installed-mutation
+	nice -n 19 $(BIN)/python -m tests.mutation.run $(MODULES)
+
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache $(JS)/node_modules
+	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache .mutation $(JS)/node_modules

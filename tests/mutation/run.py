@@ -1,0 +1,299 @@
+"""Mutation testing with cosmic-ray: `make mutation`, or `python -m tests.mutation.run [MODULE...]`.
+
+Each module is mutated in a scratch copy of the tree (`.mutation/tree-PID`), never in the working
+tree, so an interrupted run cannot leave a mutant behind in the source. Tests run from that
+copy with PYTHONPATH pointing at it, so the `snapferry serve` subprocess that integration tests
+start imports the mutant too (cosmic-ray edits files in place and runs any command; mutmut 3's
+copied tree and in-process trampolines do not reach that subprocess: see RELIABILITY.md).
+
+Each module is tested by the fast tests that exercise it (TARGETS), with `-x` so a kill stops
+at its first failing test, and a per-mutant timeout of a few times the clean run. Results stay
+in `.mutation/<module>-<package>.sqlite`; `--resume` keeps the killed ones and retests only what is
+pending or survived (after adding tests). A report of scores and survivors is written to
+`.mutation/report.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import functools
+import json
+import os
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / ".mutation"
+# One scratch tree per run, so two runs (on different modules) can go side by side.
+TREE = WORK / f"tree-{os.getpid()}"
+SESSIONS = WORK  # --sessions: another folder, e.g. to measure with --without some tests
+WITHOUT: set[str] = set()
+
+# Module -> the tests that exercise it, unit tests first. Data and security first: the order
+# is the order of a run, so a bounded run covers what matters most.
+TARGETS: dict[str, list[str]] = {
+    "snapferry/domain/encryption.py": ["tests/unit/test_encryption_rules.py"],
+    "snapferry/domain/policy.py": ["tests/unit/test_domain_rules.py",
+                                   "tests/integration/test_kms_and_encryption.py"],
+    "snapferry/domain/copies.py": ["tests/unit/test_domain_rules.py",
+                                   "tests/unit/test_presigned.py"],
+    "snapferry/domain/envelope.py": ["tests/unit/test_domain_rules.py",
+                                     "tests/integration/test_kms_and_encryption.py"],
+    "snapferry/domain/tokens.py": ["tests/unit/test_domain_rules.py",
+                                   "tests/integration/test_block_tokens.py",
+                                   "tests/integration/test_ebs_direct.py"],
+    "snapferry/engine/presigned.py": ["tests/unit/test_presigned.py",
+                                      "tests/unit/test_presigned_rules.py"],
+    "snapferry/wire/sigv4.py": ["tests/unit/test_sigv4_rules.py", "tests/unit/test_sigv4.py",
+                                "tests/unit/test_presigned.py"],
+    "snapferry/domain/keys.py": ["tests/unit/test_domain_rules.py",
+                                 "tests/integration/test_key_deletion_window.py",
+                                 "tests/integration/test_kms_and_encryption.py"],
+    "snapferry/domain/snapshots.py": ["tests/unit/test_domain_rules.py",
+                                      "tests/integration/test_ebs_direct.py"],
+    "snapferry/services/context.py": ["tests/unit/test_authorize.py",
+                                      "tests/integration/test_kms_and_encryption.py"],
+    "snapferry/services/keyring.py": ["tests/integration/test_kms_and_encryption.py"],
+    "snapferry/domain/accounts.py": ["tests/integration/test_foundation.py"],
+    "snapferry/domain/blocks.py": ["tests/integration/test_ebs_direct.py"],
+    "snapferry/domain/filters.py": ["tests/integration/test_sharing_and_describe.py"],
+    "snapferry/domain/idempotency.py": ["tests/integration/test_foundation.py"],
+    "snapferry/domain/ids.py": ["tests/integration/test_foundation.py"],
+    "snapferry/domain/regions.py": ["tests/integration/test_foundation.py"],
+    "snapferry/domain/tags.py": ["tests/integration/test_sharing_and_describe.py"],
+    "snapferry/domain/volumes.py": ["tests/integration/test_foundation.py"],
+    "snapferry/engine/background.py": ["tests/unit/test_storage.py",
+                                       "tests/integration/test_ebs_direct.py"],
+    "snapferry/engine/metrics.py": ["tests/integration/test_copies.py"],
+    "snapferry/engine/copier.py": ["tests/integration/test_copies.py"],
+}
+
+# Replacing an arithmetic operator by a bitwise one, a shift or a power adds ten mutants per
+# `+` (mostly string concatenation here) and finds nothing the arithmetic swaps do not.
+EXCLUDED_OPERATORS = [r"core/ReplaceBinaryOperator_.*_(Pow|RShift|LShift|BitOr|BitAnd|BitXor)$"]
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _copy_tree() -> None:
+    shutil.rmtree(TREE, ignore_errors=True)
+    TREE.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in ("snapferry", "tests"):
+        shutil.copytree(ROOT / part, TREE / part, ignore=ignore)
+    shutil.copy2(ROOT / "pyproject.toml", TREE / "pyproject.toml")
+
+
+def _plugins(tests: list[str]) -> str:
+    return "" if any("hypothesis" in (TREE / t).read_text() for t in tests) else \
+        "-p no:hypothesispytest "
+
+
+def _test_command(module: str) -> str:
+    """The module's tests in stages, cheapest first, each stage run only if the one before
+    passed: most mutants die in the first, plain unit tests, for a second or two each.
+    (Loading hypothesis costs seconds per process; integration tests start a server.)"""
+    tests = [t for t in TARGETS[module] if (TREE / t).exists() and t not in WITHOUT]
+    plain = [t for t in tests if "/unit/" in t and "hypothesis" not in (TREE / t).read_text()]
+    generated = [t for t in tests if "/unit/" in t and t not in plain]
+    integration = [t for t in tests if "/unit/" not in t]
+    pytest = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly"
+    stages = [f"{pytest} -p no:hypothesispytest {' '.join(plain)}" if plain else "",
+              f"{pytest} {' '.join(generated)}" if generated else "",
+              f"{pytest} {_plugins(integration)}{' '.join(integration)}" if integration else ""]
+    return "sh -c " + shlex.quote(" && ".join(s for s in stages if s))
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(TREE), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _baseline(module: str) -> float:
+    """Run the module's tests on the clean copy: they must pass; their time sets the timeout."""
+    started = time.monotonic()
+    done = subprocess.run(shlex.split(_test_command(module)), cwd=TREE, env=_env(),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{module}: its tests fail before any mutation:\n{done.stdout[-3000:]}")
+    return time.monotonic() - started
+
+
+def _config(module: str, timeout: float) -> Path:
+    path = SESSIONS / (Path(module).stem + "-" + Path(module).parent.name + ".toml")
+    excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
+    path.write_text(
+        "[cosmic-ray]\n"
+        f"module-path = {json.dumps(module)}\n"
+        f"timeout = {timeout:.0f}\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(_test_command(module))}\n"
+        "[cosmic-ray.distributor]\nname = \"local\"\n"
+        f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excluded}]\n"
+    )
+    return path
+
+
+@functools.cache
+def _annotation_spans(module: str) -> tuple[tuple[int, int, int, int], ...]:
+    """Where the module's type annotations are: (line, col, end line, end col)."""
+    spans = []
+    for node in ast.walk(ast.parse((ROOT / module).read_text())):
+        found = []
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            found.append(node.annotation)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns:
+            found.append(node.returns)
+        spans += [(a.lineno, a.col_offset, a.end_lineno or a.lineno, a.end_col_offset or 0)
+                  for a in found]
+    return tuple(spans)
+
+
+def in_annotation(module: str, start: tuple[int, int]) -> bool:
+    """Every module here has `from __future__ import annotations`: its annotations are never
+    evaluated, so mutating one (`bool | None` -> `bool + None`) is an equivalent mutant."""
+    return any((line, col) <= tuple(start) < (end_line, end_col)
+               for line, col, end_line, end_col in _annotation_spans(module))
+
+
+def _skip_annotations(module: str, session: Path) -> None:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            if in_annotation(module, item.mutations[0].start_pos):
+                db.set_result(item.job_id, WorkResult(output="type annotation",
+                                                      worker_outcome=WorkerOutcome.SKIPPED))
+
+
+def _session(module: str) -> Path:
+    return SESSIONS / (Path(module).stem + "-" + Path(module).parent.name + ".sqlite")
+
+
+def _forget_survivors(session: Path) -> None:
+    """Make survivors, and mutants the tool failed to run, pending again."""
+    with sqlite3.connect(session) as db:
+        db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'"
+                   " OR worker_outcome IN ('EXCEPTION', 'ABNORMAL')")
+
+
+def run_module(module: str, resume: bool) -> None:
+    if not any((TREE / t).exists() and t not in WITHOUT for t in TARGETS[module]):
+        sys.exit(f"{module}: none of its tests {TARGETS[module]} exist")
+    session = _session(module)
+    clean = _baseline(module)
+    timeout = max(60.0, 4 * clean)
+    config = _config(module, timeout)
+    run = {"cwd": TREE, "env": _env(), "check": True}
+    if resume and session.exists():
+        _forget_survivors(session)
+    else:
+        session.unlink(missing_ok=True)
+        subprocess.run([_bin("cosmic-ray"), "init", str(config), str(session)], **run)
+        subprocess.run([_bin("cr-filter-operators"), str(session), str(config)], **run)
+        subprocess.run([_bin("cr-filter-pragma"), str(session)], **run)
+        _skip_annotations(module, session)
+    print(f"{module}: clean run {clean:.0f}s, timeout {timeout:.0f}s", flush=True)
+    started = time.monotonic()
+    subprocess.run([_bin("cosmic-ray"), "exec", str(config), str(session)], **run)
+    print(f"{module}: mutants tested in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def _results(module: str) -> tuple[dict[str, int], list[str]]:
+    """Counts by outcome, and a line per survivor: where, which operator, the diff."""
+    session = _session(module)
+    counts = {"killed": 0, "survived": 0, "skipped": 0, "pending": 0, "incompetent": 0,
+              "error": 0}
+    survivors: list[str] = []
+    if not session.exists():
+        return counts, survivors
+    dump = subprocess.run([_bin("cosmic-ray"), "dump", str(session)], capture_output=True,
+                          text=True, check=True)
+    for line in dump.stdout.splitlines():
+        item, result = json.loads(line)
+        if result is None:
+            counts["pending"] += 1
+            continue
+        mutation = item["mutations"][0]
+        if result["worker_outcome"] == "skipped" or in_annotation(module,
+                                                                  mutation["start_pos"]):
+            counts["skipped"] += 1
+            continue
+        if result["worker_outcome"] != "normal":  # the tool failed, not the tests: rerun
+            counts["error"] += 1
+            continue
+        outcome = (result.get("test_outcome") or "incompetent").lower()
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if outcome == "survived":
+            diff = [d for d in (result.get("diff") or "").splitlines()
+                    if d[:1] in "+-" and not d.startswith(("+++", "---"))]
+            survivors.append(f"- {module}:{mutation['start_pos'][0]} "
+                             f"{mutation['operator_name']}: `{' / '.join(diff)}`")
+    return counts, survivors
+
+
+def report(modules: list[str]) -> str:
+    lines = ["| module | mutants tested | killed | survived | score | not yet run |",
+             "|---|---|---|---|---|---|"]
+    survivors: list[str] = []
+    totals = [0, 0, 0]
+    for module in modules:
+        counts, found = _results(module)
+        tested = counts["killed"] + counts["survived"] + counts["incompetent"]
+        waiting = counts["pending"] + counts["error"]
+        if not tested:
+            lines.append(f"| {module} | not run | | | | |")
+            continue
+        killed = counts["killed"] + counts["incompetent"]
+        totals = [totals[0] + tested, totals[1] + killed, totals[2] + counts["survived"]]
+        lines.append(f"| {module} | {tested} | {killed} | {counts['survived']} | "
+                     f"{100 * killed / tested:.1f}% | {waiting or ''} |")
+        survivors += found
+    if totals[0]:
+        lines.append(f"| **all run** | {totals[0]} | {totals[1]} | {totals[2]} | "
+                     f"{100 * totals[1] / totals[0]:.1f}% | |")
+    return "\n".join([*lines, "", "Survivors:", *survivors, ""])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="paths under snapferry/ (default: all)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep recorded kills; retest pending and surviving mutants")
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--without", action="append", default=[], metavar="TEST_FILE",
+                        help="leave these tests out (to measure what they add)")
+    parser.add_argument("--sessions", type=Path, default=WORK, help="where results are kept")
+    args = parser.parse_args()
+    global SESSIONS
+    SESSIONS = args.sessions.resolve()
+    SESSIONS.mkdir(parents=True, exist_ok=True)
+    WITHOUT.update(args.without)
+    modules = [m if m.startswith("snapferry/") else f"snapferry/{m}" for m in args.modules]
+    unknown = [m for m in modules if m not in TARGETS]
+    if unknown:
+        sys.exit(f"no tests mapped for {unknown}; add them to TARGETS")
+    modules = modules or list(TARGETS)
+    WORK.mkdir(exist_ok=True)
+    if not args.report_only:
+        _copy_tree()
+        try:
+            for module in modules:
+                run_module(module, args.resume)
+        finally:
+            shutil.rmtree(TREE, ignore_errors=True)
+    text = report(modules)
+    (SESSIONS / "report.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
