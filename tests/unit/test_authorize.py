@@ -32,9 +32,8 @@ def context(principal: Principal = OWNER, dry_run: bool = False) -> RequestConte
 
 def owner_only() -> dict[str, policy.ResourcePolicy]:
     text = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"AWS": OWNER.arn},
-                                      "Action": "kms:Decrypt"}]})
-    return {"resource_policy": policy.ResourcePolicy(OWNER.account_id,
-                                                     policy.parse_policy(text))}
+                                      "Action": "kms:Decrypt", "Resource": "*"}]})
+    return {"resource_policy": policy.key_policy(OWNER.account_id, text)}
 
 
 def test_an_allowed_request_is_marked_authorized() -> None:

@@ -112,7 +112,7 @@ def statement(effect: str = "Allow", principal: object = None, action: object = 
 def resource_policy(*statements: dict[str, object], grants: tuple[policy.Grant, ...] = ()
                     ) -> policy.ResourcePolicy:
     text = json.dumps({"Version": policy.POLICY_VERSION, "Statement": list(statements)})
-    return policy.ResourcePolicy(OWNER.account_id, policy.parse_policy(text), grants)
+    return policy.key_policy(OWNER.account_id, text, grants)
 
 
 def allows(rp: policy.ResourcePolicy, who: Principal = OTHER, action: str = "kms:Decrypt",
@@ -146,7 +146,8 @@ def test_an_allow_for_one_account_does_not_allow_a_third() -> None:
     assert allows(rp, OTHER)
     assert not allows(rp, THIRD)
     assert not allows(resource_policy(statement(principal={"Service": "ec2.amazonaws.com"})))
-    assert not allows(resource_policy(statement(principal={"AWS": ["", " ", "!"]})))
+    text = json.dumps({"Statement": [statement(principal={"AWS": ["", " ", "!"]})]})
+    assert code_of(policy.parse_policy, text) == "MalformedPolicyDocumentException"
 
 
 def test_the_principal_star_string_matches_everyone() -> None:
@@ -187,12 +188,18 @@ def test_an_allow_applies_only_when_its_conditions_hold(operator: str, wanted: o
 
 
 @pytest.mark.parametrize("condition", [{"StringEquals": {"kms:ViaService": "ec2"}},
-                                       {"NumericLessThan": {"kms:CallerAccount": "1"}},
-                                       {"StringEquals": "not a mapping"}])
-def test_a_condition_we_cannot_evaluate_fails_closed(condition: dict[str, object]) -> None:
+                                       {"NumericLessThan": {"kms:CallerAccount": "1"}}])
+def test_a_condition_that_does_not_hold_applies_neither_allow_nor_deny(
+        condition: dict[str, object]) -> None:
+    """As IAM evaluates: a key the request lacks, or a test that fails, makes the condition
+    false, so the statement does not apply, whatever its effect."""
     assert not allows(resource_policy(statement(Condition=condition)))
-    # ... and a Deny with it still denies.
-    assert not allows(resource_policy(statement(), statement("Deny", Condition=condition)))
+    assert allows(resource_policy(statement(), statement("Deny", Condition=condition)))
+
+
+def test_a_condition_block_that_is_not_a_mapping_is_malformed() -> None:
+    text = json.dumps({"Statement": [statement(Condition={"StringEquals": "not a mapping"})]})
+    assert code_of(policy.parse_policy, text) == "MalformedPolicyDocumentException"
 
 
 def test_a_deny_whose_condition_is_false_does_not_apply() -> None:
@@ -246,15 +253,13 @@ def test_without_a_resource_policy_a_root_may_act() -> None:
 
 
 def test_the_default_key_policy_lets_only_the_owning_account_in() -> None:
-    rp = policy.ResourcePolicy(OWNER.account_id,
-                               policy.parse_policy(keys.default_policy(OWNER.account_id)))
+    rp = policy.key_policy(OWNER.account_id, keys.default_policy(OWNER.account_id))
     assert allows(rp, OWNER, "kms:ScheduleKeyDeletion")
     assert not allows(rp, OTHER, "kms:Decrypt")
 
 
 def test_the_managed_ebs_key_policy_cannot_be_shared() -> None:
-    rp = policy.ResourcePolicy(OWNER.account_id,
-                               policy.parse_policy(keys.managed_policy(OWNER.account_id)))
+    rp = policy.key_policy(OWNER.account_id, keys.managed_policy(OWNER.account_id))
     assert allows(rp, OWNER, "kms:Decrypt")
     assert allows(rp, OWNER, "kms:GenerateDataKeyWithoutPlaintext")
     assert allows(rp, OWNER, "kms:GetKeyPolicy")  # the second statement, after a non-match
