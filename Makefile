@@ -43,7 +43,7 @@ test: $(VENV)/.installed-test
 	scripts/test-deps.sh
 	$(MAKE) --no-print-directory $(JS)/node_modules/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The long fuzz run (>= 10,000 requests; `make test` runs the same tests small). Its figures
 # go in RELIABILITY.md, "Fuzz".
