@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,18 @@ from snapferry.domain import ids
 from snapferry.domain.snapshots import Snapshot, progress_text
 from snapferry.domain.tags import as_list
 from snapferry.errors import ServiceError
+
+ACCOUNT_ID = re.compile(r"\d{12}")
+
+
+def user_ids(values: list[str] | None, what: str, allowed: tuple[str, ...]) -> list[str] | None:
+    """Owner or user lists of Describe calls: account ids, or the aliases `allowed`."""
+    for value in values or ():
+        if value not in allowed and not ACCOUNT_ID.fullmatch(value):
+            raise ServiceError("InvalidUserID.Malformed",
+                               f"Invalid {what} '{value[:50]}': expected a 12-digit account id"
+                               f" or one of {', '.join(allowed)}.")
+    return values
 
 
 def page_size(params: dict[str, Any], low: int = 5, high: int = 1000) -> int | None:

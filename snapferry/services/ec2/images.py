@@ -3,7 +3,6 @@ deregistration protection and GetImageAncestry. The rules are in domain/images.p
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +16,13 @@ from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import as_list, tags_for
 from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext
-from snapferry.services.ec2.common import checked_ids, decode_next_token, page_size, paged
+from snapferry.services.ec2.common import (
+    checked_ids,
+    decode_next_token,
+    page_size,
+    paged,
+    user_ids,
+)
 from snapferry.storage import copies as job_store
 from snapferry.storage import images as store
 from snapferry.storage import manifests
@@ -26,7 +31,6 @@ from snapferry.storage.collector import collect
 from snapferry.storage.tagstore import delete_tags, set_tags, tags_of
 from snapferry.wire.shapes import iso8601
 
-_ACCOUNT = re.compile(r"\d{12}")
 MAX_MODIFICATIONS = 500
 
 
@@ -164,19 +168,10 @@ def register_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 # -- DescribeImages ------------------------------------------------------------------------
 
-def _user_ids(values: list[str] | None, what: str, allowed: tuple[str, ...]) -> list[str] | None:
-    for value in values or ():
-        if value not in allowed and not _ACCOUNT.fullmatch(value):
-            raise ServiceError("InvalidUserID.Malformed",
-                               f"Invalid {what} '{value[:50]}': expected a 12-digit account id"
-                               f" or one of {', '.join(allowed)}.")
-    return values
-
-
 def describe_images(ctx: RequestContext, params: dict[str, Any]) -> Output:
     wanted = checked_ids(params.get("ImageIds"), "ami")
-    owners = _user_ids(params.get("Owners"), "owner", ("self", *rules.OWNER_ALIASES))
-    executable = _user_ids(params.get("ExecutableUsers"), "user", ("self", "all"))
+    owners = user_ids(params.get("Owners"), "owner", ("self", *rules.OWNER_ALIASES))
+    executable = user_ids(params.get("ExecutableUsers"), "user", ("self", "all"))
     limit = page_size(params)
     if wanted and limit is not None:
         raise ServiceError("InvalidParameterCombination",

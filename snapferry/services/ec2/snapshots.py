@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from snapferry.domain import ids
@@ -14,12 +13,14 @@ from snapferry.domain.tags import tags_for
 from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext
 from snapferry.services.ec2.common import (
+    ACCOUNT_ID,
     checked_ids,
     decode_next_token,
     page_size,
     paged,
     refuse_unknown,
     snapshot_output,
+    user_ids,
 )
 from snapferry.storage import copies as job_store
 from snapferry.storage import images as image_store
@@ -31,7 +32,6 @@ from snapferry.storage.tagstore import delete_tags, set_tags, tags_of
 
 ATTRIBUTE = "createVolumePermission"
 MAX_MODIFICATIONS = 500
-_ACCOUNT = re.compile(r"\d{12}")
 
 
 def create_snapshot(ctx: RequestContext, params: dict[str, Any]) -> Output:
@@ -73,19 +73,10 @@ def create_snapshot(ctx: RequestContext, params: dict[str, Any]) -> Output:
     return snapshot_output(snapshot, tags)
 
 
-def _user_ids(values: list[str] | None, what: str, allowed: tuple[str, ...]) -> list[str] | None:
-    for value in values or ():
-        if value not in allowed and not _ACCOUNT.fullmatch(value):
-            raise ServiceError("InvalidUserID.Malformed",
-                               f"Invalid {what} '{value[:50]}': expected a 12-digit account id"
-                               f" or one of {', '.join(allowed)}.")
-    return values
-
-
 def describe_snapshots(ctx: RequestContext, params: dict[str, Any]) -> Output:
     wanted = checked_ids(params.get("SnapshotIds"), "snap")
-    owners = _user_ids(params.get("OwnerIds"), "owner", ("self", "amazon"))
-    restorable = _user_ids(params.get("RestorableByUserIds"), "user", ("self", "all"))
+    owners = user_ids(params.get("OwnerIds"), "owner", ("self", "amazon"))
+    restorable = user_ids(params.get("RestorableByUserIds"), "user", ("self", "all"))
     limit = page_size(params)
     if wanted and limit is not None:
         raise ServiceError("InvalidParameterCombination",
@@ -153,7 +144,7 @@ def _grants(items: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
                                    f"Group '{item['Group']}' is invalid; the only group is all.")
             grants.append(("group", "all"))
         if item.get("UserId") is not None:
-            if not _ACCOUNT.fullmatch(item["UserId"]):
+            if not ACCOUNT_ID.fullmatch(item["UserId"]):
                 raise ServiceError("InvalidAMIAttributeItemValue",
                                    f"Invalid user id '{item['UserId'][:50]}': expected a 12-digit "
                                    "account id.")
