@@ -22,7 +22,7 @@ from snapferry.storage.secrets import MasterKeyError
 def _settings(args: argparse.Namespace) -> Settings:
     copies = CopySettings()
     overrides = {name: getattr(args, f"copy_{name}") for name in
-                 ("workers", "rate_limit", "lease_seconds", "quota")
+                 ("workers", "rate_limit", "lease_seconds", "quota", "min_seconds_per_gib")
                  if getattr(args, f"copy_{name}", None) is not None}
     limits = {name: getattr(args, name) for name in
               ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections")
@@ -167,6 +167,9 @@ def parser() -> argparse.ArgumentParser:
                          help="how long a silent copy worker keeps its job (default 10)")
         sub.add_argument("--copy-quota", type=int,
                          help="snapshot copies in flight per account and region (default 20)")
+        sub.add_argument("--copy-min-seconds-per-gib", type=float, metavar="SECONDS",
+                         help="every copy takes at least this long per GiB of blocks it walks "
+                              "(default: none, as fast as the disk goes)")
 
     run = commands.add_parser("serve", help="start the service")
     run.add_argument("--host", default="127.0.0.1")
@@ -207,6 +210,10 @@ def parser() -> argparse.ArgumentParser:
     listing = account_commands.add_parser("list", help="list accounts and their key ids")
     data_dir(listing)
     listing.set_defaults(func=accounts_list)
+
+    from snapferry.faults_cli import add_commands as add_fault_commands
+
+    add_fault_commands(commands, data_dir)
 
     from snapferry.disks.commands import add_commands
 

@@ -27,6 +27,9 @@ class CopySettings:
     # Time-based copies, as AWS documents them: per copy and per source/destination pair.
     time_based_copy_rate: int = 500 * MIB
     time_based_pair_rate: int = 2000 * MIB
+    # A minimum duration for every copy, in seconds per GiB of blocks it walks (None: as fast
+    # as the disk goes). Fault rules may ask for a slower pace (domain/faults.py).
+    min_seconds_per_gib: float | None = None
     # A worker that stops renewing its lease for this long is presumed dead.
     lease_seconds: float = 10.0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -19,16 +20,17 @@ from functools import cache
 from typing import Any
 
 from snapferry.config import Settings
-from snapferry.domain import regions
+from snapferry.domain import faults, regions
 from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock, SystemClock
 from snapferry.engine.background import Background
 from snapferry.engine.copier import Copier
-from snapferry.engine.metrics import metrics_text
+from snapferry.engine.metrics import CONTENT_TYPE, Metrics
 from snapferry.errors import InvalidInput, ServiceError, internal_error
 from snapferry.services import SERVICES
 from snapferry.services.context import RequestContext, Service
 from snapferry.services.keyring import KeyRing
+from snapferry.storage import faults as fault_store
 from snapferry.storage.datadir import Storage
 from snapferry.wire import sigv4
 from snapferry.wire.http import HttpResponse, IncomingRequest
@@ -52,6 +54,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 # Bodies over the limit but under this are read and dropped so the client sees our 413.
 DRAIN_LIMIT = 64 * 1024 * 1024
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+# Prometheus scrapes; /metrics is the path of earlier versions, kept as an alias.
+METRICS_PATHS = ("/_snapferry/metrics", "/metrics")
 
 
 @cache
@@ -91,13 +95,16 @@ class Dispatcher:
             storage, self.clock, dt.timedelta(seconds=settings.orphan_grace_seconds))
         self.keyring = KeyRing(storage.box, self.clock)
         self.copier = Copier(storage, self.keyring, self.clock, settings.copies)
+        self.metrics = Metrics(storage, self.clock)
 
     def _secret_for(self, access_key_id: str) -> str | None:
         key = self.storage.accounts.find(access_key_id)
         return key.secret_access_key if key else None
 
     def handle(self, request: IncomingRequest) -> HttpResponse:
+        started = time.perf_counter()
         request_id = str(uuid.uuid4())
+        operation = "unknown"  # until the request names one the service's model has
         try:
             signed: sigv4.SignedRequest | None = sigv4.read_signature(request)
             unreadable: sigv4.AuthenticationError | None = None
@@ -133,8 +140,9 @@ class Dispatcher:
             key = self.storage.accounts.find(signed.scope.access_key_id)
             assert key is not None
             principal = Principal(key.account_id, key.access_key_id)
+            operation = protocol.operation_name(request)
             response = self._call(protocol, service, principal, signed.scope.region, request,
-                                  request_id)
+                                  request_id, operation)
         except sigv4.AuthenticationError as problem:
             response = protocol.serialize_error(
                 protocol.auth_error(problem.problem, problem.message), request_id
@@ -147,7 +155,18 @@ class Dispatcher:
             log.exception("request %s failed", request_id)
             response = protocol.serialize_error(internal_error(), request_id)
         response.headers.setdefault("x-amzn-RequestId", request_id)
+        self.metrics.observe(protocol.model.endpoint_prefix, operation, response.status,
+                             time.perf_counter() - started)
         return response
+
+    def _throttle(self, service: str, operation: str, region: str, account_id: str) -> None:
+        """An operator's throttle rule (domain/faults.py) answers this call instead."""
+        with self.storage.engine.begin() as conn:
+            rules = faults.throttle_rules(fault_store.list_rules(conn), service, operation,
+                                          region, account_id)
+            for rule in rules:
+                if faults.rolls(rule) and fault_store.take_one(conn, rule):
+                    raise faults.throttled(service, operation)
 
     def _call(
         self,
@@ -157,8 +176,8 @@ class Dispatcher:
         region: str,
         request: IncomingRequest,
         request_id: str,
+        name: str,
     ) -> HttpResponse:
-        name = protocol.operation_name(request)
         operation = protocol.operation_model(name)
         handler = service.handlers.get(name)
         if handler is None:
@@ -166,6 +185,7 @@ class Dispatcher:
             # plain 400, saying so.
             code = protocol.unknown_operation(name).code
             raise ServiceError(code, f"snapferry does not serve {service.name} {name} yet.")
+        self._throttle(service.name, name, region, principal.account_id)
         try:
             params = protocol.parse(operation, request)
         except InvalidInput as problem:
@@ -244,9 +264,12 @@ class App:
                 f"Your socket connection to the server was not read from or written to within "
                 f"the timeout period: the request body took over {self.body_timeout:g} seconds.",
             ))
-        elif request.method == "GET" and request.raw_path == "/metrics" and not request.raw_query:
-            response = HttpResponse(200, metrics_text(self.dispatcher.storage).encode(),
-                                    {"Content-Type": "text/plain; version=0.0.4"})
+        elif (request.method == "GET" and request.raw_path in METRICS_PATHS
+              and not request.raw_query):
+            loop = asyncio.get_running_loop()  # the scrape reads the database
+            body = await loop.run_in_executor(self.executor,
+                                              self.dispatcher.metrics.exposition)
+            response = HttpResponse(200, body, {"Content-Type": CONTENT_TYPE})
         else:
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(self.executor, self.dispatcher.handle, request)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import socket
 import threading
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.config import CopySettings
 from snapferry.domain import copies as rules
-from snapferry.domain import encryption
+from snapferry.domain import encryption, faults
 from snapferry.domain import snapshots as snapshot_rules
 from snapferry.domain.accounts import Principal
 from snapferry.domain.blocks import BLOCK_SIZE
@@ -41,6 +42,7 @@ from snapferry.engine.presigned import check_presigned_url
 from snapferry.errors import ServiceError
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
+from snapferry.storage import faults as fault_store
 from snapferry.storage import keys as key_store
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
@@ -52,6 +54,7 @@ from snapferry.storage.metadata import blocks
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 64  # blocks (32 MiB) per checkpoint
+GIB = 2**30
 IO_THREADS = 8  # block reads, crypto and fsync'd writes overlap; all release the GIL
 FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # every intent counts as abandoned
 SOURCE_KEY_OPERATIONS = ("DescribeKey", "Decrypt", "CreateGrant", "ReEncryptFrom")
@@ -270,10 +273,13 @@ class Copier:
         rate = self._rate(job)
         throttle, pair = Throttle(rate), self._pair(job)
         batch = MAX_BATCH if not rate else max(1, min(MAX_BATCH, int(rate // BLOCK_SIZE)))
+        begun, walked = time.monotonic(), 0
         while True:
             if self._stop.is_set():
                 raise Stopping()
-            refs, gone, cursor = self._next_batch(job, batch)
+            applying = self._fault_rules(job)
+            refs, gone, cursor = self._next_batch(job, self._batch_before_fault(
+                job, applying, batch))
             if cursor is None:
                 break
             intents, moved = self._move(refs, source_codec, dest_codec)
@@ -281,10 +287,34 @@ class Copier:
             if pair is not None:
                 with self._pairs_lock:
                     delay = max(delay, pair.delay_after(moved))
+            # A minimum duration in proportion to the blocks walked (server or fault rule).
+            walked += (len(refs) + len(gone)) * BLOCK_SIZE
+            pace = faults.seconds_per_gib(applying, self.settings.min_seconds_per_gib)
+            if pace:
+                delay = max(delay, begun + walked / GIB * pace - time.monotonic())
             if delay and self._stop.wait(delay):
                 raise Stopping()
             self._checkpoint(job, refs, gone, cursor, dest_codec, moved, intents)
         self._finish(job)
+
+    def _fault_rules(self, job: CopyJob) -> list[faults.FaultRule]:
+        """The operator's fault rules for this copy, read afresh at every checkpoint."""
+        with self.storage.engine.connect() as conn:
+            rules = fault_store.list_rules(conn)
+        return faults.copy_rules(rules, job.dest_region, job.account_id,
+                                 (job.source_snapshot_id, job.snapshot_id))
+
+    @staticmethod
+    def _batch_before_fault(job: CopyJob, rules: list[faults.FaultRule], batch: int) -> int:
+        """Fail the copy once it reached a rule's fraction of progress; until then, end each
+        batch at the failure point so the copy stops there, not a batch later."""
+        rule = faults.failing(rules)
+        if rule is None or rule.fail_at is None:
+            return batch
+        target = math.ceil(rule.fail_at * (job.blocks_total or 0))
+        if job.blocks_done >= target:
+            raise CopyFailed(rule.message or "")
+        return min(batch, target - job.blocks_done)
 
     def _next_batch(self, job: CopyJob, batch: int
                     ) -> tuple[list[BlockRef], list[int], int | None]:
@@ -383,4 +413,4 @@ class Copier:
     def _release(self, job: CopyJob) -> None:
         """Shutting down: free the lease so the next worker resumes at once."""
         with self.storage.engine.begin() as conn:
-            job_store.checkpoint(conn, job, self.clock.now(), dt.timedelta(0))
+            job_store.checkpoint(conn, job, self.clock.now(), dt.timedelta(0), lease_owner=None)

@@ -1,36 +1,107 @@
-"""What operators watch: copy jobs by state, bytes moved, full and incremental copies.
-Served at GET /metrics in Prometheus' text format, and listed by `snapferry copies`."""
+"""What operators watch, in Prometheus' text format (GET /_snapferry/metrics, and /metrics).
+
+Request counts and latencies are this API process's own (a restart starts them at zero, as
+Prometheus expects of a counter). Everything about copies, the queue and the block store is
+read from the database at scrape time, so it is right whichever process (`snapferry serve`
+or `snapferry worker`) moved the blocks. The store is never listed: its figures are the
+`blocks` table's. `rate_text` is the copies listing's rate column.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from snapferry.domain.copies import CopyJob
+from snapferry.domain.clock import Clock
+from snapferry.domain.copies import QUEUED, RUNNING, CopyJob
+from snapferry.storage.copies import LEASE_TAKEOVERS
 from snapferry.storage.datadir import Storage
-from snapferry.storage.metadata import copy_jobs
+from snapferry.storage.faults import event_totals
+from snapferry.storage.metadata import blocks, copy_jobs
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Request latencies: from a cached describe (ms) to a 512 KiB block put on a slow disk.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def metrics_text(storage: Storage) -> str:
-    with storage.engine.connect() as conn:
-        rows = conn.execute(
-            select(copy_jobs.c.state, copy_jobs.c.mode, func.count(),
-                   func.coalesce(func.sum(copy_jobs.c.bytes_moved), 0))
-            .group_by(copy_jobs.c.state, copy_jobs.c.mode)).all()
-    lines = [
-        "# HELP snapferry_copy_jobs Snapshot copy jobs by state and mode.",
-        "# TYPE snapferry_copy_jobs gauge",
-    ]
-    lines += [f'snapferry_copy_jobs{{state="{s}",mode="{m or "unplanned"}"}} {n}'
-              for s, m, n, _ in rows]
-    lines += [
-        "# HELP snapferry_copy_bytes_moved Bytes written by snapshot copies, by mode.",
-        "# TYPE snapferry_copy_bytes_moved counter",
-    ]
-    lines += [f'snapferry_copy_bytes_moved{{state="{s}",mode="{m or "unplanned"}"}} {b}'
-              for s, m, _, b in rows]
-    return "\n".join(lines) + "\n"
+class StoreCollector(Collector):
+    """Copy, queue and block store figures, from the database at each scrape."""
+
+    def __init__(self, storage: Storage, clock: Clock) -> None:
+        self.storage = storage
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        c = copy_jobs.c
+        with self.storage.engine.connect() as conn:
+            by_kind = conn.execute(
+                select(c.state, c.mode, func.count(), func.coalesce(func.sum(c.bytes_moved), 0))
+                .group_by(c.state, c.mode)).all()
+            running = conn.execute(select(c.bytes_moved, c.started_at)
+                                   .where(c.state == RUNNING)).all()
+            objects, stored = conn.execute(
+                select(func.count(), func.coalesce(func.sum(blocks.c.size), 0))).one()
+            events = event_totals(conn)
+        copies = GaugeMetricFamily("snapferry_copies", "Snapshot copy jobs by state and mode.",
+                                   labels=["state", "mode"])
+        moved = CounterMetricFamily("snapferry_copy_bytes_moved",
+                                    "Bytes written by snapshot copies, by mode.", labels=["mode"])
+        per_mode: dict[str, int] = {}
+        for state, mode, count, bytes_moved in by_kind:
+            copies.add_metric([state, mode or "unplanned"], count)
+            per_mode[mode or "unplanned"] = per_mode.get(mode or "unplanned", 0) + bytes_moved
+        for mode, total in sorted(per_mode.items()):
+            moved.add_metric([mode], total)
+        yield copies
+        yield moved
+        now = self.clock.now()
+        yield GaugeMetricFamily(
+            "snapferry_copy_throughput_bytes_per_second",
+            "Combined rate of the copies running now: each one's bytes moved over its time "
+            "since it started.",
+            value=sum(bytes_moved / max((now - started).total_seconds(), 1e-3)
+                      for bytes_moved, started in running if started is not None))
+        yield GaugeMetricFamily(
+            "snapferry_copy_queue_depth", "Copies waiting for a worker (state queued).",
+            value=sum(count for state, _, count, _ in by_kind if state == QUEUED))
+        yield GaugeMetricFamily("snapferry_block_store_objects",
+                                "Block objects in the block store (its database rows).",
+                                value=objects)
+        yield GaugeMetricFamily("snapferry_block_store_bytes",
+                                "Bytes of block data in the block store (its database rows).",
+                                value=stored)
+        yield CounterMetricFamily(
+            "snapferry_copy_lease_takeovers",
+            "Copies a worker took over from another whose lease had expired.",
+            value=events.get(LEASE_TAKEOVERS, 0))
+
+
+class Metrics:
+    """One registry per server: this process's request figures and the store's."""
+
+    def __init__(self, storage: Storage, clock: Clock) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "snapferry_requests", "API requests answered by this process, by service, "
+            "operation and HTTP status.", ["service", "operation", "status"],
+            registry=self.registry)
+        self.latency = Histogram(
+            "snapferry_request_duration_seconds", "Time to answer an API request in this "
+            "process (body read to response ready), by service and operation.",
+            ["service", "operation"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.registry.register(StoreCollector(storage, clock))
+
+    def observe(self, service: str, operation: str, status: int, seconds: float) -> None:
+        self.requests.labels(service, operation, str(status)).inc()
+        self.latency.labels(service, operation).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 def rate_text(job: CopyJob, now: dt.datetime) -> str:

@@ -11,10 +11,12 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.copies import COMPLETED, OPEN_STATES, RUNNING, CopyJob
+from snapferry.storage.faults import count_event
 from snapferry.storage.metadata import copy_jobs, snapshots
 
 _FIELDS = [f.name for f in dataclasses.fields(CopyJob)]
 j = copy_jobs.c
+LEASE_TAKEOVERS = "lease_takeovers"  # an event count (metrics)
 
 
 def _job(row: Any) -> CopyJob:
@@ -70,6 +72,8 @@ def claim(conn: Connection, owner: str, now: dt.datetime, lease: dt.timedelta
         ).values(state=RUNNING, lease_owner=owner, lease_expires=now + lease,
                  fencing=job.fencing + 1, started_at=job.started_at or now)).rowcount
         if taken:
+            if job.lease_owner is not None:  # released leases drop their owner (copier)
+                count_event(conn, LEASE_TAKEOVERS)
             job.state, job.lease_owner, job.fencing = RUNNING, owner, job.fencing + 1
             job.started_at = job.started_at or now
             return job

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -37,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -374,6 +375,36 @@ image_permissions = Table(
 )
 
 
+# Operator fault rules (domain/faults.py), read by every process at each request and copy
+# checkpoint, so a change applies while running.
+fault_rules = Table(
+    "fault_rules",
+    metadata,
+    Column("rule_id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # copy | throttle
+    Column("region", String(32)),
+    Column("account_id", String(12)),
+    Column("resource_id", String(32)),
+    Column("service", String(16)),
+    Column("operation", String(64)),
+    Column("fail_at", Float),
+    Column("message", Text),
+    Column("seconds_per_gib", Float),
+    Column("fraction", Float, nullable=False),
+    Column("remaining", Integer),  # decremented atomically by each call it throttles
+    Column("created_at", IsoTime(), nullable=False),
+)
+
+# Event counts every process adds to (Prometheus counters that outlive a process), e.g.
+# lease takeovers by copy workers.
+event_counts = Table(
+    "event_counts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+
 def _add_images(conn: Connection) -> None:
     """Version 2: machine images, their block device mappings and launch permissions."""
     for table in (images, image_block_devices, image_permissions):
@@ -396,11 +427,18 @@ def _add_key_rotation(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE kms_keys ADD COLUMN {name} {kind}"))
 
 
+def _add_fault_rules(conn: Connection) -> None:
+    """Version 5: operator fault rules and the shared event counters (metrics)."""
+    for table in (fault_rules, event_counts):
+        table.create(conn, checkfirst=True)
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_images,
     3: _add_block_intents,
     4: _add_key_rotation,
+    5: _add_fault_rules,
 }
 
 

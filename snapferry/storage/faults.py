@@ -1,0 +1,56 @@
+"""Fault rules in the database (domain/faults.py says what they mean), and the shared event
+counters the metrics read."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from snapferry.domain.faults import FaultRule
+from snapferry.storage.metadata import event_counts, fault_rules, insert_ignoring_conflict
+
+_FIELDS = [field.name for field in dataclasses.fields(FaultRule)]
+
+
+def add_rule(conn: Connection, rule: FaultRule, now: dt.datetime) -> FaultRule:
+    rule = dataclasses.replace(rule, rule_id=rule.rule_id or f"fault-{uuid.uuid4().hex[:12]}")
+    conn.execute(insert(fault_rules).values(created_at=now, **dataclasses.asdict(rule)))
+    return rule
+
+
+def list_rules(conn: Connection) -> list[FaultRule]:
+    rows = conn.execute(select(*(fault_rules.c[name] for name in _FIELDS))
+                        .order_by(fault_rules.c.created_at, fault_rules.c.rule_id)).all()
+    return [FaultRule(**row._mapping) for row in rows]
+
+
+def clear(conn: Connection, rule_id: str | None = None) -> int:
+    """Remove one rule, or every rule; returns how many went."""
+    statement = delete(fault_rules)
+    if rule_id is not None:
+        statement = statement.where(fault_rules.c.rule_id == rule_id)
+    return conn.execute(statement).rowcount
+
+
+def take_one(conn: Connection, rule: FaultRule) -> bool:
+    """Spend one of a count-limited rule's calls; False when another call took the last one.
+    A rule with no count is never used up."""
+    if rule.remaining is None:
+        return True
+    return conn.execute(update(fault_rules).where(
+        fault_rules.c.rule_id == rule.rule_id, fault_rules.c.remaining > 0
+    ).values(remaining=fault_rules.c.remaining - 1)).rowcount == 1
+
+
+def count_event(conn: Connection, name: str, by: int = 1) -> None:
+    insert_ignoring_conflict(conn, event_counts, {"name": name, "value": 0})
+    conn.execute(update(event_counts).where(event_counts.c.name == name)
+                 .values(value=event_counts.c.value + by))
+
+
+def event_totals(conn: Connection) -> dict[str, int]:
+    return dict(conn.execute(select(event_counts.c.name, event_counts.c.value)).tuples().all())
