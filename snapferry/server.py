@@ -161,12 +161,12 @@ class Dispatcher:
 
     def _throttle(self, service: str, operation: str, region: str, account_id: str) -> None:
         """An operator's throttle rule (domain/faults.py) answers this call instead."""
-        with self.storage.engine.begin() as conn:
+        with self.storage.engine.begin() as conn:  # commits the count a rule spends
             rules = faults.throttle_rules(fault_store.list_rules(conn), service, operation,
                                           region, account_id)
-            for rule in rules:
-                if faults.rolls(rule) and fault_store.take_one(conn, rule):
-                    raise faults.throttled(service, operation)
+            hit = any(faults.rolls(rule) and fault_store.take_one(conn, rule) for rule in rules)
+        if hit:
+            raise faults.throttled(service, operation)
 
     def _call(
         self,
