@@ -1,0 +1,82 @@
+"""Fault rules: what they match, which fails first, the pace, the throttle draw, and the
+schema step that adds their table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, inspect, select
+
+from snapferry.domain import faults
+from snapferry.domain.faults import COPY, THROTTLE, FaultRule
+from snapferry.storage import metadata
+
+
+def copy_rule(**fields: object) -> FaultRule:
+    return FaultRule(**{"rule_id": "r", "kind": COPY, "fail_at": 0.5, "message": "m",
+                        **fields})  # type: ignore[arg-type]
+
+
+def test_copy_rules_match_region_account_and_either_snapshot() -> None:
+    rules = [copy_rule(rule_id="any"), copy_rule(rule_id="region", region="eu-west-1"),
+             copy_rule(rule_id="account", account_id="111111111111"),
+             copy_rule(rule_id="source", resource_id="snap-src"),
+             copy_rule(rule_id="dest", resource_id="snap-dst"),
+             FaultRule("throttle", THROTTLE, operation="CopySnapshot")]
+    found = faults.copy_rules(rules, "eu-west-1", "111111111111", ("snap-src", "snap-dst"))
+    assert [rule.rule_id for rule in found] == ["any", "region", "account", "source", "dest"]
+    elsewhere = faults.copy_rules(rules, "us-east-1", "222222222222", ("snap-other", "snap-x"))
+    assert [rule.rule_id for rule in elsewhere] == ["any"]
+
+
+def test_the_earliest_failure_wins_and_the_slowest_pace() -> None:
+    late, early = copy_rule(rule_id="late", fail_at=0.9), copy_rule(rule_id="early", fail_at=0.2)
+    slow = copy_rule(rule_id="slow", fail_at=None, message=None, seconds_per_gib=30.0)
+    assert faults.failing([late, early, slow]) == early
+    assert faults.failing([slow]) is None
+    assert faults.seconds_per_gib([slow], None) == 30.0
+    assert faults.seconds_per_gib([slow], 60.0) == 60.0
+    assert faults.seconds_per_gib([late], None) is None
+
+
+def test_throttle_rules_match_service_operation_and_draw_their_fraction() -> None:
+    half = FaultRule("half", THROTTLE, service="ec2", operation="DescribeSnapshots",
+                     fraction=0.5)
+    assert faults.throttle_rules([half], "ec2", "DescribeSnapshots", "us-east-1", "1") == [half]
+    assert faults.throttle_rules([half], "ec2", "DescribeVolumes", "us-east-1", "1") == []
+    assert faults.throttle_rules([half], "kms", "DescribeSnapshots", "us-east-1", "1") == []
+    assert faults.rolls(half, draw=0.49) and not faults.rolls(half, draw=0.5)
+    error = faults.throttled("ec2", "DescribeSnapshots")
+    assert (error.code, error.status) == ("RequestLimitExceeded", 503)
+    assert (faults.throttled("kms", "Decrypt").code, faults.throttled("ebs", "x").code) == (
+        "ThrottlingException", "RequestThrottledException")
+
+
+@pytest.mark.parametrize("rule, problem", [
+    (copy_rule(fail_at=None, message=None), "--fail-at"),
+    (copy_rule(fail_at=1.5), "from 0 to 1"),
+    (copy_rule(message=None), "--message"),
+    (copy_rule(fail_at=None, seconds_per_gib=0.0), "positive"),
+    (FaultRule("t", THROTTLE), "--operation"),
+    (FaultRule("t", THROTTLE, service="s3", operation="GetObject"), "--service"),
+    (FaultRule("t", THROTTLE, operation="X", fraction=0.0), "--fraction"),
+    (FaultRule("t", THROTTLE, operation="X", remaining=0), "--count"),
+])
+def test_rules_that_could_do_nothing_are_refused(rule: FaultRule, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        faults.check(rule)
+
+
+def test_a_version_4_database_gains_the_fault_rules(tmp_path: Path) -> None:
+    engine = metadata.open_engine(metadata.sqlite_url(tmp_path))
+    version_4 = [t for t in metadata.metadata.sorted_tables
+                 if t.name not in ("fault_rules", "event_counts")]
+    with engine.begin() as conn:
+        metadata.metadata.create_all(conn, tables=version_4)
+        conn.execute(insert(metadata.schema_version).values(version=4))
+    metadata.migrate(engine, seed=lambda conn: pytest.fail("seeded an existing database"))
+    with engine.connect() as conn:
+        assert {"fault_rules", "event_counts"} <= set(inspect(conn).get_table_names())
+        assert conn.execute(select(metadata.schema_version.c.version)).scalar() == 5
+    engine.dispose()
