@@ -105,22 +105,34 @@ def test_metrics_count_requests_and_copies_run_by_a_separate_worker(tmp_path: Pa
 
 
 def test_lease_takeovers_are_counted_across_processes(tmp_path: Path) -> None:
-    size = 32  # blocks: 16 MiB at 4 MiB/s, killed after the first checkpoint
-    first = ServerProcess(tmp_path, ["--copy-rate-limit", str(4 * 2**20),
-                                     "--copy-lease-seconds", "2"]).start()
+    """A server stopped cleanly hands its copy back (no takeover); a killed one's copy is
+    taken over by the next server once its lease runs out: exactly one takeover."""
+    size = 64  # blocks: 32 MiB at 2 MiB/s, so both interruptions land mid-copy
+    slow = ["--copy-rate-limit", str(2 * 2**20), "--copy-lease-seconds", "2"]
+    first = ServerProcess(tmp_path, slow).start()
     ebs, ec2, _ = clients(first.url)
     copy = ec2.copy_snapshot(SourceRegion=SRC, SourceSnapshotId=write_snapshot(
         ebs, random_blocks(list(range(size)))))["SnapshotId"]
-    wait_for(lambda: copy_jobs(tmp_path)[copy]["progress"] not in ("-", f"0/{size}"),
-             timeout=60)
-    assert first.process is not None
-    first.process.send_signal(signal.SIGKILL)
-    first.process.wait(timeout=30)
-    with ServerProcess(tmp_path, ["--copy-lease-seconds", "2"]) as again:
-        assert value(scrape(again.url), "snapferry_copy_lease_takeovers_total") == 0
-        _, ec2, _ = clients(again.url)
+
+    def done() -> int:
+        progress = copy_jobs(tmp_path)[copy]["progress"]
+        return 0 if progress == "-" else int(progress.split("/")[0])
+
+    wait_for(lambda: done() > 0, timeout=60)
+    assert first.stop() == 0
+    handed_back = done()
+    assert handed_back < size
+    second = ServerProcess(tmp_path, slow).start()
+    wait_for(lambda: done() > handed_back, timeout=60)
+    assert value(scrape(second.url), "snapferry_copy_lease_takeovers_total") == 0
+    assert second.process is not None
+    second.process.send_signal(signal.SIGKILL)
+    second.process.wait(timeout=30)
+    assert done() < size
+    with ServerProcess(tmp_path, ["--copy-lease-seconds", "2"]) as third:
+        _, ec2, _ = clients(third.url)
         assert finished(ec2, copy, timeout=120)["State"] == "completed"
-        assert value(scrape(again.url), "snapferry_copy_lease_takeovers_total") == 1
+        assert value(scrape(third.url), "snapferry_copy_lease_takeovers_total") == 1
 
 
 def faults(*args: str, data_dir: Path) -> str:
