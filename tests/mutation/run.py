@@ -70,8 +70,11 @@ TARGETS: dict[str, list[str]] = {
     "snapferry/domain/volumes.py": ["tests/integration/test_foundation.py"],
     "snapferry/engine/background.py": ["tests/unit/test_storage.py",
                                        "tests/integration/test_ebs_direct.py"],
-    "snapferry/engine/metrics.py": ["tests/integration/test_copies.py"],
-    "snapferry/engine/copier.py": ["tests/integration/test_copies.py"],
+    "snapferry/engine/metrics.py": ["tests/integration/test_operations.py"],
+    "snapferry/engine/copier.py": ["tests/integration/test_copies.py",
+                                   "tests/integration/test_operations.py"],
+    "snapferry/domain/faults.py": ["tests/unit/test_faults.py",
+                                   "tests/integration/test_operations.py"],
 }
 
 # Replacing an arithmetic operator by a bitwise one, a shift or a power adds ten mutants per
