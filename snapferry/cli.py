@@ -22,7 +22,7 @@ from snapferry.storage.secrets import MasterKeyError
 def _settings(args: argparse.Namespace) -> Settings:
     copies = CopySettings()
     overrides = {name: getattr(args, f"copy_{name}") for name in
-                 ("workers", "rate_limit", "lease_seconds", "quota")
+                 ("workers", "rate_limit", "lease_seconds", "quota", "image_quota")
                  if getattr(args, f"copy_{name}", None) is not None}
     limits = {name: getattr(args, name) for name in
               ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections")
@@ -167,6 +167,8 @@ def parser() -> argparse.ArgumentParser:
                          help="how long a silent copy worker keeps its job (default 10)")
         sub.add_argument("--copy-quota", type=int,
                          help="snapshot copies in flight per account and region (default 20)")
+        sub.add_argument("--copy-image-quota", type=int,
+                         help="image copies in flight per account and region (default 100)")
 
     run = commands.add_parser("serve", help="start the service")
     run.add_argument("--host", default="127.0.0.1")
