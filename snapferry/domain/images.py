@@ -443,7 +443,10 @@ def copy_tag_specifications(specifications: list[dict[str, Any]] | None
             raise ServiceError("InvalidParameterValue",
                                f"'{kind}' is not a valid taggable resource type for this "
                                "operation; use 'image' or 'snapshot'.")
-        (image if kind == "image" else snapshot).append(spec)
+        if kind == "image":
+            image.append(spec)
+        elif kind == "snapshot":
+            snapshot.append(spec)
     return image, snapshot
 
 

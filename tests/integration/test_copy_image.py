@@ -126,6 +126,8 @@ def test_a_two_snapshot_image_copied_across_regions(client: ClientFactory) -> No
     for snapshot_id, data in zip(new, blocks, strict=True):
         assert read_digests(dst_ebs, snapshot_id) == digests(data)
     assert image_of(there, copy)["State"] == "available"
+    assert refused(lambda: there.copy_image(SourceRegion=SRC, SourceImageId=source,
+                                            Name=unique("gone")))[0] == "InvalidAMIID.NotFound"
     ancestry = there.get_image_ancestry(ImageId=copy)["ImageAncestryEntries"]
     assert [(e["ImageId"], e.get("SourceImageId")) for e in ancestry] == [
         (copy, source), (source, None)]
@@ -207,7 +209,9 @@ def test_client_token_names_one_copy(client: ClientFactory) -> None:
                                (random_blocks([0]), random_blocks([1])))
     args = {"SourceRegion": SRC, "SourceImageId": source, "Name": unique("token"),
             "ClientToken": unique("token")}
+    here.create_tags(Resources=[source], Tags=[{"Key": "team", "Value": "web"}])
     first = there.copy_image(**args)["ImageId"]
+    assert "Tags" not in image_of(there, first)  # tags only with CopyImageTags
     assert there.copy_image(**args)["ImageId"] == first
     assert settled(there, first)["State"] == "available"
     assert there.copy_image(**args)["ImageId"] == first  # also once the copy finished
@@ -319,6 +323,10 @@ def test_concurrent_image_copies_are_limited(tmp_path: Path) -> None:
             SourceRegion=SRC, SourceImageId=source, Name=unique("q")))
         assert code == "ResourceLimitExceeded" and "at most 2 image copies" in message
         assert len(there.describe_images(Owners=["self"])["Images"]) == 2
+        pending = there.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+        code, _, message = refused(lambda: here.copy_image(
+            SourceRegion=DST, SourceImageId=pending, Name=unique("q")))
+        assert code == "InvalidAMIID.Unavailable" and "pending" in message
         # Another region is not limited by these.
         here.copy_image(SourceRegion=SRC, SourceImageId=source, Name=unique("q"))
 
