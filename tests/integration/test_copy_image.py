@@ -239,15 +239,24 @@ def test_synchronous_refusals_change_nothing(client: ClientFactory) -> None:
         "duplicate name": ({**good, "Name": taken}, "InvalidAMIName.Duplicate"),
         "key without Encrypted": ({**good, "KmsKeyId": "alias/aws/ebs"},
                                   "InvalidParameterDependency"),
+        "duration not a multiple of 15": ({**good, "SnapshotCopyCompletionDurationMinutes": 20},
+                                          "InvalidParameterValue"),
+        "dry run": ({**good, "DryRun": True}, "DryRunOperation"),
         "volume tags": ({**good, "TagSpecifications": [
             {"ResourceType": "volume", "Tags": [{"Key": "a", "Value": "b"}]}]},
             "InvalidParameterValue"),
     }
     for label, (args, code) in cases.items():
         got, status, _ = refused(lambda args=args: there.copy_image(**args))
-        assert (got, status) == (code, 400), label
+        assert (got, status) == (code, 412 if code == "DryRunOperation" else 400), label
     assert {i["ImageId"] for i in there.describe_images(Owners=["self"])["Images"]} == images
     assert own_snapshots(there) == snaps
+    # Time-based: every snapshot copy carries the duration.
+    timed = there.copy_image(**good, SnapshotCopyCompletionDurationMinutes=15)["ImageId"]
+    done = settled(there, timed)
+    assert done["State"] == "available", done.get("StateReason")
+    assert {(s["TransferType"], s["CompletionDurationMinutes"]) for s in there.describe_snapshots(
+        SnapshotIds=snapshot_ids(done))["Snapshots"]} == {("time-based", 15)}
 
 
 def test_cross_account_copies(client: ClientFactory, account_b: str) -> None:
