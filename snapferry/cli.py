@@ -22,7 +22,8 @@ from snapferry.storage.secrets import MasterKeyError
 def _settings(args: argparse.Namespace) -> Settings:
     copies = CopySettings()
     overrides = {name: getattr(args, f"copy_{name}") for name in
-                 ("workers", "rate_limit", "lease_seconds", "quota", "min_seconds_per_gib")
+                 ("workers", "rate_limit", "lease_seconds", "quota", "image_quota",
+                  "min_seconds_per_gib")
                  if getattr(args, f"copy_{name}", None) is not None}
     limits = {name: getattr(args, name) for name in
               ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections")
@@ -167,6 +168,8 @@ def parser() -> argparse.ArgumentParser:
                          help="how long a silent copy worker keeps its job (default 10)")
         sub.add_argument("--copy-quota", type=int,
                          help="snapshot copies in flight per account and region (default 20)")
+        sub.add_argument("--copy-image-quota", type=int,
+                         help="image copies in flight per account and region (default 100)")
         sub.add_argument("--copy-min-seconds-per-gib", type=float, metavar="SECONDS",
                          help="every copy takes at least this long per GiB of blocks it walks "
                               "(default: none, as fast as the disk goes)")

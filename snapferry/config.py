@@ -19,6 +19,8 @@ class CopySettings:
 
     # AWS's quota: snapshot copies in flight per account and destination region.
     quota: int = 20
+    # AWS's quota: image copies in flight per account and destination region.
+    image_quota: int = 100
     # Worker threads inside `snapferry serve` (0: leave copies to `snapferry worker`).
     workers: int = 2
     # An operator's cap on every copy, bytes/s (None: as fast as the disk goes). Tests use

@@ -419,3 +419,64 @@ def ancestry(image: Image, source: Callable[[str, str], Image | None]) -> list[I
             break
         chain.append(parent)
     return chain
+
+
+# -- CopyImage -----------------------------------------------------------------------------
+
+# AWS's StateReason for a copy that failed (observed text; the code is AWS's usual form).
+COPY_FAILED_CODE = "Server.InternalError"
+COPY_FAILED_MESSAGE = "Copy image failed with an internal error"
+COPY_STOPPED = "The image copy was stopped: its target image was deregistered."
+COPY_SIBLING_FAILED = "Another snapshot copy of the same image copy failed."
+STORAGE_FORBIDDEN = "You do not have permission to access the storage of this ami"
+DEFAULT_COPY_QUOTA = 100
+
+
+def copy_tag_specifications(specifications: list[dict[str, Any]] | None
+                            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """CopyImage's TagSpecifications: `image` ones tag the AMI, `snapshot` ones every new
+    snapshot; any other resource type fails the request."""
+    image, snapshot = [], []
+    for spec in specifications or ():
+        kind = spec.get("ResourceType")
+        if kind not in ("image", "snapshot"):
+            raise ServiceError("InvalidParameterValue",
+                               f"'{kind}' is not a valid taggable resource type for this "
+                               "operation; use 'image' or 'snapshot'.")
+        if kind == "image":
+            image.append(spec)
+        elif kind == "snapshot":
+            snapshot.append(spec)
+    return image, snapshot
+
+
+def copied_tags(source: Image, tags: dict[str, str], account_id: str) -> dict[str, str]:
+    """CopyImageTags: your own user tags of your own image; never `aws:` tags, never the
+    tags of another account's image (they are that account's)."""
+    if source.account_id != account_id:
+        return {}
+    return {key: value for key, value in tags.items() if not key.lower().startswith("aws:")}
+
+
+def check_copyable(source: Image) -> None:
+    if source.state != AVAILABLE:
+        raise unavailable(source) if source.state == PENDING else ServiceError(
+            "InvalidAMIID.Unavailable",
+            f"The image id '[{source.image_id}]' is {source.state} and cannot be copied.")
+
+
+def copy_outcome(job_states: list[str]) -> str | None:
+    """The image copy's state once its snapshot copies say so: `failed` as soon as one
+    failed, `available` when all completed, None while any is still open."""
+    if any(state == "failed" for state in job_states):
+        return FAILED
+    if job_states and all(state == "completed" for state in job_states):
+        return AVAILABLE
+    return None
+
+
+def copy_quota_exceeded(quota: int, region: str) -> ServiceError:
+    return ServiceError("ResourceLimitExceeded",
+                        f"You have exceeded an Amazon EC2 resource limit: at most {quota} image "
+                        f"copies can be in progress for your account in {region}. Wait for "
+                        "some to finish.")

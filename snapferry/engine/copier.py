@@ -43,8 +43,8 @@ from snapferry.errors import ServiceError
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
 from snapferry.storage import faults as fault_store
+from snapferry.storage import image_copies, manifests
 from snapferry.storage import keys as key_store
-from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
 from snapferry.storage.blockdata import CorruptBlock, Intent, Pending
 from snapferry.storage.collector import collect, collect_abandoned
@@ -294,7 +294,14 @@ class Copier:
                 delay = max(delay, begun + walked / GIB * pace - time.monotonic())
             if delay and self._stop.wait(delay):
                 raise Stopping()
-            self._checkpoint(job, refs, gone, cursor, dest_codec, moved, intents)
+            try:
+                self._checkpoint(job, refs, gone, cursor, dest_codec, moved, intents)
+            except LostLease:
+                # Cancelled (or taken over): take back what this batch put now, as for a
+                # failed put, rather than a grace period later.
+                collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
+                                  only=[intent.item.key for intent in intents])
+                raise
         self._finish(job)
 
     def _fault_rules(self, job: CopyJob) -> list[faults.FaultRule]:
@@ -400,14 +407,18 @@ class Copier:
                 conn, job.snapshot_id, only_if_state=snapshot_rules.PENDING,
                 state=snapshot_rules.COMPLETED, progress=100, completion_time=now,
                 full_size_bytes=total * BLOCK_SIZE)
+            doomed = image_copies.settle(conn, job.snapshot_id, now)  # its image, if any
+        collect(self.storage.engine, self.storage.blocks, doomed)
 
     def _fail(self, job: CopyJob, message: str) -> None:
+        now = self.clock.now()
         with self.storage.engine.begin() as conn:
-            if not job_store.finish(conn, job, rules.FAILED, self.clock.now(), message):
+            if not job_store.finish(conn, job, rules.FAILED, now, message):
                 return
             snapshot_store.update_snapshot(conn, job.snapshot_id, state=snapshot_rules.ERROR,
                                            state_message=message)
             doomed = manifests.drop_manifest(conn, job.snapshot_id)
+            doomed += image_copies.settle(conn, job.snapshot_id, now)  # its image, if any
         collect(self.storage.engine, self.storage.blocks, doomed)
 
     def _release(self, job: CopyJob) -> None:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from snapferry.domain import envelope
 from snapferry.domain import keys as rules
@@ -54,11 +55,19 @@ class KeyRing:
             key = store.get_key(conn, key_id)
             assert key is not None
             return key
-        key = self.new_key(conn, account_id, region, "Default key that protects my EBS volumes "
-                           "when no other key is defined", rules.managed_policy(account_id),
-                           rules.AWS)
-        store.put_alias(conn, account_id, region, rules.EBS_ALIAS, key.key_id, self.clock.now(),
-                        create=True)
+        try:
+            with conn.begin_nested():
+                key = self.new_key(conn, account_id, region, "Default key that protects my EBS "
+                                   "volumes when no other key is defined",
+                                   rules.managed_policy(account_id), rules.AWS)
+                store.put_alias(conn, account_id, region, rules.EBS_ALIAS, key.key_id,
+                                self.clock.now(), create=True)
+        except IntegrityError:  # a concurrent first use (two copies of one image) made it
+            key_id = store.alias_target(conn, account_id, region, rules.EBS_ALIAS)
+            found = store.get_key(conn, key_id) if key_id else None
+            if found is None:
+                raise
+            return found
         return key
 
     def resolve(self, conn: Connection, text: str, account_id: str, region: str,

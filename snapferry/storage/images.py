@@ -26,6 +26,7 @@ from snapferry.domain.images import (
     DISABLED,
     GROUP_ALL,
     OWNER_ALIASES,
+    PENDING,
     BlockDevice,
     Image,
 )
@@ -262,3 +263,37 @@ def remove_permissions(conn: Connection, image_id: str,
         conn.execute(delete(perms).where(perms.c.image_id == image_id, perms.c.kind == kind,
                                          perms.c.grantee == grantee))
 
+
+
+# -- image copies --------------------------------------------------------------------------
+
+def by_client_token(conn: Connection, account_id: str, region: str, token: str
+                    ) -> Image | None:
+    rows = list(conn.execute(select(images).where(
+        i.account_id == account_id, i.region == region, i.client_token == token)))
+    return _images(conn, rows)[0] if rows else None
+
+
+def copies_in_progress(conn: Connection, account_id: str, region: str) -> int:
+    return len(conn.execute(select(i.image_id).where(
+        i.account_id == account_id, i.region == region, i.state == PENDING,
+        i.source_image_id.is_not(None))).all())
+
+
+def lock_copy_of(conn: Connection, snapshot_id: str) -> Image | None:
+    """The pending image copy whose mappings name this snapshot, its row locked for the rest
+    of the transaction (FOR UPDATE; SQLite's one writer serializes anyway), so two workers
+    finishing sibling copies decide the image's state one after the other."""
+    image_id = conn.execute(
+        select(images.c.image_id).join(bdm, i.image_id == bdm.c.image_id).where(
+            bdm.c.snapshot_id == snapshot_id, i.state == PENDING,
+            i.source_image_id.is_not(None)).limit(1)).scalar()
+    if image_id is None:
+        return None
+    rows = list(conn.execute(select(images).where(i.image_id == image_id).with_for_update()))
+    return _images(conn, rows)[0] if rows and rows[0].state == PENDING else None
+
+
+def update_devices(conn: Connection, image_id: str, snapshot_id: str, **values: Any) -> None:
+    conn.execute(update(bdm).where(bdm.c.image_id == image_id, bdm.c.snapshot_id == snapshot_id)
+                 .values(**values))

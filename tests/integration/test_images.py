@@ -599,14 +599,3 @@ def test_aws_cli_register_wait_describe(server: ServerProcess, client: ClientFac
     images = aws("ec2", "describe-images", "--owners", "self")["Images"]
     mine = [i for i in images if i["ImageId"] == image_id]
     assert len(mine) == 1 and mine[0]["Name"] == name and mine[0]["State"] == "available"
-
-
-def test_copy_image_is_not_served_yet(client: ClientFactory, snap: str) -> None:
-    ec2 = client("ec2")
-    image_id = register(ec2, snap)
-    before = own_ids(ec2)
-    code, status, message = refused(lambda: ec2.copy_image(
-        Name=unique("copy"), SourceImageId=image_id, SourceRegion="us-east-1"))
-    assert (code, status) == ("InvalidAction", 400)
-    assert message == "snapferry does not serve ec2 CopyImage yet."
-    assert own_ids(ec2) == before

@@ -8,6 +8,7 @@ from snapferry.services.context import Service
 from snapferry.services.ec2 import (
     copies,
     encryption,
+    image_copies,
     images,
     regions,
     snapshots,
@@ -32,7 +33,8 @@ SERVICE = Service(
     name="ec2",
     iam_prefix="ec2",
     handlers={**regions.HANDLERS, **snapshots.HANDLERS, **volumes.HANDLERS, **tags.HANDLERS,
-              **encryption.HANDLERS, **copies.HANDLERS, **images.HANDLERS},
+              **encryption.HANDLERS, **copies.HANDLERS, **images.HANDLERS,
+              **image_copies.HANDLERS},
     access_denied=_unauthorized,
     dry_run_error=DRY_RUN,
     input_errors={"ImageNameRequest": ServiceError("InvalidAMIName.Malformed",

@@ -24,8 +24,8 @@ from snapferry.services.ec2.common import (
     user_ids,
 )
 from snapferry.storage import copies as job_store
+from snapferry.storage import image_copies, manifests
 from snapferry.storage import images as store
-from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
 from snapferry.storage.collector import collect
 from snapferry.storage.tagstore import delete_tags, set_tags, tags_of
@@ -36,13 +36,15 @@ MAX_MODIFICATIONS = 500
 
 # -- outputs -------------------------------------------------------------------------------
 
-def _device_output(device: rules.BlockDevice) -> Output:
+def _device_output(device: rules.BlockDevice, pending: bool = False) -> Output:
+    """While a copy is pending, AWS leaves its mappings' SnapshotId out (tools read the new
+    snapshot ids once the image is available)."""
     if device.no_device:
         return {"DeviceName": device.device_name, "NoDevice": ""}
     if device.virtual_name is not None:
         return {"DeviceName": device.device_name, "VirtualName": device.virtual_name}
     ebs = {
-        "SnapshotId": device.snapshot_id,
+        "SnapshotId": None if pending else device.snapshot_id,
         "VolumeSize": device.volume_size,
         "VolumeType": device.volume_type,
         "DeleteOnTermination": device.delete_on_termination,
@@ -74,7 +76,8 @@ def image_output(ctx: RequestContext, image: Image, tags: dict[str, str], public
         "Description": image.description,
         "RootDeviceName": image.root_device_name,
         "RootDeviceType": image.root_device_type,
-        "BlockDeviceMappings": [_device_output(d) for d in image.block_devices],
+        "BlockDeviceMappings": [_device_output(d, image.state == rules.PENDING)
+                                for d in image.block_devices],
         "VirtualizationType": image.virtualization_type,
         "Hypervisor": "xen",
         "EnaSupport": image.ena_support,
@@ -222,6 +225,10 @@ def deregister_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
             raise rules.not_owner(image.image_id)
         rules.check_deregistrable(image, now)
         ctx.authorize()
+        if image.state == rules.PENDING and image.source_image_id:
+            # Stopping a pending copy: its snapshot copies end and what they wrote goes.
+            doomed_blocks.extend(image_copies.remove_snapshots(conn, image, now,
+                                                               rules.COPY_STOPPED))
         store.update_image(conn, image.image_id, state=rules.DEREGISTERED, deregistered_at=now)
         store.remove_permissions(conn, image.image_id)
         delete_tags(conn, image.image_id)
