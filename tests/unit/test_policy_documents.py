@@ -118,3 +118,10 @@ def test_a_key_policy_is_refused_with_kms_code() -> None:
         parse_policy(doc(OK))
     assert refused.value.code == "MalformedPolicyDocumentException"
     assert "Principal" in refused.value.message
+
+
+def test_a_null_condition_read_from_json_text() -> None:
+    # json.loads makes a new "Null" string: compared by identity it would not be the literal.
+    text = doc({**OK, "Condition": {"Null": {"aws:RequestTag/team": "true"}}})
+    parsed = parse_document(text)
+    assert parsed.statements[0].condition == {"Null": {"aws:RequestTag/team": ("true",)}}
