@@ -354,6 +354,8 @@ CASES = [
          identity=[when("ArnEquals", "aws:PrincipalArn", f"arn:aws:iam::{B}:role/Ops")]),
     case("ArnLike takes variables", "allow",
          identity=[when("ArnLike", "aws:PrincipalArn", "arn:aws:iam::*:user/${aws:username}")]),
+    case("ArnLike is case-sensitive", "implicitDeny",
+         identity=[when("ArnLike", "aws:PrincipalArn", "arn:aws:iam::*:user/ALICE")]),
     case("ArnNotEquals", "allow",
          identity=[when("ArnNotEquals", "aws:PrincipalArn", f"arn:aws:iam::{B}:root")]),
     case("ArnNotLike with a match", "implicitDeny",

@@ -40,6 +40,7 @@ MALFORMED = [
     (doc({**OK, "NotAction": "iam:*"}), Kind.IDENTITY, "both Action and NotAction"),
     (doc({**OK, "Action": "CopySnapshot"}), Kind.IDENTITY, "prefaced by a vendor"),
     (doc({**OK, "Action": []}), Kind.IDENTITY, "non-empty string or list"),
+    (doc({**OK, "Action": ["ec2:CopySnapshot", 7]}), Kind.IDENTITY, "non-empty string or list"),
     (doc({"Effect": "Allow", "Action": "ec2:*"}), Kind.IDENTITY,
      "Missing required field Resource"),
     (doc({**OK, "Resource": "snap-1234"}), Kind.IDENTITY, "must be in ARN format"),

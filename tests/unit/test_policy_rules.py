@@ -79,3 +79,10 @@ def test_conditions_decide_whether_a_statement_applies() -> None:
                                  "Resource": "*",
                                  "Condition": {"StringEquals": {"kms:CallerAccount": D}}})
     assert allowed(spared, C, "kms:Decrypt") and not allowed(spared, D, "kms:Decrypt")
+
+
+def test_grant_allows_reads_as_its_match() -> None:
+    grant = Grant(f"arn:aws:iam::{C}:root", frozenset({"Decrypt"}))
+    assert grant.allows(who(C), "kms:Decrypt", {}) is True
+    assert grant.allows(who(C), "kms:Encrypt", {}) is False
+    assert grant.allows(who(D), "kms:Decrypt", {}) is False
