@@ -45,6 +45,8 @@ MALFORMED = [
      "Missing required field Resource"),
     (doc({**OK, "Resource": "snap-1234"}), Kind.IDENTITY, "must be in ARN format"),
     (doc({**OK, "NotResource": "*"}), Kind.IDENTITY, "both Resource and NotResource"),
+    (doc({**OK, "Resource": "arn:aws:s3:bucket"}), Kind.IDENTITY, "must be in ARN format"),
+    (doc({**OK, "Resource": "xyz:aws:s3:::bucket"}), Kind.IDENTITY, "must be in ARN format"),
     (doc({**OK, "Principal": "*"}), Kind.IDENTITY, "should not specify a principal"),
     (doc({**OK, "NotPrincipal": {"AWS": "111111111111"}}), Kind.SESSION,
      "should not specify a principal"),
