@@ -40,10 +40,13 @@ MALFORMED = [
     (doc({**OK, "NotAction": "iam:*"}), Kind.IDENTITY, "both Action and NotAction"),
     (doc({**OK, "Action": "CopySnapshot"}), Kind.IDENTITY, "prefaced by a vendor"),
     (doc({**OK, "Action": []}), Kind.IDENTITY, "non-empty string or list"),
+    (doc({**OK, "Action": ["ec2:CopySnapshot", 7]}), Kind.IDENTITY, "non-empty string or list"),
     (doc({"Effect": "Allow", "Action": "ec2:*"}), Kind.IDENTITY,
      "Missing required field Resource"),
     (doc({**OK, "Resource": "snap-1234"}), Kind.IDENTITY, "must be in ARN format"),
     (doc({**OK, "NotResource": "*"}), Kind.IDENTITY, "both Resource and NotResource"),
+    (doc({**OK, "Resource": "arn:aws:s3:bucket"}), Kind.IDENTITY, "must be in ARN format"),
+    (doc({**OK, "Resource": "xyz:aws:s3:::bucket"}), Kind.IDENTITY, "must be in ARN format"),
     (doc({**OK, "Principal": "*"}), Kind.IDENTITY, "should not specify a principal"),
     (doc({**OK, "NotPrincipal": {"AWS": "111111111111"}}), Kind.SESSION,
      "should not specify a principal"),
@@ -118,3 +121,10 @@ def test_a_key_policy_is_refused_with_kms_code() -> None:
         parse_policy(doc(OK))
     assert refused.value.code == "MalformedPolicyDocumentException"
     assert "Principal" in refused.value.message
+
+
+def test_a_null_condition_read_from_json_text() -> None:
+    # json.loads makes a new "Null" string: compared by identity it would not be the literal.
+    text = doc({**OK, "Condition": {"Null": {"aws:RequestTag/team": "true"}}})
+    parsed = parse_document(text)
+    assert parsed.statements[0].condition == {"Null": {"aws:RequestTag/team": ("true",)}}

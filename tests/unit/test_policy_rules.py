@@ -79,3 +79,19 @@ def test_conditions_decide_whether_a_statement_applies() -> None:
                                  "Resource": "*",
                                  "Condition": {"StringEquals": {"kms:CallerAccount": D}}})
     assert allowed(spared, C, "kms:Decrypt") and not allowed(spared, D, "kms:Decrypt")
+
+
+def test_grant_allows_reads_as_its_match() -> None:
+    grant = Grant(f"arn:aws:iam::{C}:root", frozenset({"Decrypt"}))
+    assert grant.allows(who(C), "kms:Decrypt", {}) is True
+    assert grant.allows(who(C), "kms:Encrypt", {}) is False
+    assert grant.allows(who(D), "kms:Decrypt", {}) is False
+
+
+def test_policy_allows_hands_the_encryption_context_to_grants() -> None:
+    from snapferry.domain.policy import policy_allows
+
+    grant = Grant(f"arn:aws:iam::{C}:root", frozenset({"Decrypt"}), context_subset={"a": "1"})
+    resource = policy(allow(f"arn:aws:iam::{OWNER}:root"), grants=(grant,))
+    assert policy_allows(resource, who(C), "kms:Decrypt", {"a": "1", "b": "2"}) is True
+    assert policy_allows(resource, who(C), "kms:Decrypt", {"a": "2"}) is False
