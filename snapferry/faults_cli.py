@@ -41,6 +41,7 @@ def add(args: argparse.Namespace) -> int:
     try:
         with storage.engine.begin() as conn:
             rule = fault_store.add_rule(conn, rule, dt.datetime.now(dt.UTC))
+        fault_store.mark_changed(storage.data_dir)
     finally:
         storage.close()
     print(f"added fault rule {rule.rule_id}")
@@ -84,6 +85,7 @@ def clear(args: argparse.Namespace) -> int:
     try:
         with storage.engine.begin() as conn:
             gone = fault_store.clear(conn, args.rule_id)
+        fault_store.mark_changed(storage.data_dir)
     finally:
         storage.close()
     if args.rule_id and not gone:

@@ -89,6 +89,7 @@ class Dispatcher:
 
     def __init__(self, storage: Storage, settings: Settings, clock: Clock | None = None) -> None:
         self.storage = storage
+        self.fault_rules = fault_store.RuleCache(storage.engine, storage.data_dir)
         self.settings = settings
         self.clock = clock or SystemClock()
         self.background = Background(
@@ -161,12 +162,15 @@ class Dispatcher:
 
     def _throttle(self, service: str, operation: str, region: str, account_id: str) -> None:
         """An operator's throttle rule (domain/faults.py) answers this call instead."""
-        with self.storage.engine.begin() as conn:  # commits the count a rule spends
-            rules = faults.throttle_rules(fault_store.list_rules(conn), service, operation,
-                                          region, account_id)
-            hit = any(faults.rolls(rule) and fault_store.take_one(conn, rule) for rule in rules)
-        if hit:
-            raise faults.throttled(service, operation)
+        rules = faults.throttle_rules(self.fault_rules.rules(), service, operation, region,
+                                      account_id)
+        for rule in rules:
+            if not faults.rolls(rule):
+                continue
+            with self.storage.engine.begin() as conn:  # commits the count a rule spends
+                spent = fault_store.take_one(conn, rule)
+            if spent:  # raised outside the transaction, which must commit
+                raise faults.throttled(service, operation)
 
     def _call(
         self,

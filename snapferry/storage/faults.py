@@ -5,15 +5,59 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.faults import FaultRule
 from snapferry.storage.metadata import event_counts, fault_rules, insert_ignoring_conflict
 
 _FIELDS = [field.name for field in dataclasses.fields(FaultRule)]
+# Replaced after every change of the rules, so processes on this machine see it at once.
+CHANGED_STAMP = "faults.changed"
+# How stale a process may see a change made elsewhere (another machine, a shared database).
+FRESH_FOR_SECONDS = 1.0
+
+
+def mark_changed(data_dir: Path) -> None:
+    """Call after committing a change of the rules: a new stamp file (a new inode)."""
+    temp = data_dir / f".{CHANGED_STAMP}.{os.getpid()}"
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.replace(temp, data_dir / CHANGED_STAMP)
+
+
+class RuleCache:
+    """The rules as this process last read them, so an API request need not ask the database
+    (a throttle check runs on every request). Read again when the stamp changed, or after
+    FRESH_FOR_SECONDS. The stamp is looked at before the rules are read, so a change
+    committed meanwhile is read again on the next call at the latest."""
+
+    def __init__(self, engine: Engine, data_dir: Path,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.engine = engine
+        self.stamp = data_dir / CHANGED_STAMP
+        self.monotonic = monotonic
+        self._seen: tuple[int, int] | None = None
+        self._read_at = -FRESH_FOR_SECONDS
+        self._rules: list[FaultRule] = []
+
+    def rules(self) -> list[FaultRule]:
+        try:
+            found = self.stamp.stat()
+            stamp: tuple[int, int] | None = (found.st_ino, found.st_mtime_ns)
+        except FileNotFoundError:
+            stamp = None
+        now = self.monotonic()
+        if stamp != self._seen or now - self._read_at >= FRESH_FOR_SECONDS:
+            with self.engine.connect() as conn:
+                self._rules = list_rules(conn)
+            self._seen, self._read_at = stamp, now
+        return self._rules
 
 
 def add_rule(conn: Connection, rule: FaultRule, now: dt.datetime) -> FaultRule:

@@ -3,6 +3,7 @@ schema step that adds their table."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import insert, inspect, select
 
 from snapferry.domain import faults
 from snapferry.domain.faults import COPY, THROTTLE, FaultRule
+from snapferry.storage import faults as fault_store
 from snapferry.storage import metadata
 
 
@@ -79,4 +81,26 @@ def test_a_version_4_database_gains_the_fault_rules(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert {"fault_rules", "event_counts"} <= set(inspect(conn).get_table_names())
         assert conn.execute(select(metadata.schema_version.c.version)).scalar() == 5
+    engine.dispose()
+
+
+def test_the_rule_cache_reads_again_when_the_rules_change(tmp_path: Path) -> None:
+    """API requests read the rules from memory; a change made through `snapferry faults`
+    (which replaces the stamp) is seen on the next call, and any change within a second."""
+    engine = metadata.open_engine(metadata.sqlite_url(tmp_path))
+    metadata.migrate(engine, seed=lambda conn: None)
+    now = [100.0]
+    cache = fault_store.RuleCache(engine, tmp_path, monotonic=lambda: now[0])
+    assert cache.rules() == []
+    rule = FaultRule(rule_id="", kind=THROTTLE, operation="DescribeVolumes")
+    with engine.begin() as conn:
+        fault_store.add_rule(conn, rule, dt.datetime.now(dt.UTC))
+    assert cache.rules() == []  # from memory: the database was not asked
+    fault_store.mark_changed(tmp_path)
+    assert [r.operation for r in cache.rules()] == ["DescribeVolumes"]
+    with engine.begin() as conn:
+        fault_store.clear(conn)  # as another machine would: no stamp here
+    assert len(cache.rules()) == 1
+    now[0] += fault_store.FRESH_FOR_SECONDS
+    assert cache.rules() == []
     engine.dispose()
