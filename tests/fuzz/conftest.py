@@ -32,16 +32,6 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         assert "Traceback" not in "".join(server.output), "".join(server.output)[-5000:]
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _isolated_aws_config(tmp_path_factory: pytest.TempPathFactory) -> None:
-    empty = tmp_path_factory.mktemp("aws") / "none"
-    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        os.environ[name] = str(empty)
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                 "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
-        os.environ.pop(name, None)
-
-
 def count(status: int | None) -> None:
     TALLY["sent"] += 1
     TALLY["closed without answer" if status is None else f"{status // 100}xx"] += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -62,17 +61,6 @@ def client(server: ServerProcess) -> ClientFactory:
         )
 
     return make
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _isolated_aws_config(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep the developer's own ~/.aws out of every test."""
-    empty = tmp_path_factory.mktemp("aws") / "none"
-    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        os.environ[name] = str(empty)
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                 "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
-        os.environ.pop(name, None)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0, every: float = 0.05) -> None:

@@ -14,7 +14,7 @@ from snapferry.domain import ids, regions
 from snapferry.domain import images as rules
 from snapferry.domain import snapshots as snapshot_rules
 from snapferry.domain.encryption import kms_key_needs_encrypted
-from snapferry.domain.idempotency import request_digest
+from snapferry.domain.idempotency import check_same_request, request_digest
 from snapferry.domain.images import BlockDevice, Image
 from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import tags_for
@@ -83,10 +83,7 @@ def copy_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
             # once the copy finished (and its name is taken by that very image).
             existing = store.by_client_token(conn, ctx.account_id, ctx.region, token)
             if existing is not None:
-                if existing.request_digest != digest:
-                    raise ServiceError("IdempotentParameterMismatch",
-                                       "The client token was already used for a different "
-                                       "CopyImage request.")
+                check_same_request(existing.request_digest, digest, "CopyImage")
                 ctx.authorize()
                 return {"ImageId": existing.image_id}
         source = store.get_image(conn, source_region, source_id)

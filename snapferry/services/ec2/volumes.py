@@ -9,7 +9,7 @@ from snapferry.domain import encryption, ids, regions
 from snapferry.domain import snapshots as snapshot_rules
 from snapferry.domain import volumes as rules
 from snapferry.domain.envelope import BlockCodec
-from snapferry.domain.idempotency import request_digest
+from snapferry.domain.idempotency import check_same_request, request_digest
 from snapferry.domain.keys import Key
 from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import as_list, tags_for
@@ -142,10 +142,7 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
         if token:
             existing = store.by_client_token(conn, ctx.account_id, ctx.region, token)
             if existing is not None:
-                if existing.request_digest != digest:
-                    raise ServiceError("IdempotentParameterMismatch",
-                                       "The client token was already used for a different "
-                                       "CreateVolume request.")
+                check_same_request(existing.request_digest, digest, "CreateVolume")
                 return volume_output(existing, tags_of(conn, [existing.volume_id])[
                     existing.volume_id])
         cipher = None
