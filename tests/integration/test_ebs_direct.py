@@ -33,6 +33,15 @@ def ec2(client: ClientFactory):  # type: ignore[no-untyped-def]
     return client("ec2")
 
 
+def test_an_encrypted_child_shares_its_parents_data_key(ebs, ec2) -> None:  # type: ignore[no-untyped-def]
+    parent = write_snapshot(ebs, random_blocks([0, 5]), Encrypted=True)
+    child = write_snapshot(ebs, random_blocks([5]), parent=parent)
+    other = write_snapshot(ebs, random_blocks([1]), Encrypted=True)
+    listed = {s["SnapshotId"]: s["DataEncryptionKeyId"]
+              for s in ec2.describe_snapshots(SnapshotIds=[parent, child, other])["Snapshots"]}
+    assert listed[child] == listed[parent] != listed[other]
+
+
 def test_blocks_read_back_identical_and_children_diff_exactly(ebs, ec2) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(7)
     parent_blocks = random_blocks(sorted(rng.sample(range(2048), 300)))
@@ -51,8 +60,7 @@ def test_blocks_read_back_identical_and_children_diff_exactly(ebs, ec2) -> None:
     assert changed_indexes(ebs, None, child) == sorted(expected_child)
 
     listed = ec2.describe_snapshots(SnapshotIds=[parent, child])["Snapshots"]
-    lineages = {s["DataEncryptionKeyId"] for s in listed}
-    assert len(lineages) == 1  # a child shares its parent's lineage
+    assert [s.get("DataEncryptionKeyId") for s in listed] == [None, None]  # not encrypted
     sizes = {s["SnapshotId"]: s["FullSnapshotSizeInBytes"] for s in listed}
     assert sizes == {parent: 300 * BLOCK, child: len(expected_child) * BLOCK}
 

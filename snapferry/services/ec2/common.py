@@ -84,7 +84,8 @@ def snapshot_output(snapshot: Snapshot, tags: dict[str, str]) -> dict[str, Any]:
         "VolumeSize": snapshot.volume_size,
         "Encrypted": snapshot.encrypted,
         "StorageTier": "standard",
-        "DataEncryptionKeyId": snapshot.lineage_id or None,  # a copy's is set when it starts
+        # AWS names the data key of encrypted snapshots only; a copy's is set when it starts.
+        "DataEncryptionKeyId": (snapshot.lineage_id or None) if snapshot.encrypted else None,
         "Tags": as_list(tags) if tags else None,
         "StateMessage": snapshot.state_message,
         "KmsKeyId": snapshot.kms_key_id,
