@@ -115,6 +115,24 @@ def check_performance(volume_type: str, size: int, iops: int | None,
                                f"gp3: {low} to {high}.")
 
 
+GP3_BASELINE_THROUGHPUT = 125
+# gp2's IOPS follow its size: 3 per GiB, at least 100, at most 16,000 (the model's Iops doc).
+GP2_IOPS_PER_GIB, GP2_IOPS_RANGE = 3, (100, 16000)
+
+
+def provisioned(volume_type: str, size: int, iops: int | None,
+                throughput: int | None) -> tuple[int | None, int | None]:
+    """The Iops and Throughput a volume reports: what was asked, else the type's baseline
+    (gp3 3,000 IOPS and 125 MiB/s, gp2 3 IOPS per GiB); none for magnetic and HDD types."""
+    if volume_type == "gp3":
+        return (iops if iops is not None else GP3_BASELINE_IOPS,
+                throughput if throughput is not None else GP3_BASELINE_THROUGHPUT)
+    if volume_type == "gp2":
+        low, high = GP2_IOPS_RANGE
+        return min(max(GP2_IOPS_PER_GIB * size, low), high), None
+    return iops, throughput
+
+
 def size_for(requested: int | None, snapshot_size: int | None, snapshot_id: str | None) -> int:
     """The new volume's size: as requested, else the snapshot's; never below the snapshot."""
     if requested is None and snapshot_size is None:

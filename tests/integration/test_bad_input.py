@@ -179,6 +179,18 @@ def test_create_volume_accepts_iops_and_throughput_in_range(unchecked: ClientFac
         (3000, 125), (80000, 2000), (500, None), (10000, None)]
 
 
+def test_volumes_report_their_types_baseline_performance(unchecked: ClientFactory) -> None:
+    ec2 = unchecked("ec2", region="ca-central-1")
+    shapes = [("gp3", 1), ("gp3", 500), ("gp2", 1), ("gp2", 100), ("gp2", 6000), ("st1", 125)]
+    made = [ec2.create_volume(AvailabilityZone="ca-central-1a", Size=size, VolumeType=kind)
+            for kind, size in shapes]
+    described = {v["VolumeId"]: v for v in ec2.describe_volumes(
+        VolumeIds=[v["VolumeId"] for v in made])["Volumes"]}
+    assert [(described[v["VolumeId"]].get("Iops"), described[v["VolumeId"]].get("Throughput"))
+            for v in made] == [(3000, 125), (3000, 125), (100, None), (300, None),
+                               (16000, None), (None, None)]
+
+
 SURROGATE_CALLS = [
     ("kms", "create_key", dict(Description="\ud800")),
     ("kms", "create_key", dict(Tags=[{"TagKey": "k", "TagValue": "\udfff"}])),

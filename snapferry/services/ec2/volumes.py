@@ -137,6 +137,8 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
                               snapshot_id)
         rules.check_type_and_size(volume_type, size)
         rules.check_performance(volume_type, size, params.get("Iops"), params.get("Throughput"))
+        iops, throughput = rules.provisioned(volume_type, size, params.get("Iops"),
+                                             params.get("Throughput"))
         outcome, key, _ = _choose_key(ctx, conn, params, snapshot)
         ctx.authorize()
         if token:
@@ -165,8 +167,8 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
             lineage_id=lineage_id,
             create_time=ctx.clock.now(),
             multi_attach=bool(params.get("MultiAttachEnabled")),
-            iops=params.get("Iops"),
-            throughput=params.get("Throughput"),
+            iops=iops,
+            throughput=throughput,
             client_token=token,
             request_digest=digest,
         )
