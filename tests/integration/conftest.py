@@ -16,7 +16,7 @@ from snapferry.testing import ServerProcess
 
 DEV = ("test", "test")
 ACCOUNT_B = ("222222222222", "KEYFORACCOUNTB", "secret-of-account-b")
-NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5,
+NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5,
                     read_timeout=30)
 
 
