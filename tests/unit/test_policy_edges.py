@@ -4,10 +4,16 @@ test_policy_cases.py, which the IAM work extends."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from snapferry.domain import arns
 from snapferry.errors import ServiceError
+from tests.unit.test_policy_cases import A, _rewrite_principal_key, case, run
+from tests.unit.test_policy_cases import allow as cases_allow
+from tests.unit.test_policy_cases import principal as cases_principal
 from tests.unit.test_policy_rules import OWNER, C, allow, allowed, policy
 
 
@@ -32,3 +38,31 @@ def test_only_text_starting_with_arn_is_an_arn(first: str) -> None:
     with pytest.raises(ServiceError) as caught:
         policy(allow(f"arn:aws:iam::{OWNER}:root"), allow(text))
     assert caught.value.code == "MalformedPolicyDocumentException"
+
+
+def _row(statements: list[dict[str, Any]], caller: str) -> dict[str, Any]:
+    row = case("edge", "allow", caller=caller, identity=[cases_allow()],
+               resource_policy={"owner": A, "statements": statements}).values[0]
+    _rewrite_principal_key(row)
+    return row
+
+
+def test_not_principal_compares_the_account_by_value() -> None:
+    """The account id in a real policy comes from JSON text, a string object of its own:
+    carol is spared only because her account is named, compared by value."""
+    account = json.loads(json.dumps(A))
+    assert account == A and account is not A
+    spared = _row([cases_principal({"AWS": [f"arn:aws:iam::{A}:user/ops/carol", account]},
+                                   effect="Deny", principal_key="NotPrincipal")], "carol")
+    assert run(spared).effect.value == "allow"
+
+
+def test_not_principal_naming_a_service_spares_that_service() -> None:
+    service = {"Service": "ec2.amazonaws.com"}
+    row = _row([cases_principal(service),
+                cases_principal(service, effect="Deny", principal_key="NotPrincipal")], "ec2")
+    assert run(row).effect.value == "allow"
+    other = _row([cases_principal(service),
+                  cases_principal({"Service": "backup.amazonaws.com"}, effect="Deny",
+                                  principal_key="NotPrincipal")], "ec2")
+    assert run(other).effect.value == "explicitDeny"

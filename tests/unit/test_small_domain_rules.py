@@ -543,8 +543,14 @@ def test_a_request_digest_takes_any_parameter_value() -> None:
 
 
 def test_a_token_reused_for_another_request_is_refused() -> None:
-    idempotency.check_same_request("abc", "abc", "CreateVolume")
-    error = error_of(idempotency.check_same_request, "abc", "abd", "CreateVolume")
-    assert error.code == "IdempotentParameterMismatch"
-    assert error.message == ("The client token was already used for a different CreateVolume "
-                             "request.")
+    # Digests as the server has them: one from the database, one computed now (equal
+    # strings, two objects), so they are compared by value.
+    first = idempotency.request_digest({"Size": 8})
+    again = idempotency.request_digest({"Size": 8})
+    assert first == again and first is not again
+    idempotency.check_same_request(first, again, "CreateVolume")
+    for stored, given in (("abc", "abd"), ("abd", "abc")):  # either order
+        error = error_of(idempotency.check_same_request, stored, given, "CreateVolume")
+        assert error.code == "IdempotentParameterMismatch"
+        assert error.message == ("The client token was already used for a different "
+                                 "CreateVolume request.")
