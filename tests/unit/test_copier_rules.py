@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,7 @@ from tests.unit.test_copy_engine import (
     SRC,
     copy_job,
     dest_state,
+    hook_puts,
     snapshot,
 )
 
@@ -410,3 +413,44 @@ def test_no_free_job_is_no_work(storage: Storage) -> None:
         assert copier.run_once() is False
     finally:
         copier.stop()
+
+
+def test_a_checkpoint_comes_every_64_blocks(storage: Storage) -> None:
+    """Progress moves only at checkpoints: seen from each put, 130 blocks are three batches
+    of 64, 64 and 2 (0%, then 64/130 = 49%, then 128/130 = 98%)."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(130)))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def observe(_key: str) -> None:
+        progress = dest_state(storage, job).progress
+        with lock:
+            seen.append(progress)
+
+    hook_puts(storage, observe)
+    run_one(storage)
+    assert Counter(seen) == {0: 64, 49: 64, 98: 2}
+
+
+def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> None:
+    copier, _ = make_copier(storage, lease_seconds=0.2)
+    real_run_once, rounds = copier.run_once, []
+
+    def failing_first() -> bool:
+        rounds.append(1)
+        if len(rounds) == 1:
+            raise RuntimeError("a bad round")  # the worker must survive it
+        return real_run_once()
+
+    copier.run_once = failing_first  # type: ignore[method-assign]
+    copier.start(2)
+    try:
+        job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(2)))
+        deadline = time.monotonic() + 20
+        while job_after(storage, job).state != rules.COMPLETED:
+            assert time.monotonic() < deadline, "the workers did not run the copy"
+            time.sleep(0.05)  # polling the job's state
+    finally:
+        copier.stop()
+    assert len(copier._threads) == 2
+    assert not any(thread.is_alive() for thread in copier._threads)
