@@ -306,6 +306,7 @@ def test_a_block_is_512_kib_and_a_gib_holds_2048() -> None:
     assert blocks.BLOCKS_PER_GIB == 2048
     assert blocks.block_count(1) == 2048
     assert blocks.block_count(3) == 6144
+    assert type(blocks.block_count(1)) is int  # a count: range() and the wire need an int
     assert blocks.MAX_VOLUME_GIB == 65536
 
 
@@ -320,6 +321,12 @@ def test_a_checksum_is_base64_of_sha256() -> None:
                                   base64.b64encode(b"x" * 33).decode(), ""])
 def test_a_checksum_that_names_no_sha256_digest_is_none(text: str) -> None:
     assert blocks.decode_checksum(text) is None
+
+
+def test_a_checksum_with_characters_outside_base64_is_refused() -> None:
+    text = blocks.encode_checksum(hashlib.sha256(b"data").digest())
+    for junk in (f"!{text}", f"{text[:10]} {text[10:]}", f"{text}\n", f"{text[:4]}*{text[4:]}"):
+        assert blocks.decode_checksum(junk) is None, junk
 
 
 def test_the_linear_aggregate_hashes_the_digests_in_index_order() -> None:
