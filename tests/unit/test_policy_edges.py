@@ -40,9 +40,9 @@ def test_only_text_starting_with_arn_is_an_arn(first: str) -> None:
     assert caught.value.code == "MalformedPolicyDocumentException"
 
 
-def _row(statements: list[dict[str, Any]], caller: str) -> dict[str, Any]:
+def _row(statements: list[dict[str, Any]], caller: str, owner: str = A) -> dict[str, Any]:
     row = case("edge", "allow", caller=caller, identity=[cases_allow()],
-               resource_policy={"owner": A, "statements": statements}).values[0]
+               resource_policy={"owner": owner, "statements": statements}).values[0]
     _rewrite_principal_key(row)
     return row
 
@@ -66,3 +66,12 @@ def test_not_principal_naming_a_service_spares_that_service() -> None:
                   cases_principal({"Service": "backup.amazonaws.com"}, effect="Deny",
                                   principal_key="NotPrincipal")], "ec2")
     assert run(other).effect.value == "explicitDeny"
+
+
+def test_the_resource_owner_is_compared_with_the_callers_account_by_value() -> None:
+    """The owner comes from the database and the caller's account from its access key: two
+    string objects. In its own account an identity policy alone allows."""
+    owner = json.loads(json.dumps(A))
+    assert owner == A and owner is not A
+    assert run(_row([], "alice", owner=owner)).effect.value == "allow"
+    assert run(_row([], "bob@B", owner=owner)).effect.value == "implicitDeny"

@@ -255,6 +255,13 @@ def test_gp3_gets_3000_iops_at_any_size_and_no_more_without_size() -> None:
     assert code_of(volumes.check_performance, "gp3", 7, 3501, None) == "InvalidParameterValue"
 
 
+def test_the_gp3_baseline_holds_for_a_type_parsed_from_a_request() -> None:
+    # A request's VolumeType is a string object of its own, not the literal "gp3".
+    parsed = "".join(["gp", "3"])
+    assert parsed == "gp3" and parsed is not "gp3"  # noqa: F632
+    volumes.check_performance(parsed, 1, 3000, None)
+
+
 def test_io1_has_no_baseline_beyond_its_ratio() -> None:
     # 1 GiB x 50 = 50 IOPS allowed; io1's lowest is 100, so no io1 iops fit 1 GiB.
     assert code_of(volumes.check_performance, "io1", 1, 100, None) == "InvalidParameterValue"
