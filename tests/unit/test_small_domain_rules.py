@@ -260,6 +260,7 @@ def test_the_gp3_baseline_holds_for_a_type_parsed_from_a_request() -> None:
     parsed = "".join(["gp", "3"])
     assert parsed == "gp3" and parsed is not "gp3"  # noqa: F632
     volumes.check_performance(parsed, 1, 3000, None)
+    volumes.check_performance(parsed, 100, None, 500)  # throughput: gp3's, by value
 
 
 def test_io1_has_no_baseline_beyond_its_ratio() -> None:
@@ -298,6 +299,16 @@ def test_a_volume_smaller_than_its_snapshot_is_refused() -> None:
 
 def test_a_volume_needs_a_size_or_a_snapshot() -> None:
     assert code_of(volumes.size_for, None, None, None) == "MissingParameter"
+
+
+def test_a_volume_records_what_create_volume_was_given() -> None:
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    volume = volumes.Volume("vol-1", "111111111111", "us-east-1", "us-east-1a", 8, "gp3", "",
+                            volumes.AVAILABLE, False, "lineage", when, iops=3000)
+    assert (volume.size, volume.iops, volume.throughput, volume.multi_attach) == (
+        8, 3000, None, False)
+    assert volume == volumes.Volume("vol-1", "111111111111", "us-east-1", "us-east-1a", 8,
+                                    "gp3", "", "available", False, "lineage", when, iops=3000)
 
 
 def test_a_missing_volume_is_invalid_volume_not_found() -> None:
