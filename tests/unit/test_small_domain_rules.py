@@ -162,6 +162,20 @@ def test_delete_tags_with_a_value_deletes_only_on_a_match() -> None:
     assert tags.keys_to_delete(CURRENT, [{"Key": "team", "Value": ""}]) == ["team"]
 
 
+def test_delete_tags_compares_values_by_value() -> None:
+    # Values as a request carries them: string objects of their own, sorting either side.
+    stored = {"env": "".join(["pr", "od"])}
+    assert tags.keys_to_delete(stored, [{"Key": "env", "Value": "prod"}]) == ["env"]
+    for other in ("dev", "zzz", "prod2"):
+        assert tags.keys_to_delete(stored, [{"Key": "env", "Value": other}]) == []
+
+
+def test_a_tag_specification_type_is_compared_by_value() -> None:
+    parsed = "".join(["snap", "shot"])
+    specs = [{"ResourceType": parsed, "Tags": [{"Key": "a", "Value": "1"}]}]
+    assert tags.tags_for(specs, "snapshot") == {"a": "1"}
+
+
 def test_delete_tags_ignores_a_key_the_resource_lacks() -> None:
     assert tags.keys_to_delete(CURRENT, [{"Key": "nope"}, {"Key": "owner"}]) == ["owner"]
     assert tags.keys_to_delete(CURRENT, [{"Key": "nope", "Value": "x"}]) == []
