@@ -21,11 +21,13 @@ FilterFields = Mapping[str, Callable[[T], Iterable[str]]]
 @lru_cache(maxsize=512)
 def _pattern(value: str) -> re.Pattern[str]:
     escaped = re.escape(value).replace(r"\*", ".*").replace(r"\?", ".")
-    return re.compile(f"^{escaped}$", re.DOTALL)
+    return re.compile(escaped, re.DOTALL)
 
 
 def value_matches(candidate: str, wanted: Iterable[str]) -> bool:
-    return any(_pattern(value).match(candidate) for value in wanted)
+    # fullmatch, not `^...$` with match: `$` also matches before a trailing newline, so the
+    # filter value "prod" matched a tag value "prod\n".
+    return any(_pattern(value).fullmatch(candidate) for value in wanted)
 
 
 # EC2's caps, as AWS answers past them (FilterLimitExceeded, 400): "The maximum number of

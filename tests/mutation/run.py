@@ -38,10 +38,15 @@ WITHOUT: set[str] = set()
 # A `file::test` entry names tests that need no hypothesis in a file whose other tests do:
 # here the table of cases, which kills most mutants, runs in the cheap first stage and the
 # property tests of the same file only for what survives it.
-_POLICY_TESTS = ["tests/unit/test_policy_rules.py", "tests/unit/test_policy_documents.py",
+_POLICY_TESTS = ["tests/unit/test_policy_edges.py", "tests/unit/test_policy_rules.py",
+                 "tests/unit/test_policy_documents.py",
                  "tests/unit/test_domain_rules.py",
                  "tests/unit/test_policy_cases.py::test_policy_case",
                  "tests/unit/test_policy_cases.py"]
+
+# The small domain modules' rules, one by one: most of their mutants die here, before any
+# integration file starts a server.
+_SMALL = "tests/unit/test_small_domain_rules.py"
 
 # Module -> the tests that exercise it, unit tests first. Data and security first: the order
 # is the order of a run, so a bounded run covers what matters most.
@@ -72,22 +77,35 @@ TARGETS: dict[str, list[str]] = {
                                       "tests/integration/test_ebs_direct.py"],
     "snapferry/services/context.py": ["tests/unit/test_authorize.py",
                                       "tests/integration/test_kms_and_encryption.py"],
-    "snapferry/services/keyring.py": ["tests/integration/test_kms_and_encryption.py"],
-    "snapferry/domain/accounts.py": ["tests/integration/test_foundation.py"],
-    "snapferry/domain/blocks.py": ["tests/integration/test_ebs_direct.py"],
-    "snapferry/domain/filters.py": ["tests/integration/test_sharing_and_describe.py"],
-    "snapferry/domain/idempotency.py": ["tests/integration/test_foundation.py"],
-    "snapferry/domain/ids.py": ["tests/integration/test_foundation.py"],
-    "snapferry/domain/regions.py": ["tests/integration/test_foundation.py"],
-    "snapferry/domain/tags.py": ["tests/integration/test_sharing_and_describe.py"],
-    "snapferry/domain/volumes.py": ["tests/integration/test_foundation.py"],
-    "snapferry/engine/background.py": ["tests/unit/test_storage.py",
+    "snapferry/services/keyring.py": ["tests/unit/test_keyring_rules.py",
+                                      "tests/unit/test_copier_rules.py",
+                                      "tests/integration/test_kms_and_encryption.py"],
+    "snapferry/domain/accounts.py": [_SMALL, "tests/integration/test_foundation.py"],
+    "snapferry/domain/blocks.py": [_SMALL, "tests/integration/test_ebs_direct.py"],
+    "snapferry/domain/filters.py": [_SMALL, "tests/integration/test_sharing_and_describe.py"],
+    "snapferry/domain/idempotency.py": [_SMALL, "tests/integration/test_foundation.py"],
+    "snapferry/domain/ids.py": [_SMALL, "tests/integration/test_foundation.py"],
+    "snapferry/domain/regions.py": [_SMALL, "tests/integration/test_foundation.py"],
+    "snapferry/domain/tags.py": [_SMALL, "tests/integration/test_sharing_and_describe.py"],
+    "snapferry/domain/volumes.py": [_SMALL, "tests/integration/test_foundation.py"],
+    "snapferry/engine/background.py": ["tests/unit/test_background_rules.py",
+                                       "tests/unit/test_storage.py",
+                                       "tests/unit/test_collection_races.py",
+                                       "tests/unit/test_metrics_and_fault_rules.py",
                                        "tests/integration/test_ebs_direct.py"],
-    "snapferry/engine/metrics.py": ["tests/integration/test_operations.py"],
-    "snapferry/engine/copier.py": ["tests/integration/test_copies.py",
+    "snapferry/engine/metrics.py": ["tests/unit/test_metrics_and_fault_rules.py",
+                                    "tests/integration/test_operations.py"],
+    "snapferry/engine/copier.py": ["tests/unit/test_copier_rules.py",
+                                   "tests/unit/test_copy_engine.py",
+                                   "tests/integration/test_copies.py",
                                    "tests/integration/test_operations.py"],
     "snapferry/domain/faults.py": ["tests/unit/test_faults.py",
+                                   "tests/unit/test_metrics_and_fault_rules.py",
+                                   "tests/unit/test_copier_rules.py",
                                    "tests/integration/test_operations.py"],
+    "snapferry/domain/images.py": ["tests/unit/test_images.py",
+                                   "tests/integration/test_images.py",
+                                   "tests/integration/test_copy_image.py"],
 }
 
 # Replacing an arithmetic operator by a bitwise one, a shift or a power adds ten mutants per

@@ -1,0 +1,456 @@
+"""The copy engine's decisions, in-process on a real data dir (SQLite + file block store in a
+tmp dir, nothing mocked): full, incremental or shared; the destination's key; what a failed
+plan leaves; fault rules; the rate limits; letting go of a job when stopping.
+
+Before these, engine/copier.py was guarded only by integration tests, so each of its mutants
+cost a server start; tests/mutation/run.py now runs this file first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from snapferry.config import CopySettings, Settings
+from snapferry.domain import copies as rules
+from snapferry.domain import keys as key_rules
+from snapferry.domain import snapshots as snapshot_rules
+from snapferry.domain.blocks import BLOCK_SIZE
+from snapferry.domain.clock import SystemClock
+from snapferry.domain.copies import CopyFailed, CopyJob
+from snapferry.domain.envelope import PlainBlocks
+from snapferry.domain.faults import COPY, FaultRule
+from snapferry.engine.copier import Copier, Throttle
+from snapferry.services.keyring import KeyRing
+from snapferry.storage import copies as job_store
+from snapferry.storage import faults as fault_store
+from snapferry.storage import keys as key_store
+from snapferry.storage import manifests
+from snapferry.storage import snapshots as snapshot_store
+from snapferry.storage.blockdata import BlockData
+from snapferry.storage.datadir import Storage, open_storage
+from snapferry.storage.metadata import copy_jobs
+from tests.unit.test_copy_engine import (
+    ACCOUNT,
+    DST,
+    NOW,
+    SRC,
+    copy_job,
+    dest_state,
+    hook_puts,
+    snapshot,
+)
+
+LEASE = dt.timedelta(seconds=10)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[Storage]:
+    opened = open_storage(Settings(data_dir=tmp_path))
+    yield opened
+    opened.close()
+
+
+def add_source(store: Storage, lineage: str, data: dict[int, bytes]) -> str:
+    """A completed source snapshot of `lineage` in SRC holding `data`, written as EBS direct
+    writes it (unchanged blocks share their object with earlier snapshots of the lineage)."""
+    snapshot_id = f"snap-{os.urandom(9).hex()[:17]}"
+    with store.engine.begin() as conn:
+        snapshot_store.insert_snapshot(conn, snapshot(
+            snapshot_id, SRC, snapshot_rules.COMPLETED, lineage, snapshot_rules.ORIGIN_EBS))
+    codec = PlainBlocks(SRC, lineage)
+    digests = {i: hashlib.sha256(b).digest() for i, b in data.items()}
+    pending = [BlockData._encode(block, digests[i], codec) for i, block in data.items()]
+    intents = store.block_data.intend(pending)
+    store.block_data.put(intents)
+    with store.engine.begin() as conn:
+        manifests.put_blocks(conn, snapshot_id, [
+            (manifests.BlockRef(i, item.key, digests[i]), item.size)
+            for i, item in zip(data, pending, strict=True)])
+        store.block_data.record(conn, intents)
+    return snapshot_id
+
+
+def make_copier(store: Storage, **settings: object) -> tuple[Copier, KeyRing]:
+    clock = SystemClock()
+    keyring = KeyRing(store.box, clock)
+    return Copier(store, keyring, clock, CopySettings(workers=0, **settings)), keyring  # type: ignore[arg-type]
+
+
+def run_one(store: Storage, **settings: object) -> KeyRing:
+    copier, keyring = make_copier(store, **settings)
+    try:
+        assert copier.run_once()
+    finally:
+        copier.stop()
+    return keyring
+
+
+def job_after(store: Storage, job: CopyJob) -> CopyJob:
+    with store.engine.connect() as conn:
+        found = job_store.get_job(conn, job.job_id)
+    assert found is not None
+    return found
+
+
+def read_back(store: Storage, keyring: KeyRing, job: CopyJob) -> dict[int, bytes]:
+    dest = dest_state(store, job)
+    with store.engine.connect() as conn:
+        refs = manifests.block_refs(conn, job.snapshot_id)
+        codec = keyring.codec(conn, dest.lineage_id, job.dest_region)
+    return {ref.block_index: store.block_data.read(ref, codec) for ref in refs}
+
+
+def blocks_of(count: int, start: int = 0) -> dict[int, bytes]:
+    return {index: os.urandom(1024) for index in range(start, start + count)}
+
+
+def with_fields(store: Storage, job: CopyJob, **fields: object) -> CopyJob:
+    """Set fields of a queued job (what CopySnapshot records from its parameters)."""
+    for name, value in fields.items():
+        setattr(job, name, value)
+    with store.engine.begin() as conn:
+        conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == job.job_id).values(**fields))
+    return job
+
+
+def customer_key(store: Storage, keyring: KeyRing, region: str = DST,
+                 account: str = ACCOUNT) -> key_rules.Key:
+    with store.engine.begin() as conn:
+        return keyring.new_key(conn, account, region, "test key",
+                               key_rules.default_policy(account))
+
+
+# --- full, incremental, shared --------------------------------------------------------------
+
+def test_a_first_copy_elsewhere_is_full_into_a_new_lineage(storage: Storage) -> None:
+    lineage, data = str(uuid.uuid4()), blocks_of(5)
+    job = copy_job(storage, add_source(storage, lineage, data))
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert (done.state, done.mode, done.base_source_snapshot_id) == (
+        rules.COMPLETED, rules.FULL, None)
+    assert (done.blocks_total, done.blocks_done, done.cursor) == (5, 5, 5)
+    assert done.bytes_moved == 5 * BLOCK_SIZE
+    dest = dest_state(storage, job)
+    assert dest.lineage_id == done.dest_lineage_id
+    assert dest.lineage_id not in ("", lineage)
+    assert (dest.state, dest.progress, dest.encrypted) == (snapshot_rules.COMPLETED, 100, False)
+    assert dest.full_size_bytes == 5 * BLOCK_SIZE
+    assert read_back(storage, keyring, job) == data
+
+
+def test_a_copy_to_the_same_region_and_account_shares_the_lineage(storage: Storage) -> None:
+    lineage, data = str(uuid.uuid4()), blocks_of(4)
+    job = copy_job(storage, add_source(storage, lineage, data), region=SRC)
+    objects = set(storage.blocks.keys())
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert (done.state, done.mode, done.dest_lineage_id) == (rules.COMPLETED, rules.SHARED,
+                                                             lineage)
+    assert done.bytes_moved == 0
+    assert set(storage.blocks.keys()) == objects  # nothing written
+    assert dest_state(storage, job).lineage_id == lineage
+    assert read_back(storage, keyring, job) == data
+
+
+def test_the_next_copy_of_a_lineage_moves_only_what_changed(storage: Storage) -> None:
+    lineage, first_data = str(uuid.uuid4()), blocks_of(10)
+    first = copy_job(storage, add_source(storage, lineage, first_data))
+    run_one(storage)
+    # The lineage's next snapshot: block 8 rewritten, block 9 gone, block 10 new.
+    second_data = {i: b for i, b in first_data.items() if i < 8}
+    second_data |= {8: os.urandom(1024), 10: os.urandom(1024)}
+    second_source = add_source(storage, lineage, second_data)
+    second = copy_job(storage, second_source, created=NOW + dt.timedelta(minutes=1))
+    keyring = run_one(storage)
+    done = job_after(storage, second)
+    assert (done.state, done.mode) == (rules.COMPLETED, rules.INCREMENTAL)
+    assert done.dest_lineage_id == job_after(storage, first).dest_lineage_id
+    assert done.base_source_snapshot_id == first.source_snapshot_id
+    assert (done.blocks_total, done.blocks_done) == (3, 3)  # 8, 9 and 10
+    assert done.bytes_moved == 2 * BLOCK_SIZE  # 9 is only dropped
+    assert read_back(storage, keyring, second) == second_data
+    assert dest_state(storage, second).full_size_bytes == 10 * BLOCK_SIZE
+    assert read_back(storage, keyring, first) == first_data  # the first copy is untouched
+
+
+def test_a_copy_whose_previous_copy_was_deleted_is_full(storage: Storage) -> None:
+    lineage, data = str(uuid.uuid4()), blocks_of(3)
+    first = copy_job(storage, add_source(storage, lineage, data))
+    run_one(storage)
+    with storage.engine.begin() as conn:
+        snapshot_store.delete_snapshot(conn, first.snapshot_id)
+    second = copy_job(storage, add_source(storage, lineage, data),
+                      created=NOW + dt.timedelta(minutes=1))
+    run_one(storage)
+    done = job_after(storage, second)
+    assert (done.mode, done.blocks_total, done.bytes_moved) == (rules.FULL, 3, 3 * BLOCK_SIZE)
+    assert done.dest_lineage_id != job_after(storage, first).dest_lineage_id
+
+
+def test_an_incremental_copy_whose_base_source_left_the_lineage_copies_everything(
+        storage: Storage) -> None:
+    lineage, data = str(uuid.uuid4()), blocks_of(3)
+    first_source = add_source(storage, lineage, data)
+    first = copy_job(storage, first_source)
+    run_one(storage)
+    with storage.engine.begin() as conn:
+        snapshot_store.update_snapshot(conn, first_source, lineage_id=str(uuid.uuid4()))
+    second = copy_job(storage, add_source(storage, lineage, data),
+                      created=NOW + dt.timedelta(minutes=1))
+    keyring = run_one(storage)
+    done = job_after(storage, second)
+    assert (done.mode, done.base_source_snapshot_id) == (rules.INCREMENTAL, None)
+    assert done.dest_lineage_id == job_after(storage, first).dest_lineage_id
+    assert (done.blocks_total, done.bytes_moved) == (3, 0)  # every block already there
+    assert read_back(storage, keyring, second) == data
+
+
+# --- the destination's key ------------------------------------------------------------------
+
+def test_a_copy_under_a_named_key_is_encrypted_in_a_new_lineage(storage: Storage) -> None:
+    lineage, data = str(uuid.uuid4()), blocks_of(3)
+    job = copy_job(storage, add_source(storage, lineage, data))
+    _, keyring = make_copier(storage)
+    key = customer_key(storage, keyring)
+    with_fields(storage, job, encrypted=True, kms_key_text=key.key_id)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert (done.state, done.mode, done.dest_key_arn) == (rules.COMPLETED, rules.FULL, key.arn)
+    dest = dest_state(storage, job)
+    assert (dest.encrypted, dest.kms_key_id) == (True, key.arn)
+    with storage.engine.connect() as conn:
+        found = key_store.lineage_key(conn, dest.lineage_id)
+        refs = manifests.block_refs(conn, job.snapshot_id)
+    assert found is not None and found[0] == key.arn
+    stored = b"".join(storage.blocks.get(ref.block_id) for ref in refs)
+    assert not any(block in stored for block in data.values())  # no plaintext at rest
+    assert read_back(storage, keyring, job) == data
+
+
+def test_a_copy_encrypted_by_default_uses_the_accounts_default_key(storage: Storage) -> None:
+    lineage, data = str(uuid.uuid4()), blocks_of(2)
+    job = copy_job(storage, add_source(storage, lineage, data))
+    _, keyring = make_copier(storage)
+    key = customer_key(storage, keyring)
+    with storage.engine.begin() as conn:
+        key_store.set_ebs_encryption(conn, ACCOUNT, DST, encryption_by_default=True,
+                                     default_key_arn=key.arn)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert (done.state, done.dest_key_arn) == (rules.COMPLETED, key.arn)
+    assert dest_state(storage, job).encrypted is True
+    assert read_back(storage, keyring, job) == data
+
+
+def test_encrypted_without_a_key_uses_the_aws_managed_key(storage: Storage) -> None:
+    lineage, data = str(uuid.uuid4()), blocks_of(2)
+    job = with_fields(storage, copy_job(storage, add_source(storage, lineage, data)),
+                      encrypted=True)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    with storage.engine.connect() as conn:
+        managed = key_store.alias_target(conn, ACCOUNT, DST, key_rules.EBS_ALIAS)
+    assert managed is not None
+    assert done.dest_key_arn == key_rules.key_arn(DST, ACCOUNT, managed)
+    assert read_back(storage, keyring, job) == data
+
+
+@pytest.mark.parametrize("problem", ["disabled", "other account", "missing"])
+def test_a_destination_key_the_copier_cannot_use_fails_the_copy(storage: Storage,
+                                                                 problem: str) -> None:
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(2)))
+    _, keyring = make_copier(storage)
+    key = customer_key(storage, keyring, account="999999999999" if problem == "other account"
+                       else ACCOUNT)
+    if problem == "disabled":
+        with storage.engine.begin() as conn:
+            key_store.update_key(conn, key.key_id, state=key_rules.DISABLED)
+    text = str(uuid.uuid4()) if problem == "missing" else key.arn
+    with_fields(storage, job, encrypted=True, kms_key_text=text)
+    run_one(storage)
+    assert (job_after(storage, job).state, dest_state(storage, job).state_message) == (
+        rules.FAILED, rules.KEY_NOT_ACCESSIBLE)
+    assert dest_state(storage, job).state == snapshot_rules.ERROR
+
+
+def test_an_encrypted_source_whose_key_is_disabled_fails_the_copy(storage: Storage) -> None:
+    _, keyring = make_copier(storage)
+    key = customer_key(storage, keyring, region=SRC)
+    with storage.engine.begin() as conn:
+        lineage, _ = keyring.new_lineage(conn, key)
+    source_id = add_source(storage, lineage, {})
+    with storage.engine.begin() as conn:
+        snapshot_store.update_snapshot(conn, source_id, encrypted=True, kms_key_id=key.arn)
+        key_store.update_key(conn, key.key_id, state=key_rules.DISABLED)
+    job = copy_job(storage, source_id)
+    run_one(storage)
+    assert dest_state(storage, job).state_message == rules.KEY_NOT_ACCESSIBLE
+
+
+def test_a_source_that_is_no_longer_completed_fails_the_copy(storage: Storage) -> None:
+    source_id = add_source(storage, str(uuid.uuid4()), blocks_of(1))
+    job = copy_job(storage, source_id)
+    with storage.engine.begin() as conn:
+        snapshot_store.update_snapshot(conn, source_id, state=snapshot_rules.ERROR)
+    run_one(storage)
+    failed = job_after(storage, job)
+    assert failed.state == rules.FAILED
+    assert failed.message == (f"The source snapshot {source_id} no longer exists or is not "
+                              "completed.")
+    assert dest_state(storage, job).state == snapshot_rules.ERROR
+
+
+# --- fault rules, rates, stopping -----------------------------------------------------------
+
+def test_a_fault_rule_fails_the_copy_exactly_at_its_fraction(storage: Storage) -> None:
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(10)))
+    with storage.engine.begin() as conn:
+        fault_store.add_rule(conn, FaultRule("", COPY, region=DST, fail_at=0.25,
+                                             message="injected"), NOW)
+        fault_store.add_rule(conn, FaultRule("", COPY, region="us-west-2", fail_at=0.0,
+                                             message="elsewhere"), NOW)
+    run_one(storage)
+    failed = job_after(storage, job)
+    assert (failed.state, failed.message) == (rules.FAILED, "injected")
+    assert failed.blocks_done == 3  # ceil(0.25 x 10): stopped there, not a batch later
+    with storage.engine.connect() as conn:
+        assert manifests.block_total(conn, job.snapshot_id) == 0
+
+
+def test_a_batch_ends_at_the_failure_point() -> None:
+    job = CopyJob("j", "snap-d", ACCOUNT, "k", DST, SRC, "snap-s", "l", rules.RUNNING, 0, 0, 0,
+                  0, NOW, blocks_total=10)
+    rule = FaultRule("r", COPY, fail_at=0.5, message="stop here")
+    assert Copier._batch_before_fault(job, [], 64) == 64
+    assert Copier._batch_before_fault(job, [rule], 64) == 5
+    assert Copier._batch_before_fault(job, [rule], 2) == 2
+    job.blocks_done = 4
+    assert Copier._batch_before_fault(job, [rule], 64) == 1
+    job.blocks_done = 5
+    with pytest.raises(CopyFailed, match="stop here"):
+        Copier._batch_before_fault(job, [rule], 64)
+    job.blocks_done, job.blocks_total = 0, 7
+    assert Copier._batch_before_fault(job, [FaultRule("r", COPY, fail_at=0.3, message="m")],
+                                      64) == 3  # ceil(2.1)
+    assert Copier._batch_before_fault(job, [FaultRule("r", COPY, seconds_per_gib=1.0)],
+                                      64) == 64
+
+
+def test_the_rate_is_the_operators_cap_and_the_time_based_rate(storage: Storage) -> None:
+    job = CopyJob("j", "snap-d", ACCOUNT, "k", DST, SRC, "snap-s", "l", rules.RUNNING, 0, 0, 0,
+                  0, NOW)
+    timed = CopyJob("t", "snap-d", ACCOUNT, "k", DST, SRC, "snap-s", "l", rules.RUNNING, 0, 0,
+                    0, 0, NOW, deadline=NOW + dt.timedelta(hours=1))
+    free, _ = make_copier(storage)
+    capped, _ = make_copier(storage, rate_limit=1000)
+    fast_cap, _ = make_copier(storage, rate_limit=10**12)
+    try:
+        assert free._rate(job) is None
+        assert capped._rate(job) == 1000
+        assert free._rate(timed) == CopySettings().time_based_copy_rate == 500 * 2**20
+        assert capped._rate(timed) == 1000
+        assert fast_cap._rate(timed) == 500 * 2**20
+        assert free._pair(job) is None
+        pair = free._pair(timed)
+        assert pair is not None and pair.rate == 2000 * 2**20
+        assert free._pair(timed) is pair  # one budget per source/destination pair
+        other = CopyJob("o", "snap-d", ACCOUNT, "k", "us-west-2", SRC, "snap-s", "l",
+                        rules.RUNNING, 0, 0, 0, 0, NOW, deadline=NOW)
+        assert free._pair(other) is not pair
+    finally:
+        for copier in (free, capped, fast_cap):
+            copier.stop()
+
+
+def test_a_throttle_spends_its_rate_over_the_life_of_a_copy() -> None:
+    assert Throttle(None).delay_after(10**12) == 0.0
+    throttle = Throttle(1000.0)
+    first = throttle.delay_after(1000)
+    assert 0.9 < first <= 1.0
+    second = throttle.delay_after(1000)
+    assert 1.9 < second <= 2.0  # measured from the first call, not from this one
+    assert throttle.spent == 2000
+    assert Throttle(10.0**12).delay_after(1) == 0.0  # never negative
+
+
+def test_a_rate_limited_copy_takes_its_time(storage: Storage) -> None:
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(3)))
+    started = time.monotonic()
+    run_one(storage, rate_limit=4 * BLOCK_SIZE)  # 3 blocks at 4 blocks/s: 0.75 s
+    assert time.monotonic() - started >= 0.7
+    assert job_after(storage, job).state == rules.COMPLETED
+
+
+def test_a_stopping_worker_lets_go_of_its_job_at_once(storage: Storage) -> None:
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(2)))
+    copier, _ = make_copier(storage)
+    copier.stop()
+    assert copier.run_once()  # claimed, planned, then let go before moving anything
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner, left.cursor) == (rules.RUNNING, None, 0)
+    assert left.mode == rules.FULL  # the plan is kept for the next worker
+    with storage.engine.begin() as conn:
+        again = job_store.claim(conn, "next", dt.datetime.now(dt.UTC), LEASE)
+    assert again is not None and again.job_id == job.job_id
+    assert dest_state(storage, job).state == snapshot_rules.PENDING
+
+
+def test_no_free_job_is_no_work(storage: Storage) -> None:
+    copier, _ = make_copier(storage)
+    try:
+        assert copier.run_once() is False
+    finally:
+        copier.stop()
+
+
+def test_a_checkpoint_comes_every_64_blocks(storage: Storage) -> None:
+    """Progress moves only at checkpoints: seen from each put, 130 blocks are three batches
+    of 64, 64 and 2 (0%, then 64/130 = 49%, then 128/130 = 98%)."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(130)))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def observe(_key: str) -> None:
+        progress = dest_state(storage, job).progress
+        with lock:
+            seen.append(progress)
+
+    hook_puts(storage, observe)
+    run_one(storage)
+    assert Counter(seen) == {0: 64, 49: 64, 98: 2}
+
+
+def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> None:
+    copier, _ = make_copier(storage, lease_seconds=0.2)
+    real_run_once, rounds = copier.run_once, []
+
+    def failing_first() -> bool:
+        rounds.append(1)
+        if len(rounds) == 1:
+            raise RuntimeError("a bad round")  # the worker must survive it
+        return real_run_once()
+
+    copier.run_once = failing_first  # type: ignore[method-assign]
+    copier.start(2)
+    try:
+        job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(2)))
+        deadline = time.monotonic() + 20
+        while job_after(storage, job).state != rules.COMPLETED:
+            assert time.monotonic() < deadline, "the workers did not run the copy"
+            time.sleep(0.05)  # polling the job's state
+    finally:
+        copier.stop()
+    assert len(copier._threads) == 2
+    assert not any(thread.is_alive() for thread in copier._threads)

@@ -1,0 +1,229 @@
+"""engine/metrics.py over a real SQLite data dir (each figure from the database rows it
+counts), the copies listing's rate column, and the bounds of domain/faults.py's rules.
+
+Before these, metrics.py was guarded only by tests/integration/test_operations.py (a server
+start per mutant); tests/mutation/run.py runs this file first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import insert
+
+from snapferry.config import Settings
+from snapferry.domain import copies as rules
+from snapferry.domain import faults
+from snapferry.domain.copies import CopyJob
+from snapferry.domain.faults import COPY, THROTTLE, FaultRule
+from snapferry.engine import background
+from snapferry.engine.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Metrics, rate_text
+from snapferry.storage import copies as job_store
+from snapferry.storage import faults as fault_store
+from snapferry.storage.datadir import Storage, open_storage
+from snapferry.storage.metadata import blocks
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+MIB = 2**20
+
+
+class FixedClock:
+    def now(self) -> dt.datetime:
+        return NOW
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[Storage]:
+    opened = open_storage(Settings(data_dir=tmp_path))
+    yield opened
+    opened.close()
+
+
+def job(state: str, mode: str | None = None, moved: int = 0,
+        started: dt.datetime | None = None, finished: dt.datetime | None = None) -> CopyJob:
+    return CopyJob(job_id=str(uuid.uuid4()), snapshot_id=f"snap-{uuid.uuid4().hex[:17]}",
+                   account_id="111111111111",
+                   access_key_id="k", dest_region="eu-west-1", source_region="us-east-1",
+                   source_snapshot_id="snap-0", source_lineage_id=str(uuid.uuid4()),
+                   state=state, cursor=0, blocks_done=0, bytes_moved=moved, fencing=0,
+                   created_at=NOW, mode=mode, started_at=started, finished_at=finished)
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_copy_figures_are_counted_from_the_jobs_table(storage: Storage) -> None:
+    with storage.engine.begin() as conn:
+        for row in (job(rules.QUEUED), job(rules.QUEUED),
+                    job(rules.RUNNING, rules.FULL, 4 * MIB, NOW - dt.timedelta(seconds=2)),
+                    job(rules.RUNNING, rules.INCREMENTAL, 2 * MIB, NOW - dt.timedelta(seconds=4)),
+                    job(rules.RUNNING, rules.FULL, 8 * MIB, None),
+                    job(rules.COMPLETED, rules.FULL, 10 * MIB),
+                    job(rules.FAILED, rules.SHARED, 0)):
+            job_store.insert_job(conn, row)
+        conn.execute(insert(blocks), [{"block_id": "a" * 64, "size": 1000},
+                                      {"block_id": "b" * 64, "size": 24}])
+        fault_store.count_event(conn, job_store.LEASE_TAKEOVERS, by=3)
+    found = samples(Metrics(storage, FixedClock()))
+
+    def copies(state: str, mode: str) -> float:
+        return found[("snapferry_copies", (("mode", mode), ("state", state)))]
+
+    assert copies("queued", "unplanned") == 2
+    assert copies("running", "full") == 2
+    assert copies("running", "incremental") == 1
+    assert copies("completed", "full") == 1
+    assert copies("failed", "shared") == 1
+    assert found[("snapferry_copy_bytes_moved_total", (("mode", "full"),))] == 22 * MIB
+    assert found[("snapferry_copy_bytes_moved_total", (("mode", "incremental"),))] == 2 * MIB
+    assert found[("snapferry_copy_bytes_moved_total", (("mode", "unplanned"),))] == 0
+    # 4 MiB over 2 s plus 2 MiB over 4 s; a running job not yet started counts nothing.
+    assert found[("snapferry_copy_throughput_bytes_per_second", ())] == 2.5 * MIB
+    assert found[("snapferry_copy_queue_depth", ())] == 2
+    assert found[("snapferry_block_store_objects", ())] == 2
+    assert found[("snapferry_block_store_bytes", ())] == 1024
+    assert found[("snapferry_copy_lease_takeovers_total", ())] == 3
+
+
+def test_a_copy_started_this_instant_does_not_divide_by_zero(storage: Storage) -> None:
+    with storage.engine.begin() as conn:
+        job_store.insert_job(conn, job(rules.RUNNING, rules.FULL, 1000, NOW))
+    found = samples(Metrics(storage, FixedClock()))
+    assert found[("snapferry_copy_throughput_bytes_per_second", ())] == 1000 / 1e-3
+
+
+def test_an_empty_store_has_zero_figures(storage: Storage) -> None:
+    found = samples(Metrics(storage, FixedClock()))
+    for name in ("snapferry_copy_throughput_bytes_per_second", "snapferry_copy_queue_depth",
+                 "snapferry_block_store_objects", "snapferry_block_store_bytes",
+                 "snapferry_copy_lease_takeovers_total"):
+        assert found[(name, ())] == 0, name
+
+
+def test_requests_are_counted_by_service_operation_and_status(storage: Storage) -> None:
+    metrics = Metrics(storage, FixedClock())
+    metrics.observe("ec2", "DescribeSnapshots", 200, 0.003)
+    metrics.observe("ec2", "DescribeSnapshots", 200, 0.2)
+    metrics.observe("ec2", "DescribeSnapshots", 400, 0.001)
+    found = samples(metrics)
+    labels = (("operation", "DescribeSnapshots"), ("service", "ec2"))
+    assert found[("snapferry_requests_total", (*labels, ("status", "200")))] == 2
+    assert found[("snapferry_requests_total", (*labels, ("status", "400")))] == 1
+    assert found[("snapferry_request_duration_seconds_count", labels)] == 3
+    assert found[("snapferry_request_duration_seconds_bucket", (("le", "0.001"), *labels))] == 1
+    assert found[("snapferry_request_duration_seconds_bucket", (("le", "0.005"), *labels))] == 2
+    assert found[("snapferry_request_duration_seconds_bucket", (("le", "0.1"), *labels))] == 2
+    assert found[("snapferry_request_duration_seconds_bucket", (("le", "0.25"), *labels))] == 3
+    assert found[("snapferry_request_duration_seconds_sum", labels)] == pytest.approx(0.204)
+
+
+def test_latency_buckets_and_content_type() -> None:
+    assert LATENCY_BUCKETS == (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                               2.5, 5.0, 10.0)
+    assert CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
+
+
+def test_the_rate_column_is_bytes_over_the_copys_time() -> None:
+    assert rate_text(job(rules.QUEUED), NOW) == "-"
+    assert rate_text(job(rules.RUNNING, moved=0, started=NOW), NOW) == "-"
+    running = job(rules.RUNNING, moved=30 * MIB, started=NOW - dt.timedelta(seconds=10))
+    assert rate_text(running, NOW) == "3.0 MiB/s"
+    done = job(rules.COMPLETED, moved=30 * MIB, started=NOW - dt.timedelta(seconds=20),
+               finished=NOW - dt.timedelta(seconds=5))
+    assert rate_text(done, NOW) == "2.0 MiB/s"  # over its own time, not until now
+    instant = job(rules.COMPLETED, moved=MIB, started=NOW, finished=NOW)
+    assert rate_text(instant, NOW) == "1000.0 MiB/s"
+
+
+# --- background's constants -----------------------------------------------------------------
+
+def test_background_runs_every_5_seconds_with_an_hours_orphan_grace() -> None:
+    assert background.PERIOD_SECONDS == 5.0
+    assert dt.timedelta(hours=1) == background.DEFAULT_ORPHAN_GRACE
+
+
+# --- fault rules' bounds --------------------------------------------------------------------
+
+@pytest.mark.parametrize("rule", [
+    FaultRule("r", COPY, fail_at=0.0, message="m"),
+    FaultRule("r", COPY, fail_at=1.0, message="m"),
+    FaultRule("r", COPY, seconds_per_gib=0.001),
+    FaultRule("r", COPY, fail_at=0.5, message="m", seconds_per_gib=2.0),
+    FaultRule("r", THROTTLE, operation="X"),
+    FaultRule("r", THROTTLE, service="ec2"),
+    FaultRule("r", THROTTLE, service="iam", operation="X", fraction=0.001, remaining=1),
+])
+def test_rules_at_their_bounds_are_accepted(rule: FaultRule) -> None:
+    faults.check(rule)
+
+
+@pytest.mark.parametrize(("rule", "problem"), [
+    (FaultRule("r", "slow"), "one of copy, throttle, not 'slow'"),
+    (FaultRule("r", COPY, fail_at=-0.01, message="m"), "from 0 to 1"),
+    (FaultRule("r", COPY, fail_at=1.01, message="m"), "from 0 to 1"),
+    (FaultRule("r", COPY, fail_at=0.5, message=""), "--message"),
+    (FaultRule("r", COPY, seconds_per_gib=-1.0), "positive"),
+    (FaultRule("r", THROTTLE, operation="X", fraction=1.01), "--fraction"),
+    (FaultRule("r", THROTTLE, operation="X", fraction=-0.5), "--fraction"),
+    (FaultRule("r", THROTTLE, service="ebs", remaining=-1), "--count"),
+    (FaultRule("r", THROTTLE, service="s3"), "one of ebs, ec2, iam, kms, sts"),
+])
+def test_rules_past_their_bounds_are_refused(rule: FaultRule, problem: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        faults.check(rule)
+    assert problem in str(caught.value)
+
+
+def test_a_copy_rule_fails_the_copy_at_its_fraction_even_at_zero() -> None:
+    zero = FaultRule("zero", COPY, fail_at=0.0, message="m")
+    half = FaultRule("half", COPY, fail_at=0.5, message="m")
+    assert faults.failing([half, zero]) == zero
+    assert faults.failing([zero, half]) == zero
+    assert faults.failing([]) is None
+
+
+def test_the_slowest_pace_wins_and_no_pace_is_none() -> None:
+    slow = FaultRule("s", COPY, seconds_per_gib=30.0)
+    slower = FaultRule("t", COPY, seconds_per_gib=45.0)
+    assert faults.seconds_per_gib([slow, slower], 40.0) == 45.0
+    assert faults.seconds_per_gib([], 40.0) == 40.0
+    assert faults.seconds_per_gib([], None) is None
+
+
+def test_throttle_rules_match_region_and_account_too() -> None:
+    rule = FaultRule("r", THROTTLE, operation="X", region="eu-west-1", account_id="1")
+    copy = FaultRule("c", COPY, fail_at=0.5, message="m")
+    assert faults.throttle_rules([rule, copy], "ec2", "X", "eu-west-1", "1") == [rule]
+    assert faults.throttle_rules([rule], "ec2", "X", "us-east-1", "1") == []
+    assert faults.throttle_rules([rule], "ec2", "X", "eu-west-1", "2") == []
+    assert faults.copy_rules([rule], "eu-west-1", "1", ("snap-a",)) == []
+
+
+def test_every_throttled_call_is_its_services_throttling_error() -> None:
+    expected = {"ec2": ("RequestLimitExceeded", 503), "kms": ("ThrottlingException", 400),
+                "ebs": ("RequestThrottledException", 400), "sts": ("Throttling", 400),
+                "iam": ("Throttling", 400), "s3": ("Throttling", 400)}
+    for service, (code, status) in expected.items():
+        error = faults.throttled(service, "Op")
+        assert (error.code, error.status) == (code, status), service
+        assert error.message == ("Rate exceeded: Op is throttled by a snapferry fault rule "
+                                 "(`snapferry faults list`).")
+
+
+def test_a_rule_for_every_call_always_rolls() -> None:
+    always = FaultRule("r", THROTTLE, operation="X")
+    assert always.fraction == 1.0
+    assert all(faults.rolls(always) for _ in range(200))
+    assert faults.rolls(always, draw=0.999999)
+    rare = FaultRule("r", THROTTLE, operation="X", fraction=0.001)
+    assert sum(faults.rolls(rare) for _ in range(200)) < 50
