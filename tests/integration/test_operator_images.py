@@ -267,3 +267,15 @@ def test_regions_without_paravirtual_support(tmp_path: Path) -> None:
         # Elsewhere PV images copy as before.
         boto3.client("ec2", region_name="eu-west-1", **kw).copy_image(
             SourceRegion="us-east-1", SourceImageId=pv, Name=unique("pv"))
+
+
+def test_uefi_data_of_an_image_id_is_answered_as_aws_does(client: ClientFactory) -> None:
+    """Terraform reads every AMI's UEFI data this way and ignores the error: no instances run
+    here, so an instance id is unknown and an image id is not an instance id."""
+    ec2 = client("ec2")
+    assert refused(lambda: ec2.get_instance_uefi_data(InstanceId="ami-0123456789abcdef0"))[
+        :2] == ("InvalidInstanceID.Malformed", 400)
+    code, status, message = refused(lambda: ec2.get_instance_uefi_data(
+        InstanceId="i-0123456789abcdef0"))
+    assert (code, status, message) == (
+        "InvalidInstanceID.NotFound", 400, "The instance ID 'i-0123456789abcdef0' does not exist")
