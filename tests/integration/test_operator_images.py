@@ -143,16 +143,18 @@ def test_refused_imports_leave_nothing(client: ClientFactory, data_dir: Path,
         ((str(raw), "--name", "no", "--regions", "ap-south-1"), "between 3 and 128"),
         ((str(raw), "--name", unique("r"), "--regions", "ap-south-1,mars-east-1"),
          "not a region: mars-east-1"),
-        # The name is taken in one of the regions: nothing is written in the other either.
-        ((str(raw), "--name", name, "--regions", "ap-south-1,ap-south-2"), "already in use"),
+        # The name is taken in one of the regions: nothing is written in the other either
+        # (af-south-1 is imported into first).
+        ((str(raw), "--name", name, "--regions", "ap-south-1,af-south-1"), "already in use"),
         ((str(raw), "--name", unique("a"), "--regions", "ap-south-1", "--architecture",
           "sparc"), "sparc"),
     ]:
         done = run_cli("images", "import", *args, data_dir=data_dir)
         assert done.returncode == 2 and says in done.stderr, (args, done.stderr)
     assert listed() == before
-    assert client("ec2", region="ap-south-2").describe_images(Owners=["amazon"])[
-        "Images"] == []
+    elsewhere = client("ec2", region="af-south-1")
+    assert elsewhere.describe_images(Owners=["amazon"])["Images"] == []
+    assert elsewhere.describe_snapshots(OwnerIds=["amazon"])["Snapshots"] == []
 
 
 def test_marketplace_images_of_other_accounts_cannot_be_copied(
