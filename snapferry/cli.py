@@ -11,12 +11,29 @@ import socket
 import sys
 import threading
 
-from snapferry.config import DEFAULT_PORT, ConnectionSettings, CopySettings, Settings
+from snapferry.config import (
+    DEFAULT_PORT,
+    ConnectionSettings,
+    CopySettings,
+    ImageSettings,
+    Settings,
+)
 from snapferry.domain.accounts import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, AccessKey
 from snapferry.errors import ServiceError
 from snapferry.storage.datadir import open_storage
 from snapferry.storage.files import ModeError
 from snapferry.storage.secrets import MasterKeyError
+
+
+def _regions(given: str | None) -> frozenset[str]:
+    """A comma-separated list of region names; a name that is no region is refused."""
+    from snapferry.domain.regions import is_region
+
+    names = frozenset(name.strip() for name in (given or "").split(",") if name.strip())
+    unknown = sorted(name for name in names if not is_region(name))
+    if unknown:
+        raise ServiceError("InvalidRegion", f"not a region: {', '.join(unknown)}")
+    return names
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -34,6 +51,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=getattr(args, "port", DEFAULT_PORT),
         copies=dataclasses.replace(copies, **overrides),
         connections=dataclasses.replace(ConnectionSettings(), **limits),
+        images=ImageSettings(no_paravirtual_regions=_regions(
+            getattr(args, "no_paravirtual_regions", None))),
         **({"orphan_grace_seconds": args.orphan_grace_seconds}
            if getattr(args, "orphan_grace_seconds", None) is not None else {}),
     )
@@ -187,6 +206,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--max-connections", type=int,
                      help="open connections past which requests get 503 (default 512)")
     data_dir(run)
+    run.add_argument("--no-paravirtual-regions", metavar="REGION,REGION",
+                     help="regions where paravirtual images cannot be registered or copied "
+                          "(default: none)")
     run.add_argument("--orphan-grace-seconds", type=float,
                      help="collect objects a dead writer left after this long (default 3600)")
     copy_options(run, "copy worker threads in this process (default 2; 0: use "
@@ -217,6 +239,10 @@ def parser() -> argparse.ArgumentParser:
     from snapferry.faults_cli import add_commands as add_fault_commands
 
     add_fault_commands(commands, data_dir)
+
+    from snapferry.images_cli import add_commands as add_image_commands
+
+    add_image_commands(commands, data_dir)
 
     from snapferry.disks.commands import add_commands
 

@@ -37,6 +37,16 @@ class CopySettings:
 
 
 @dataclass(frozen=True)
+class ImageSettings:
+    """Machine image rules an operator sets per deployment."""
+
+    # Regions that run no paravirtual (PV) guests: RegisterImage and CopyImage of a PV
+    # image there are refused (AWS: every region opened since about 2014). Empty: PV works
+    # everywhere, as the model's defaults (RegisterImage defaults to paravirtual) expect.
+    no_paravirtual_regions: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class ConnectionSettings:
     """What one client may hold of the server (README, "Connections")."""
 
@@ -65,6 +75,7 @@ class Settings:
     database_url: str | None = None
     copies: CopySettings = field(default_factory=lambda: CopySettings())
     connections: ConnectionSettings = field(default_factory=lambda: ConnectionSettings())
+    images: ImageSettings = field(default_factory=lambda: ImageSettings())
     # A writer's intent older than this, with no block row, marks an abandoned object
     # (storage/manifests.py). Any value is safe; the crash harness uses a short one.
     orphan_grace_seconds: float = 3600.0

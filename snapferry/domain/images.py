@@ -38,6 +38,10 @@ MAX_UEFI_DATA = 64000
 MAX_ANCESTRY = 50
 ROOT_ALIASES = ("amazon", "aws-marketplace")  # ancestry stops at their images
 OWNER_ALIASES = ("amazon", "aws-marketplace", "aws-backup-vault")
+# The internal accounts that own images an operator imports under an alias (`snapferry
+# images import`): AWS's own ids, so code naming the owner by id (`owners =
+# ["137112412989"]` for Amazon Linux) finds them as well. No access key exists for them.
+ALIAS_ACCOUNTS = {"amazon": "137112412989", "aws-marketplace": "679593333241"}
 
 # Deregistration protection, as DescribeImages and DescribeImageAttribute show it.
 PROTECTION_OFF = "disabled"
@@ -480,3 +484,39 @@ def copy_quota_exceeded(quota: int, region: str) -> ServiceError:
                         f"You have exceeded an Amazon EC2 resource limit: at most {quota} image "
                         f"copies can be in progress for your account in {region}. Wait for "
                         "some to finish.")
+
+
+# -- Marketplace product codes and paravirtual regions ---------------------------------------
+
+PRODUCT_CODE_TYPES = ("marketplace", "devpay")
+_PRODUCT_CODE = re.compile(r"[a-z0-9]{8,64}")
+# AWS's observed answer to copying another account's Marketplace image.
+MARKETPLACE_COPY_REFUSED = "Images from AWS Marketplace cannot be copied to another AWS account."
+
+
+def check_product_code(code: str, kind: str) -> tuple[str, str]:
+    """An operator's product code: lowercase letters and digits (AWS's look like
+    `aw0evgkw8e5c1q413zgy5pjce`), of type marketplace or devpay."""
+    if not _PRODUCT_CODE.fullmatch(code):
+        raise ValueError(f"product code {code[:70]!r} must be 8-64 lowercase letters and digits")
+    if kind not in PRODUCT_CODE_TYPES:
+        raise ValueError(f"product code type {kind!r} must be one of "
+                         f"{', '.join(PRODUCT_CODE_TYPES)}")
+    return code, kind
+
+
+def check_marketplace_copy(source: Image, codes: list[tuple[str, str]], account_id: str
+                           ) -> None:
+    """Another account's image carrying a Marketplace code (its own, or inherited by copies
+    its owner made) may not be copied: the licence stays with the subscriber's instances."""
+    if source.account_id != account_id and any(kind == "marketplace" for _, kind in codes):
+        raise ServiceError("InvalidRequest", MARKETPLACE_COPY_REFUSED)
+
+
+def check_virtualization_in_region(virtualization_type: str, region: str,
+                                   without_paravirtual: frozenset[str], code: str) -> None:
+    """Regions launched since 2014 or so run no paravirtual (PV) guests; an operator names
+    them (`--no-paravirtual-regions`), and PV images are refused there."""
+    if virtualization_type == "paravirtual" and region in without_paravirtual:
+        raise ServiceError(code, f"Paravirtual (PV) images are not supported in {region}; "
+                           "only hvm images can be registered or copied there.")

@@ -103,6 +103,23 @@ class BlockData:
             put_block(conn, resource_id, BlockRef(index, intents[0].item.key, digest), len(data))
             self.record(conn, intents)
 
+    def write_many(
+        self,
+        resource_id: str,
+        blocks: list[tuple[int, bytes, bytes]],
+        in_transaction: Callable[[Connection], None],
+        codec: BlockCodec,
+    ) -> None:
+        """`write` for a batch of (index, data, digest), recorded in one transaction."""
+        intents = self.intend([self._encode(data, digest, codec) for _, data, digest in blocks])
+        self.put(intents)
+        with self.engine.begin() as conn:
+            in_transaction(conn)
+            put_blocks(conn, resource_id, [
+                (BlockRef(index, intent.item.key, digest), len(data))
+                for (index, data, digest), intent in zip(blocks, intents, strict=True)])
+            self.record(conn, intents)
+
     def read(self, ref: BlockRef, codec: BlockCodec) -> bytes:
         """The block's plaintext, checked against the SHA-256 recorded for it."""
         try:

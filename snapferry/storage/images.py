@@ -33,6 +33,7 @@ from snapferry.domain.images import (
 from snapferry.storage.filtering import Field, filter_clauses, page
 from snapferry.storage.metadata import image_block_devices as bdm
 from snapferry.storage.metadata import image_permissions as perms
+from snapferry.storage.metadata import image_product_codes as codes
 from snapferry.storage.metadata import images
 
 i = images.c
@@ -46,6 +47,11 @@ IS_PUBLIC = exists(select(perms.c.image_id).where(
 def _in_mappings(clause: Any) -> Any:
     """A block-device-mapping.* filter value: true when one of the image's mappings matches."""
     return exists(select(bdm.c.image_id).where(bdm.c.image_id == i.image_id, clause))
+
+
+def _with_code(clause: Any) -> Any:
+    """A product-code* filter value: true when one of the image's product codes matches."""
+    return exists(select(codes.c.image_id).where(codes.c.image_id == i.image_id, clause))
 
 
 IMAGE_FILTERS = {
@@ -73,8 +79,8 @@ IMAGE_FILTERS = {
     "owner-id": Field(i.account_id),
     "platform": Field(null()),  # no Windows images here
     "platform-details": Field(literal("Linux/UNIX")),
-    "product-code": Field(null()),  # no product codes yet
-    "product-code.type": Field(null()),
+    "product-code": Field(codes.c.product_code, within=_with_code),
+    "product-code.type": Field(codes.c.product_code_type, within=_with_code),
     "ramdisk-id": Field(i.ramdisk_id),
     "root-device-name": Field(i.root_device_name),
     "root-device-type": Field(i.root_device_type),
@@ -297,3 +303,25 @@ def lock_copy_of(conn: Connection, snapshot_id: str) -> Image | None:
 def update_devices(conn: Connection, image_id: str, snapshot_id: str, **values: Any) -> None:
     conn.execute(update(bdm).where(bdm.c.image_id == image_id, bdm.c.snapshot_id == snapshot_id)
                  .values(**values))
+
+
+# -- product codes (operator-set) -----------------------------------------------------------
+
+def product_codes(conn: Connection, image_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Each image's (product code, type) pairs, in code order."""
+    found: dict[str, list[tuple[str, str]]] = {image_id: [] for image_id in image_ids}
+    if image_ids:
+        rows = conn.execute(select(codes).where(codes.c.image_id.in_(image_ids))
+                            .order_by(codes.c.image_id, codes.c.product_code))
+        for row in rows:
+            found[row.image_id].append((row.product_code, row.product_code_type))
+    return found
+
+
+def add_product_codes(conn: Connection, image_id: str, pairs: Iterable[tuple[str, str]]
+                      ) -> None:
+    existing = {code for code, _ in product_codes(conn, [image_id])[image_id]}
+    new = [(code, kind) for code, kind in dict.fromkeys(pairs) if code not in existing]
+    if new:
+        conn.execute(insert(codes), [{"image_id": image_id, "product_code": code,
+                                      "product_code_type": kind} for code, kind in new])

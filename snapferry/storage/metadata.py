@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -374,6 +374,17 @@ image_permissions = Table(
     Index("image_permissions_by_grantee", "grantee"),
 )
 
+# Product codes of images: only operators set them (`snapferry images product-code`); a
+# copy made by the image's own account keeps them, and another account's image with a
+# `marketplace` code cannot be copied.
+image_product_codes = Table(
+    "image_product_codes",
+    metadata,
+    Column("image_id", String(32), primary_key=True),
+    Column("product_code", String(64), primary_key=True),
+    Column("product_code_type", String(16), nullable=False),  # marketplace | devpay
+)
+
 
 # Operator fault rules (domain/faults.py), read by every process at each request and copy
 # checkpoint, so a change applies while running.
@@ -433,12 +444,18 @@ def _add_fault_rules(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _add_image_product_codes(conn: Connection) -> None:
+    """Version 6: product codes of images (operator-set; Marketplace copy rules)."""
+    image_product_codes.create(conn, checkfirst=True)
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_images,
     3: _add_block_intents,
     4: _add_key_rotation,
     5: _add_fault_rules,
+    6: _add_image_product_codes,
 }
 
 

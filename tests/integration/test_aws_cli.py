@@ -96,3 +96,28 @@ def test_a_refused_copy_shows_ec2s_error_code(aws: Cli, client: ClientFactory) -
     assert refused.returncode != 0
     assert "(InvalidSnapshot.NotFound)" in refused.stderr, refused.stderr
     assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == before  # nothing left
+
+
+def test_image_waiters_return_for_a_copy(aws: Cli, client: ClientFactory) -> None:
+    """`wait image-exists` and `wait image-available` on a CopyImage target, each CLI with its
+    own waiter definitions (image-exists retries only while DescribeImages is empty)."""
+    snapshot = write_snapshot(client("ebs", region=SRC, key=CLI_KEY, secret=CLI_SECRET),
+                              random_blocks([0, 4]))
+    source = aws.json("ec2", "register-image", "--name", f"cli-{os.urandom(4).hex()}",
+                      "--root-device-name", "/dev/xvda", "--virtualization-type", "hvm",
+                      "--block-device-mappings", json.dumps(
+                          [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot}}]),
+                      region=SRC)["ImageId"]
+    copy = aws.json("ec2", "copy-image", "--source-region", SRC, "--source-image-id", source,
+                    "--name", f"cli-copy-{os.urandom(4).hex()}", region=DST)["ImageId"]
+    for waiter in ("image-exists", "image-available"):
+        waited = aws.run("ec2", "wait", waiter, "--image-ids", copy, region=DST)
+        assert waited.returncode == 0, (waiter, waited.stderr)
+    image = aws.json("ec2", "describe-images", "--image-ids", copy, region=DST)["Images"][0]
+    assert (image["State"], image["OwnerId"]) == ("available", CLI_ACCOUNT)
+    # (CLI v2.9's own model predates SourceImageId: read it with boto3.)
+    assert client("ec2", region=DST, key=CLI_KEY, secret=CLI_SECRET).describe_images(
+        ImageIds=[copy])["Images"][0]["SourceImageId"] == source
+    copied = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    assert read_digests(client("ebs", region=DST, key=CLI_KEY, secret=CLI_SECRET), copied) == \
+        read_digests(client("ebs", region=SRC, key=CLI_KEY, secret=CLI_SECRET), snapshot)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,10 @@ def test_encryption_follows_the_table(client: ClientFactory) -> None:
     assert keys(copied(Encrypted=True)) == {(True, managed)}
     encrypted = copied(Encrypted=True, KmsKeyId=alias)
     assert keys(encrypted) == {(True, key["Arn"])}
+    # Every other way of naming the key: its id, its ARN, the alias's ARN.
+    alias_arn = key["Arn"].replace(f"key/{key['KeyId']}", alias)
+    for form in (key["KeyId"], key["Arn"], alias_arn):
+        assert keys(copied(Encrypted=True, KmsKeyId=form)) == {(True, key["Arn"])}, form
     dst_ebs = client("ebs", region=DST)
     for snapshot_id, data in zip(snapshot_ids(encrypted), blocks, strict=True):
         assert read_digests(dst_ebs, snapshot_id) == digests(data)
@@ -288,6 +293,69 @@ def test_cross_account_copies(client: ClientFactory, account_b: str) -> None:
     b_ebs = client("ebs", region=DST, key=B_KEY, secret=B_SECRET)
     for snapshot_id, data in zip(snapshot_ids(done), blocks, strict=True):
         assert read_digests(b_ebs, snapshot_id) == digests(data)
+
+
+def test_cross_account_copy_needs_the_source_key(client: ClientFactory, account_b: str) -> None:
+    """Launch and createVolumePermission given, an image under a customer key another
+    account may not use fails asynchronously; once the key policy lets it, the copy works."""
+    a_ec2, a_kms = client("ec2", region=SRC), client("kms", region=SRC)
+    b_ec2 = client("ec2", region=DST, key=B_KEY, secret=B_SECRET)
+    key = a_kms.create_key()["KeyMetadata"]
+    blocks = (random_blocks([0, 3]), random_blocks([1]))
+    source, snaps = two_disk_image(a_ec2, client("ebs", region=SRC), blocks, Encrypted=True,
+                                   KmsKeyArn=key["Arn"])
+    a_ec2.modify_image_attribute(ImageId=source,
+                                 LaunchPermission={"Add": [{"UserId": account_b}]})
+    for snapshot in snaps:
+        a_ec2.modify_snapshot_attribute(
+            SnapshotId=snapshot, CreateVolumePermission={"Add": [{"UserId": account_b}]})
+    before = {s["SnapshotId"] for s in b_ec2.describe_snapshots(OwnerIds=["self"])[
+        "Snapshots"]}
+    failed = settled(b_ec2, b_ec2.copy_image(SourceRegion=SRC, SourceImageId=source,
+                                             Name=unique("nokey"))["ImageId"])
+    assert failed["State"] == "failed"
+    assert "Given key ID is not accessible" in failed["StateReason"]["Message"]
+    wait_for(lambda: {s["SnapshotId"] for s in b_ec2.describe_snapshots(OwnerIds=["self"])[
+        "Snapshots"]} == before)
+
+    policy = json.loads(a_kms.get_key_policy(KeyId=key["KeyId"])["Policy"])
+    policy["Statement"].append({
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_b}:root"},
+        "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant", "kms:ReEncrypt*"],
+        "Resource": "*"})
+    a_kms.put_key_policy(KeyId=key["KeyId"], Policy=json.dumps(policy))
+    done = settled(b_ec2, b_ec2.copy_image(SourceRegion=SRC, SourceImageId=source,
+                                           Name=unique("withkey"))["ImageId"])
+    assert done["State"] == "available", done.get("StateReason")
+    b_managed = client("kms", region=DST, key=B_KEY, secret=B_SECRET).describe_key(
+        KeyId="alias/aws/ebs")["KeyMetadata"]["Arn"]
+    b_ebs = client("ebs", region=DST, key=B_KEY, secret=B_SECRET)
+    for snapshot_id, data in zip(snapshot_ids(done), blocks, strict=True):
+        snapshot = b_ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
+        assert (snapshot["OwnerId"], snapshot["KmsKeyId"]) == (account_b, b_managed)
+        assert read_digests(b_ebs, snapshot_id) == digests(data)
+
+
+def test_the_101st_concurrent_image_copy_is_refused(tmp_path: Path) -> None:
+    """AWS's figure, with no flag: 100 image copies in flight per account and region."""
+    with ServerProcess(tmp_path, ["--copy-workers", "0"]) as server:
+        kw = {"endpoint_url": server.url, "aws_access_key_id": "test",
+              "aws_secret_access_key": "test", "config": NO_RETRIES}
+        here = boto3.client("ec2", region_name=SRC, **kw)
+        source, _ = two_disk_image(here, boto3.client("ebs", region_name=SRC, **kw),
+                                   (random_blocks([0]), random_blocks([1])))
+
+        def copy(number: int) -> str:
+            there = boto3.client("ec2", region_name=DST, **kw)
+            return str(there.copy_image(SourceRegion=SRC, SourceImageId=source,
+                                        Name=f"copy-{number}")["ImageId"])
+
+        with ThreadPoolExecutor(4) as pool:
+            assert len(set(pool.map(copy, range(100)))) == 100
+        there = boto3.client("ec2", region_name=DST, **kw)
+        code, _, message = refused(lambda: copy(100))
+        assert code == "ResourceLimitExceeded" and "at most 100 image copies" in message
+        assert len(there.describe_images(Owners=["self"])["Images"]) == 100
 
 
 def test_deregistering_a_pending_copy_removes_what_it_wrote(tmp_path: Path) -> None:

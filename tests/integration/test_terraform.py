@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from snapferry.testing import ServerProcess
 
 from .blocks import digests, random_blocks, read_digests, write_snapshot
-from .conftest import ACCOUNT_B, ClientFactory, add_account
+from .conftest import ACCOUNT_B, ClientFactory, add_account, run_cli
 
 CONFIG = Path(__file__).resolve().parents[1] / "clients" / "terraform"
 PROVIDER = Path("registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64")
@@ -34,6 +34,7 @@ PLUGIN_ENV = "SNAPFERRY_TF_PLUGINS"
 REGION, COPY_REGION = "us-east-1", "us-west-2"
 # Two cores: enough to overlap the copies' waiters without starving the server.
 PARALLELISM = "-parallelism=4"
+AMAZON_IMAGE = "al2023-ami-2023.6.20250101.0-kernel-6.1-x86_64"
 
 
 def plugin_dir() -> Path:
@@ -78,6 +79,8 @@ class Terraform:
             "TF_INPUT": "0",
             **{f"TF_VAR_{name}": value for name, value in variables.items()},
         }
+        if os.environ.get("SNAPFERRY_TF_LOG"):  # a file: every call the provider makes
+            self.env.update(TF_LOG="DEBUG", TF_LOG_PATH=os.environ["SNAPFERRY_TF_LOG"])
 
     def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run([self.binary, *args, "-no-color"], cwd=self.workdir, env=self.env,
@@ -116,8 +119,18 @@ def test_apply_plan_destroy(server: ServerProcess, client: ClientFactory,
     # The copies' source: real data, written through the EBS direct APIs with boto3.
     blocks = random_blocks([0, 5, 6, 1500])
     source = write_snapshot(client("ebs", region=REGION), blocks, size_gib=1)
+    # The public image users look up with owners = ["amazon"], imported as an operator would.
+    amazon_blocks = random_blocks([0, 2])
+    with (tmp_path / "al2023.img").open("wb") as disk:
+        for index, data in amazon_blocks.items():
+            disk.seek(index * len(data))
+            disk.write(data)
+    imported = run_cli("images", "import", str(tmp_path / "al2023.img"), "--name",
+                       AMAZON_IMAGE, "--regions", REGION, data_dir=server.data_dir)
+    assert imported.returncode == 0, imported.stderr
     tf = Terraform(tmp_path, {"endpoint": server.url, "source_snapshot_id": source,
-                              "share_account_id": ACCOUNT_B[0]})
+                              "share_account_id": ACCOUNT_B[0],
+                              "amazon_image_prefix": "al2023-ami-2023."})
     tf.check("init", f"-plugin-dir={tf.plugins}")
     tf.check("apply", "-auto-approve", PARALLELISM)
 
@@ -126,9 +139,53 @@ def test_apply_plan_destroy(server: ServerProcess, client: ClientFactory,
                                    f"{replan.stderr[-3000:]}"
     out = tf.outputs()
     _check_applied(client, out, source, digests(blocks))
+    _check_images(client, out, source, digests(blocks), imported.stdout.split()[1],
+                  digests(amazon_blocks))
 
     tf.check("destroy", "-auto-approve", PARALLELISM)
     _check_destroyed(client, out, source)
+    _check_images_destroyed(client, out, source)
+
+
+def _check_images(client: ClientFactory, out: dict[str, Any], source: str,
+                  source_digests: dict[int, str], amazon_id: str,
+                  amazon_digests: dict[int, str]) -> None:
+    ec2, ec2_copy = client("ec2", region=REGION), client("ec2", region=COPY_REGION)
+    image = ec2.describe_images(ImageIds=[out["ami_id"]])["Images"][0]
+    assert (image["State"], image["Name"], image["BootMode"], image["ImdsSupport"]) == (
+        "available", "tf-ami-from-snapshot", "uefi", "v2.0")
+    assert [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m] == [
+        source]
+    assert ec2.describe_image_attribute(ImageId=out["ami_id"], Attribute="launchPermission")[
+        "LaunchPermissions"] == [{"UserId": ACCOUNT_B[0]}]
+    copy = ec2_copy.describe_images(ImageIds=[out["ami_copy_id"]])["Images"][0]
+    ebs = copy["BlockDeviceMappings"][0]["Ebs"]
+    assert (copy["State"], copy["SourceImageId"], copy["SourceImageRegion"]) == (
+        "available", out["ami_id"], REGION)
+    assert (ebs["SnapshotId"], ebs["Encrypted"], ebs["KmsKeyId"]) == (
+        out["ami_copy_snapshot_id"], True, out["copy_key_arn"])
+    ebs_copy = client("ebs", region=COPY_REGION)
+    assert read_digests(ebs_copy, ebs["SnapshotId"]) == source_digests
+    # data "aws_ami" found the imported image; the user's copy of it holds its blocks.
+    assert out["amazon_ami_id"] == amazon_id
+    base = ec2_copy.describe_images(ImageIds=[out["amazon_copy_id"]])["Images"][0]
+    assert (base["State"], base["OwnerId"], base["SourceImageId"]) == (
+        "available", "000000000000", amazon_id)
+    assert read_digests(ebs_copy, base["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]) == \
+        amazon_digests
+    assert out["ami_ids"] == [out["ami_id"]]
+
+
+def _check_images_destroyed(client: ClientFactory, out: dict[str, Any], source: str) -> None:
+    ec2, ec2_copy = client("ec2", region=REGION), client("ec2", region=COPY_REGION)
+    assert ec2.describe_images(ImageIds=[out["ami_id"]])["Images"] == []
+    for image_id in (out["ami_copy_id"], out["amazon_copy_id"]):
+        assert ec2_copy.describe_images(ImageIds=[image_id])["Images"] == []
+    # aws_ami_copy deletes the snapshots it made; aws_ami leaves the one it was given.
+    assert ec2_copy.describe_snapshots(OwnerIds=["self"], Filters=[
+        {"Name": "description", "Values": ["Copied for DestinationAmi*"]}])["Snapshots"] == []
+    assert ec2.describe_snapshots(SnapshotIds=[source])["Snapshots"][0]["State"] == "completed"
+    assert ec2.describe_images(Owners=["amazon"])["Images"][0]["State"] == "available"
 
 
 def _check_applied(client: ClientFactory, out: dict[str, Any], source: str,

@@ -124,3 +124,20 @@ def test_the_database_keeps_live_names_unique(storage: Storage) -> None:
     with storage.engine.begin() as conn:
         store.update_image(conn, "ami-0000000000000000e", state=rules.DEREGISTERED)
         store.insert_image(conn, image("ami-0000000000000000f", name="same"))
+
+
+def test_an_older_database_gains_the_product_code_table(tmp_path: Path) -> None:
+    step = next(version for version, run in metadata.MIGRATIONS.items()
+                if run is metadata._add_image_product_codes)
+    engine = metadata.open_engine(metadata.sqlite_url(tmp_path))
+    older = [t for t in metadata.metadata.sorted_tables if t.name != "image_product_codes"]
+    with engine.begin() as conn:
+        metadata.metadata.create_all(conn, tables=older)
+        conn.execute(insert(metadata.schema_version).values(version=step - 1))
+    metadata.migrate(engine, seed=lambda conn: pytest.fail("seeded an existing database"))
+    with engine.begin() as conn:
+        assert "image_product_codes" in inspect(conn).get_table_names()
+        metadata.MIGRATIONS[step](conn)  # a step may run again harmlessly
+        assert conn.execute(select(metadata.schema_version.c.version)).scalar() == (
+            metadata.SCHEMA_VERSION)
+    engine.dispose()

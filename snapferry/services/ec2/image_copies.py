@@ -91,6 +91,11 @@ def copy_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
                 conn, source, ctx.account_id):
             raise rules.not_found(source_id)
         rules.check_copyable(source)
+        codes = store.product_codes(conn, [source.image_id])[source.image_id]
+        rules.check_marketplace_copy(source, codes, ctx.account_id)
+        rules.check_virtualization_in_region(source.virtualization_type, ctx.region,
+                                             ctx.settings.images.no_paravirtual_regions,
+                                             "UnsupportedOperation")
         backing = _backing_snapshots(ctx, conn, source)
         if store.name_in_use(conn, ctx.account_id, ctx.region, name):
             raise rules.duplicate_name(name)
@@ -127,6 +132,7 @@ def copy_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
                 store.insert_image(conn, image)
         except IntegrityError as error:  # a concurrent request took the name
             raise rules.duplicate_name(name) from error
+        store.add_product_codes(conn, image_id, codes)  # a copy keeps its product codes
         tags = dict(image_tags)
         if params.get("CopyImageTags"):
             own = rules.copied_tags(source, tags_of(conn, [source.image_id])[source.image_id],

@@ -57,8 +57,12 @@ def _device_output(device: rules.BlockDevice, pending: bool = False) -> Output:
             "Ebs": {key: value for key, value in ebs.items() if value is not None}}
 
 
-def image_output(ctx: RequestContext, image: Image, tags: dict[str, str], public: bool
-                 ) -> Output:
+def _codes_output(codes: list[tuple[str, str]]) -> list[Output]:
+    return [{"ProductCodeId": code, "ProductCodeType": kind} for code, kind in codes]
+
+
+def image_output(ctx: RequestContext, image: Image, tags: dict[str, str], public: bool,
+                 codes: list[tuple[str, str]]) -> Output:
     output: Output = {
         "ImageId": image.image_id,
         "ImageLocation": image.image_location,
@@ -66,7 +70,7 @@ def image_output(ctx: RequestContext, image: Image, tags: dict[str, str], public
         "OwnerId": image.account_id,
         "CreationDate": iso8601(image.creation_date),
         "Public": public,
-        "ProductCodes": [],
+        "ProductCodes": _codes_output(codes),
         "Architecture": image.architecture,
         "ImageType": image.image_type,
         "KernelId": image.kernel_id,
@@ -140,6 +144,9 @@ def register_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
                            "ImageLocation (an S3 manifest) is not yet supported by snapferry; "
                            "register an EBS-backed image with BlockDeviceMappings.")
     attributes = rules.registration_attributes(params)
+    rules.check_virtualization_in_region(attributes["virtualization_type"], ctx.region,
+                                         ctx.settings.images.no_paravirtual_regions,
+                                         "InvalidParameterValue")
     tags = tags_for(params.get("TagSpecifications"), "image")
     name = attributes["name"]
     with ctx.storage.engine.begin() as conn:
@@ -190,8 +197,10 @@ def describe_images(ctx: RequestContext, params: dict[str, Any]) -> Output:
             _refuse_unknown(ctx, conn, wanted, {image.image_id for image in found})
         image_ids = [image.image_id for image in found]
         tags, public = tags_of(conn, image_ids), store.public_ids(conn, image_ids)
+        codes = store.product_codes(conn, image_ids)
     return paged("Images", [image_output(ctx, image, tags[image.image_id],
-                                         image.image_id in public) for image in found], last)
+                                         image.image_id in public, codes[image.image_id])
+                            for image in found], last)
 
 
 def _refuse_unknown(ctx: RequestContext, conn: Any, wanted: list[str], found: set[str]) -> None:
@@ -276,6 +285,7 @@ def describe_image_attribute(ctx: RequestContext, params: dict[str, Any]) -> Out
         image = _owned_image(ctx, conn, params["ImageId"])
         ctx.authorize()
         grants = store.permissions(conn, image.image_id)
+        codes = store.product_codes(conn, [image.image_id])[image.image_id]
     now = ctx.clock.now()
     values: dict[str, tuple[str, Any]] = {
         "description": ("Description", _value(image.description)),
@@ -283,7 +293,7 @@ def describe_image_attribute(ctx: RequestContext, params: dict[str, Any]) -> Out
         "ramdisk": ("RamdiskId", _value(image.ramdisk_id)),
         "launchPermission": ("LaunchPermissions",
                              [rules.permission_output(*grant) for grant in grants]),
-        "productCodes": ("ProductCodes", []),
+        "productCodes": ("ProductCodes", _codes_output(codes)),
         "sriovNetSupport": ("SriovNetSupport", _value(image.sriov_net_support)),
         "bootMode": ("BootMode", _value(image.boot_mode)),
         "tpmSupport": ("TpmSupport", _value(image.tpm_support)),
@@ -385,6 +395,10 @@ def _check_shareable(ctx: RequestContext, conn: Any, image: Image,
     """Never public when encrypted; never shared when a volume's key is the AWS managed one
     (no other account could use it)."""
     rules.check_shareable(image, add)
+    if rules.GROUP_ALL in add and store.product_codes(conn, [image.image_id])[image.image_id]:
+        raise ServiceError("InvalidParameterValue",
+                           f"{image.image_id} has an AWS Marketplace product code, so it "
+                           "cannot be made public.")
     assert ctx.keyring is not None
     for device in image.block_devices:
         if device.encrypted and device.kms_key_id:

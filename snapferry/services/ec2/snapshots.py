@@ -7,6 +7,7 @@ from typing import Any
 from snapferry.domain import ids
 from snapferry.domain import snapshots as rules
 from snapferry.domain.blocks import BLOCK_SIZE
+from snapferry.domain.images import ALIAS_ACCOUNTS
 from snapferry.domain.keys import AWS as AWS_MANAGED
 from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import tags_for
@@ -83,8 +84,8 @@ def describe_snapshots(ctx: RequestContext, params: dict[str, Any]) -> Output:
                            "MaxResults cannot be combined with SnapshotIds.")
     after = decode_next_token(params, "snap")
     ctx.authorize()
-    if owners and set(owners) == {"amazon"}:
-        return {"Snapshots": []}  # no Amazon-owned snapshots exist here
+    if owners:  # `amazon`: the snapshots behind images an operator imported
+        owners = [ALIAS_ACCOUNTS["amazon"] if owner == "amazon" else owner for owner in owners]
     with ctx.storage.engine.connect() as conn:
         found, last = store.describe_snapshots(
             conn, ctx.account_id, ctx.region, wanted, owners, restorable,

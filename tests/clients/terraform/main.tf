@@ -47,6 +47,11 @@ variable "share_account_id" {
   type        = string
 }
 
+variable "amazon_image_prefix" {
+  description = "The name prefix of a public image owned by `amazon` in var.region (made by `snapferry images import`)"
+  type        = string
+}
+
 provider "aws" {
   region     = var.region
   access_key = var.access_key
@@ -227,6 +232,79 @@ data "aws_ebs_snapshot_ids" "copies" {
   depends_on = [aws_ebs_snapshot_copy.with_key, aws_ebs_snapshot_copy.default_key]
 }
 
+# --- Images ------------------------------------------------------------------------------
+
+resource "aws_ami" "from_snapshot" {
+  name                = "tf-ami-from-snapshot"
+  description         = "tf image of the source snapshot"
+  root_device_name    = "/dev/xvda"
+  virtualization_type = "hvm"
+  architecture        = "x86_64"
+  ena_support         = true
+  boot_mode           = "uefi"
+  imds_support        = "v2.0"
+  ebs_block_device {
+    device_name = "/dev/xvda"
+    snapshot_id = var.source_snapshot_id
+    volume_type = "gp3"
+  }
+  ephemeral_block_device {
+    device_name  = "/dev/sdb"
+    virtual_name = "ephemeral0"
+  }
+  tags = {
+    Name = "tf-ami"
+  }
+}
+
+resource "aws_ami_launch_permission" "share" {
+  image_id   = aws_ami.from_snapshot.id
+  account_id = var.share_account_id
+}
+
+resource "aws_ami_copy" "encrypted" {
+  provider          = aws.copy
+  name              = "tf-ami-copy"
+  description       = "tf copy under tf-copy"
+  source_ami_id     = aws_ami.from_snapshot.id
+  source_ami_region = var.region
+  encrypted         = true
+  kms_key_id        = aws_kms_key.copy.arn
+  tags = {
+    Name = "tf-ami-copy"
+  }
+}
+
+# What users' code does: find Amazon's newest image by name, and copy it to their region.
+data "aws_ami" "amazon" {
+  most_recent = true
+  owners      = ["amazon"]
+  filter {
+    name   = "name"
+    values = ["${var.amazon_image_prefix}*"]
+  }
+  filter {
+    name   = "architecture"
+    values = ["x86_64"]
+  }
+}
+
+resource "aws_ami_copy" "amazon" {
+  provider          = aws.copy
+  name              = "tf-amazon-base"
+  source_ami_id     = data.aws_ami.amazon.id
+  source_ami_region = var.region
+}
+
+data "aws_ami_ids" "mine" {
+  owners = ["self"]
+  filter {
+    name   = "name"
+    values = ["tf-ami-*"]
+  }
+  depends_on = [aws_ami.from_snapshot]
+}
+
 # --- What the test checks ----------------------------------------------------------------
 
 output "account_id" {
@@ -283,4 +361,28 @@ output "data_kms_alias_target" {
 
 output "grant_id" {
   value = aws_kms_grant.share.grant_id
+}
+
+output "ami_id" {
+  value = aws_ami.from_snapshot.id
+}
+
+output "ami_copy_id" {
+  value = aws_ami_copy.encrypted.id
+}
+
+output "ami_copy_snapshot_id" {
+  value = one(aws_ami_copy.encrypted.ebs_block_device[*].snapshot_id)
+}
+
+output "amazon_ami_id" {
+  value = data.aws_ami.amazon.id
+}
+
+output "amazon_copy_id" {
+  value = aws_ami_copy.amazon.id
+}
+
+output "ami_ids" {
+  value = data.aws_ami_ids.mine.ids
 }
