@@ -308,8 +308,10 @@ class Copier:
         """The operator's fault rules for this copy, read afresh at every checkpoint."""
         with self.storage.engine.connect() as conn:
             rules = fault_store.list_rules(conn)
+            images = (fault_store.image_copy_ids(conn, job.snapshot_id)
+                      if faults.names_images(rules) else ())
         return faults.copy_rules(rules, job.dest_region, job.account_id,
-                                 (job.source_snapshot_id, job.snapshot_id))
+                                 (job.source_snapshot_id, job.snapshot_id, *images))
 
     @staticmethod
     def _batch_before_fault(job: CopyJob, rules: list[faults.FaultRule], batch: int) -> int:
