@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snapferry.storage.files import check_private, write_atomic
+from snapferry.storage.secrets import MasterKeyError
 
 COOKIE = "snapferry_session"
 SECRET_FILE = "web-session.key"
@@ -28,7 +29,11 @@ def load_or_create_secret(data_dir: Path) -> bytes:
 
         write_atomic(path, secrets.token_bytes(32), replace=False)
     check_private(path)
-    return path.read_bytes()
+    secret = path.read_bytes()
+    if len(secret) < 32:  # an empty or short key would make every cookie easy to forge
+        raise MasterKeyError(f"{path} must hold at least 32 bytes; it holds {len(secret)}. "
+                             "Delete it and restart: a new one is made.")
+    return secret
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,8 @@ def read(secret: bytes, value: str, key_secret_of: Callable[[str], str | None],
     """The session a cookie value holds, or None when it is malformed, forged, expired, or
     its key is gone or changed. `key_secret_of(key_id)` gives the key's current secret."""
     parts = value.split(".")
-    if len(parts) != 4 or parts[0] != _VERSION or not parts[2].isdigit():
+    if len(parts) != 4 or parts[0] != _VERSION or not (parts[2].isascii()
+                                                        and parts[2].isdigit()):
         return None
     try:
         key_id = _unb64(parts[1]).decode()
