@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond Python: the AWS CLI v2 (Debian's `awscli`, /usr/bin/aws; v1 is
-# .venv/bin/aws from PyPI) and node >= 20 with npm, for the AWS SDK for JavaScript v3 suite.
+# .venv/bin/aws from PyPI), Debian's `chromium` (/usr/bin/chromium, which Playwright drives for
+# the copies page's browser test) and node >= 20 with npm, for the AWS SDK for JavaScript v3 suite.
 # Installs what is missing when run as root (CI is); otherwise says what to install and fails.
 set -euo pipefail
 
 missing=()
 [ -x /usr/bin/aws ] || missing+=(awscli)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

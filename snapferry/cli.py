@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 
 from snapferry.config import (
     DEFAULT_PORT,
@@ -66,6 +67,17 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     storage = open_storage(settings)
+    watcher = None
+    if args.faults_file:
+        from snapferry.faults_file import FaultsFileError, FaultsFileWatcher
+
+        watcher = FaultsFileWatcher(Path(args.faults_file).resolve(), storage)
+        try:
+            watcher.load()
+        except FaultsFileError as problem:
+            print(f"snapferry: faults file {args.faults_file}: {problem}", file=sys.stderr)
+            storage.close()
+            return 2
     # We bind the socket ourselves so that `--port 0` works and the printed URL is the real
     # one: a test reads it from our output instead of guessing a free port.
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
@@ -97,7 +109,13 @@ def serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: setattr(server, "should_exit", True))
     print("\n".join(lines), flush=True)
-    server.run(sockets=[sock])
+    if watcher is not None:
+        watcher.start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if watcher is not None:
+            watcher.stop()
     print("snapferry stopped", flush=True)
     return 0
 
@@ -209,6 +227,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-paravirtual-regions", metavar="REGION,REGION",
                      help="regions where paravirtual images cannot be registered or copied "
                           "(default: none)")
+    run.add_argument("--faults-file", metavar="TOML",
+                     help="fault rules from this file, applied again whenever it changes "
+                          "(README, \"Faults file\")")
     run.add_argument("--orphan-grace-seconds", type=float,
                      help="collect objects a dead writer left after this long (default 3600)")
     copy_options(run, "copy worker threads in this process (default 2; 0: use "

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from snapferry.domain import faults
 from snapferry.domain.faults import FaultRule
+from snapferry.faults_file import FILE_PREFIX
 
 
 def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -26,7 +27,7 @@ def add(args: argparse.Namespace) -> int:
     rule = FaultRule(
         rule_id=args.rule_id or "", kind=args.kind, region=args.region,
         account_id=args.account_id,
-        resource_id=getattr(args, "snapshot_id", None),
+        resource_id=getattr(args, "snapshot_id", None) or getattr(args, "image_id", None),
         service=getattr(args, "service", None), operation=getattr(args, "operation", None),
         fail_at=getattr(args, "fail_at", None), message=getattr(args, "message", None),
         seconds_per_gib=getattr(args, "seconds_per_gib", None),
@@ -34,6 +35,11 @@ def add(args: argparse.Namespace) -> int:
         remaining=getattr(args, "count", None))
     try:
         faults.check(rule)
+        image_id = getattr(args, "image_id", None)
+        if image_id is not None and not image_id.startswith("ami-"):
+            raise ValueError(f"--image-id {image_id!r} is not an ami- id")
+        if rule.rule_id.startswith(FILE_PREFIX):
+            raise ValueError(f"rule ids starting {FILE_PREFIX!r} are the faults file's")
     except ValueError as problem:
         print(f"snapferry: {problem}", file=sys.stderr)
         return 2
@@ -51,7 +57,9 @@ def add(args: argparse.Namespace) -> int:
 def describe(rule: FaultRule) -> str:
     """One line: where the rule applies, then what it does."""
     where = [f"{name}={value}" for name, value in (
-        ("region", rule.region), ("account", rule.account_id), ("snapshot", rule.resource_id),
+        ("region", rule.region), ("account", rule.account_id),
+        ("image" if (rule.resource_id or "").startswith("ami-") else "snapshot",
+         rule.resource_id),
         ("service", rule.service), ("operation", rule.operation)) if value is not None]
     does = []
     if rule.fail_at is not None:
@@ -111,7 +119,10 @@ def add_commands(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     kinds = adding.add_subparsers(dest="kind_command", required=True)
     copy = kinds.add_parser("copy", help="fail and/or slow down matching snapshot copies")
     common(copy, faults.COPY)
-    copy.add_argument("--snapshot-id", help="only copies of or to this snapshot")
+    which = copy.add_mutually_exclusive_group()
+    which.add_argument("--snapshot-id", help="only copies of or to this snapshot")
+    which.add_argument("--image-id",
+                       help="only the snapshot copies of image copies of or to this image")
     copy.add_argument("--fail-at", type=float, metavar="FRACTION",
                       help="fail once this fraction of the copy is done (0 to 1)")
     copy.add_argument("--message", help="the StateMessage the failed copy shows")

@@ -32,6 +32,7 @@ from snapferry.services.context import RequestContext, Service
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import faults as fault_store
 from snapferry.storage.datadir import Storage
+from snapferry.web import app as web
 from snapferry.wire import sigv4
 from snapferry.wire.http import HttpResponse, IncomingRequest
 from snapferry.wire.json import JsonProtocol
@@ -234,6 +235,7 @@ class App:
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="snapferry-request")
+        self.web = web.WebPages(dispatcher.storage, dispatcher.clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -274,6 +276,9 @@ class App:
             body = await loop.run_in_executor(self.executor,
                                               self.dispatcher.metrics.exposition)
             response = HttpResponse(200, body, {"Content-Type": CONTENT_TYPE})
+        elif web.is_web_path(request.raw_path):  # the copies page (snapferry/web/)
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(self.executor, self.web.handle, request)
         else:
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(self.executor, self.dispatcher.handle, request)

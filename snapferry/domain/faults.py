@@ -3,9 +3,10 @@
 Two kinds of rule, stored in the database so every process (API and `snapferry worker`)
 sees the same rules, and a change applies to the next request or checkpoint:
 
-- copy: copies whose destination region, account or snapshot id (source or destination)
-  match fail with the rule's StateMessage once they reach the rule's fraction of progress,
-  and/or take at least the rule's seconds per GiB walked;
+- copy: copies whose destination region, account, snapshot id (source or destination) or
+  image id (an image copy's, or its source image's: every snapshot copy of it) match fail
+  with the rule's StateMessage once they reach the rule's fraction of progress, and/or take
+  at least the rule's seconds per GiB walked;
 - throttle: API operations that match answer AWS's throttling error (the code and status
   each SDK retries) for a fraction of calls, or for the next `count` calls.
 
@@ -39,7 +40,7 @@ class FaultRule:
     kind: str
     region: str | None = None
     account_id: str | None = None
-    resource_id: str | None = None  # copy: source or destination snapshot id
+    resource_id: str | None = None  # copy: a snapshot id (source or destination) or image id
     service: str | None = None  # throttle
     operation: str | None = None  # throttle
     fail_at: float | None = None  # copy: fraction of progress at which it fails
@@ -78,11 +79,18 @@ def _same(wanted: str | None, value: str) -> bool:
 
 
 def copy_rules(rules: list[FaultRule], region: str, account_id: str,
-               snapshot_ids: tuple[str, ...]) -> list[FaultRule]:
-    """The copy rules that apply to a copy into `region` for `account_id`."""
+               resource_ids: tuple[str, ...]) -> list[FaultRule]:
+    """The copy rules that apply to a copy into `region` for `account_id` of or to one of
+    `resource_ids` (its snapshots, and the images of the image copy it belongs to)."""
     return [rule for rule in rules if rule.kind == COPY and _same(rule.region, region)
             and _same(rule.account_id, account_id)
-            and (rule.resource_id is None or rule.resource_id in snapshot_ids)]
+            and (rule.resource_id is None or rule.resource_id in resource_ids)]
+
+
+def names_images(rules: list[FaultRule]) -> bool:
+    """Whether any copy rule names an image, so a copy must look up the image it serves."""
+    return any(rule.kind == COPY and (rule.resource_id or "").startswith("ami-")
+               for rule in rules)
 
 
 def failing(rules: list[FaultRule]) -> FaultRule | None:

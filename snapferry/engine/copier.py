@@ -278,8 +278,12 @@ class Copier:
             if self._stop.is_set():
                 raise Stopping()
             applying = self._fault_rules(job)
+            # A minimum duration in proportion to the blocks walked (server or fault rule),
+            # in batches of about a second's blocks, so progress shows as it goes.
+            pace = faults.seconds_per_gib(applying, self.settings.min_seconds_per_gib)
+            step = batch if not pace else max(1, min(batch, int(GIB / pace / BLOCK_SIZE)))
             refs, gone, cursor = self._next_batch(job, self._batch_before_fault(
-                job, applying, batch))
+                job, applying, step))
             if cursor is None:
                 break
             intents, moved = self._move(refs, source_codec, dest_codec)
@@ -287,9 +291,7 @@ class Copier:
             if pair is not None:
                 with self._pairs_lock:
                     delay = max(delay, pair.delay_after(moved))
-            # A minimum duration in proportion to the blocks walked (server or fault rule).
             walked += (len(refs) + len(gone)) * BLOCK_SIZE
-            pace = faults.seconds_per_gib(applying, self.settings.min_seconds_per_gib)
             if pace:
                 delay = max(delay, begun + walked / GIB * pace - time.monotonic())
             if delay and self._stop.wait(delay):
@@ -308,8 +310,10 @@ class Copier:
         """The operator's fault rules for this copy, read afresh at every checkpoint."""
         with self.storage.engine.connect() as conn:
             rules = fault_store.list_rules(conn)
+            images = (fault_store.image_copy_ids(conn, job.snapshot_id)
+                      if faults.names_images(rules) else ())
         return faults.copy_rules(rules, job.dest_region, job.account_id,
-                                 (job.source_snapshot_id, job.snapshot_id))
+                                 (job.source_snapshot_id, job.snapshot_id, *images))
 
     @staticmethod
     def _batch_before_fault(job: CopyJob, rules: list[faults.FaultRule], batch: int) -> int:

@@ -15,7 +15,13 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.faults import FaultRule
-from snapferry.storage.metadata import event_counts, fault_rules, insert_ignoring_conflict
+from snapferry.storage.metadata import (
+    event_counts,
+    fault_rules,
+    image_block_devices,
+    images,
+    insert_ignoring_conflict,
+)
 
 _FIELDS = [field.name for field in dataclasses.fields(FaultRule)]
 # Replaced after every change of the rules, so processes on this machine see it at once.
@@ -66,6 +72,15 @@ def add_rule(conn: Connection, rule: FaultRule, now: dt.datetime) -> FaultRule:
     return rule
 
 
+def replace_rules(conn: Connection, prefix: str, rules: list[FaultRule],
+                  now: dt.datetime) -> None:
+    """Replace every rule whose id starts with `prefix` by `rules` (a faults file's)."""
+    conn.execute(delete(fault_rules).where(fault_rules.c.rule_id.startswith(prefix,
+                                                                            autoescape=True)))
+    for rule in rules:
+        add_rule(conn, rule, now)
+
+
 def list_rules(conn: Connection) -> list[FaultRule]:
     rows = conn.execute(select(*(fault_rules.c[name] for name in _FIELDS))
                         .order_by(fault_rules.c.created_at, fault_rules.c.rule_id)).all()
@@ -88,6 +103,17 @@ def take_one(conn: Connection, rule: FaultRule) -> bool:
     return conn.execute(update(fault_rules).where(
         fault_rules.c.rule_id == rule.rule_id, fault_rules.c.remaining > 0
     ).values(remaining=fault_rules.c.remaining - 1)).rowcount == 1
+
+
+def image_copy_ids(conn: Connection, snapshot_id: str) -> tuple[str, ...]:
+    """The image copy a snapshot copy belongs to (the image whose mappings name its
+    destination snapshot), and that image's source: the ids an image fault rule names."""
+    row = conn.execute(
+        select(images.c.image_id, images.c.source_image_id)
+        .join(image_block_devices, images.c.image_id == image_block_devices.c.image_id)
+        .where(image_block_devices.c.snapshot_id == snapshot_id,
+               images.c.source_image_id.is_not(None)).limit(1)).first()
+    return tuple(value for value in row if value) if row else ()
 
 
 def count_event(conn: Connection, name: str, by: int = 1) -> None:

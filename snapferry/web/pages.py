@@ -1,0 +1,193 @@
+"""The copies page's HTML, rendered on the server from plain string templates. Every value
+passes through `e()` (html.escape, quotes included) on its way in: descriptions, names, tags
+and messages are user input."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from html import escape
+
+from snapferry.domain.copies import CopyJob
+from snapferry.domain.images import Image
+from snapferry.domain.snapshots import Snapshot
+from snapferry.storage.overview import Overview
+from snapferry.web.figures import figures
+
+PREFIX = "/_snapferry/"
+POLL_MILLISECONDS = 1000
+
+
+def e(value: object) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _time(value: dt.datetime | None) -> str:
+    if value is None:
+        return "-"
+    return f'<time datetime="{e(value.isoformat())}">{e(value.strftime("%Y-%m-%d %H:%M:%S"))}' \
+           " UTC</time>"
+
+
+def layout(title: str, body: str, header_extra: str = "") -> str:
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)}</title>
+<link rel="stylesheet" href="{PREFIX}app.css">
+<script src="{PREFIX}app.js" defer></script>
+</head>
+<body>
+<header><h1>snapferry copies</h1>{header_extra}</header>
+<main>
+{body}
+</main>
+</body>
+</html>
+"""
+
+
+def login_page(error: str | None = None, access_key_id: str = "") -> str:
+    alert = f'<p role="alert" id="login-error">{e(error)}</p>' if error else ""
+    described = ' aria-describedby="login-error"' if error else ""
+    return layout("Log in - snapferry", f"""<h2>Log in</h2>
+<p>Use an access key of the account whose snapshots, images and copies you want to watch.</p>
+{alert}
+<form class="login" method="post" action="{PREFIX}login">
+<label for="access_key_id">Access key ID</label>
+<input id="access_key_id" name="access_key_id" autocomplete="username" required
+       value="{e(access_key_id)}" autofocus{described}>
+<label for="secret_access_key">Secret access key</label>
+<input id="secret_access_key" name="secret_access_key" type="password"
+       autocomplete="current-password" required{described}>
+<button type="submit">Log in</button>
+</form>""")
+
+
+def dashboard(account_id: str, access_key_id: str, overview: Overview,
+              now: dt.datetime) -> str:
+    logout = f"""<p>Account <strong id="account">{e(account_id)}</strong>
+(key {e(access_key_id)})</p>
+<form method="post" action="{PREFIX}logout"><button type="submit">Log out</button></form>"""
+    return layout(f"{account_id} - snapferry copies", f"""<p id="updated" class="muted">
+Updated {e(now.strftime("%H:%M:%S"))} UTC; updates every second.</p>
+<div id="live" data-src="{PREFIX}live" data-every="{POLL_MILLISECONDS}">
+{live(overview, now)}
+</div>""", logout)
+
+
+def _regions(overview: Overview) -> list[str]:
+    return sorted({s.region for s in overview.snapshots} | {i.region for i in overview.images}
+                  | {j.dest_region for j in overview.copies})
+
+
+def live(overview: Overview, now: dt.datetime) -> str:
+    """The part of the page that is polled: one section per region."""
+    regions = _regions(overview)
+    if not regions:
+        return "<p>No snapshots, images or copies in this account yet.</p>"
+    return "\n".join(_region(region, overview, now) for region in regions)
+
+
+def _region(region: str, overview: Overview, now: dt.datetime) -> str:
+    slug = e(region)
+    copies = [job for job in overview.copies if job.dest_region == region]
+    image_copies = [image for image in overview.images
+                    if image.region == region and image.source_image_id]
+    snapshots = [s for s in overview.snapshots if s.region == region]
+    images = [image for image in overview.images if image.region == region]
+    parts = [f'<section aria-labelledby="region-{slug}">',
+             f'<h2 id="region-{slug}">{slug}</h2>']
+    if copies or image_copies:
+        parts.append(_copies_table(region, copies, image_copies, overview, now))
+    if snapshots:
+        parts.append(_snapshots_table(region, snapshots))
+    if images:
+        parts.append(_images_table(region, images))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _progress(row_id: str, percent: int | None) -> str:
+    """A native <progress> (role progressbar, aria-valuenow from its value), labelled by its
+    row's copy id; without a value it is indeterminate: the copy is not planned yet."""
+    label = f'aria-labelledby="{row_id}"'
+    if percent is None:
+        return f'<progress max="100" {label}>queued</progress> <span>queued</span>'
+    return (f'<progress max="100" value="{percent}" {label}>{percent}%</progress> '
+            f'<span class="percent">{percent}%</span>')
+
+
+def _state(state: str) -> str:
+    return f'<span class="state state-{e(state)}">{e(state)}</span>'
+
+
+def _message(text: str | None) -> str:
+    return f'<span class="message">{e(text)}</span>' if text else ""
+
+
+def _table(region: str, kind: str, caption: str, headings: Iterable[str],
+           rows: Iterable[str]) -> str:
+    head = "".join(f'<th scope="col">{e(h)}</th>' for h in headings)
+    return (f'<table id="{kind}-{e(region)}" class="{kind}"><caption>{e(caption)}</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
+
+
+def _copies_table(region: str, jobs: list[CopyJob], image_copies: list[Image],
+                  overview: Overview, now: dt.datetime) -> str:
+    rows = []
+    for image in image_copies:
+        found = figures(overview.image_copy_jobs.get(image.image_id, []), now)
+        row_id = f"copy-{e(image.image_id)}"
+        rows.append(
+            f'<tr class="copy image-copy" data-id="{e(image.image_id)}">'
+            f'<th scope="row" id="{row_id}">{e(image.image_id)}</th><td>image</td>'
+            f"<td>{e(image.source_image_region)}:{e(image.source_image_id)}</td>"
+            f"<td>{_progress(row_id, found.percent)}</td><td>{e(found.rate)}</td>"
+            f"<td>{e(found.eta)}</td><td>{_state(image.state)}</td>"
+            f"<td>{_message(image.state_reason_message)}</td></tr>")
+    for job in jobs:
+        found = figures([job], now)
+        row_id = f"copy-{e(job.snapshot_id)}"
+        rows.append(
+            f'<tr class="copy snapshot-copy" data-id="{e(job.snapshot_id)}">'
+            f'<th scope="row" id="{row_id}">{e(job.snapshot_id)}</th><td>snapshot</td>'
+            f"<td>{e(job.source_region)}:{e(job.source_snapshot_id)}</td>"
+            f"<td>{_progress(row_id, found.percent)}</td><td>{e(found.rate)}</td>"
+            f"<td>{e(found.eta)}</td><td>{_state(job.state)}</td>"
+            f"<td>{_message(job.message)}</td></tr>")
+    return _table(region, "copies", f"Copies into {region}",
+                  ("Copy", "Kind", "From", "Progress", "Rate", "Time left", "State",
+                   "Message"), rows)
+
+
+def _snapshots_table(region: str, snapshots: list[Snapshot]) -> str:
+    rows = [
+        f'<tr class="snapshot" data-id="{e(s.snapshot_id)}">'
+        f'<th scope="row">{e(s.snapshot_id)}</th><td class="description">{e(s.description)}</td>'
+        f"<td>{e(s.volume_size)} GiB</td><td>{_state(s.state)}</td><td>{e(s.progress)}%</td>"
+        f"<td>{_time(s.start_time)}</td><td>{_message(s.state_message)}</td></tr>"
+        for s in snapshots]
+    return _table(region, "snapshots", f"Snapshots in {region}",
+                  ("Snapshot", "Description", "Size", "State", "Progress", "Started",
+                   "Message"), rows)
+
+
+def _images_table(region: str, images: list[Image]) -> str:
+    rows = [
+        f'<tr class="image" data-id="{e(i.image_id)}">'
+        f'<th scope="row">{e(i.image_id)}</th><td>{e(i.name)}</td>'
+        f'<td class="description">{e(i.description)}</td><td>{_state(i.state)}</td>'
+        f"<td>{e(i.source_image_id) or '-'}</td><td>{_time(i.creation_date)}</td>"
+        f"<td>{_message(i.state_reason_message)}</td></tr>"
+        for i in images]
+    return _table(region, "images", f"Images in {region}",
+                  ("Image", "Name", "Description", "State", "Copied from", "Created",
+                   "Message"), rows)
+
+
+def not_found_page() -> str:
+    return layout("Not found - snapferry", f'<p>No such page. <a href="{PREFIX}">The copies '
+                                           "page</a>.</p>")
