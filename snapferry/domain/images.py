@@ -360,12 +360,18 @@ def permission_output(kind: str, grantee: str) -> dict[str, str]:
     return {PERMISSION_MEMBERS[kind]: grantee}
 
 
-def check_shareable(image: Image, add: list[tuple[str, str]]) -> None:
-    """Images with encrypted volumes are never public (nobody else could use the keys)."""
+def check_shareable(image: Image, add: list[tuple[str, str]], has_product_code: bool = False
+                    ) -> None:
+    """Images with encrypted volumes are never public (nobody else could use the keys), nor
+    are images with a product code (AWS: Marketplace images cannot be made public)."""
     if GROUP_ALL in add and any(d.encrypted for d in image.block_devices):
         raise ServiceError("InvalidParameterValue",
                            f"{image.image_id} has encrypted volumes, so it cannot be made "
                            "public; share it with accounts instead.")
+    if GROUP_ALL in add and has_product_code:
+        raise ServiceError("InvalidParameterValue",
+                           f"{image.image_id} has an AWS Marketplace product code, so it "
+                           "cannot be made public.")
 
 
 # -- lifecycle -----------------------------------------------------------------------------

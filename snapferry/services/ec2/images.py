@@ -394,11 +394,8 @@ def _check_shareable(ctx: RequestContext, conn: Any, image: Image,
                      add: list[tuple[str, str]]) -> None:
     """Never public when encrypted; never shared when a volume's key is the AWS managed one
     (no other account could use it)."""
-    rules.check_shareable(image, add)
-    if rules.GROUP_ALL in add and store.product_codes(conn, [image.image_id])[image.image_id]:
-        raise ServiceError("InvalidParameterValue",
-                           f"{image.image_id} has an AWS Marketplace product code, so it "
-                           "cannot be made public.")
+    rules.check_shareable(image, add,
+                          bool(store.product_codes(conn, [image.image_id])[image.image_id]))
     assert ctx.keyring is not None
     for device in image.block_devices:
         if device.encrypted and device.kms_key_id:
