@@ -36,6 +36,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         connections=dataclasses.replace(ConnectionSettings(), **limits),
         **({"orphan_grace_seconds": args.orphan_grace_seconds}
            if getattr(args, "orphan_grace_seconds", None) is not None else {}),
+        **({"s3_domain": args.s3_domain} if getattr(args, "s3_domain", None) else {}),
     )
 
 
@@ -189,6 +190,9 @@ def parser() -> argparse.ArgumentParser:
     data_dir(run)
     run.add_argument("--orphan-grace-seconds", type=float,
                      help="collect objects a dead writer left after this long (default 3600)")
+    run.add_argument("--s3-domain", metavar="DOMAIN",
+                     help="S3 virtual-host addressing: <bucket>.DOMAIN names a bucket "
+                          "(default localhost)")
     copy_options(run, "copy worker threads in this process (default 2; 0: use "
                       "`snapferry worker`)")
     run.set_defaults(func=serve)
