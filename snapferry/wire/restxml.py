@@ -176,7 +176,9 @@ class RestXmlProtocol(Protocol):
             elif location == "header":
                 text = request.header(key)
                 if text is not None:
-                    params[name] = self._header(member, text, key)
+                    value = self._header(member, text, key)
+                    if value != []:  # a header list with no items says nothing
+                        params[name] = value
             elif location == "headers":
                 prefix = key.lower()
                 found = {h[len(prefix):]: v[0] for h, v in request.headers.items()
@@ -202,10 +204,11 @@ class RestXmlProtocol(Protocol):
 
     @staticmethod
     def _header(member: Shape, text: str, key: str) -> Any:
-        if member.type_name == "timestamp":
-            return scalar_from_text(member, text, key)
-        if member.type_name == "string" and member.serialization.get("jsonvalue"):
-            return text
+        if member.type_name == "list":  # a header list: comma-separated items
+            values = [scalar_from_text(member.member, item.strip(), key)
+                      for item in text.split(",") if item.strip()]
+            check_limits(member, values, key)
+            return values
         return scalar_from_text(member, text, key)
 
     @staticmethod
@@ -252,6 +255,10 @@ class RestXmlProtocol(Protocol):
                 found = [c for c in children if _local(c.tag) == wire]
                 if found:
                     result[name] = self._read(member, found[0], f"{where}.{wire}")
+            for name in shape.required_members:
+                if name not in result:
+                    raise InvalidInput(InvalidInput.MISSING,
+                                       f"The XML must contain {where}.{name}.")
             return result
         if kind == "list":
             values = [self._read(shape.member, c, f"{where}.member") for c in element]
@@ -259,7 +266,8 @@ class RestXmlProtocol(Protocol):
             return values
         if kind == "map":
             raise _malformed(f"{where} cannot be read.")
-        return scalar_from_text(shape, (element.text or "").strip(), where)
+        text = element.text or ""
+        return scalar_from_text(shape, text if kind == "string" else text.strip(), where)
 
     # ---- response --------------------------------------------------------------------------
 
@@ -302,6 +310,8 @@ class RestXmlProtocol(Protocol):
             root = member.serialization.get("name", member.name)
             return self._xml(status, headers, root, self._write(member, value))
         body_members = {n: m for n, m in body_members.items() if output.get(n) is not None}
+        if not body_members and operation.name not in _ROOTS:
+            return HttpResponse(status, b"", headers)  # HeadObject, PutObject: headers only
         root = _ROOTS.get(operation.name, f"{operation.name}Result")
         if len(body_members) == 1 and not _ROOTS.get(operation.name, "").endswith("Result"):
             (name, member), = body_members.items()
@@ -322,7 +332,7 @@ class RestXmlProtocol(Protocol):
 
     @staticmethod
     def _xml(status: int, headers: dict[str, str], root: str, inner: str) -> HttpResponse:
-        headers["Content-Type"] = "application/xml"
+        headers.setdefault("Content-Type", "application/xml")
         body = f'{_XML_DECL}<{root} xmlns="{S3_NAMESPACE}">{inner}</{root}>'
         return HttpResponse(status, body.encode("utf-8"), headers)
 
@@ -342,7 +352,7 @@ class RestXmlProtocol(Protocol):
             for name, member in shape.members.items():
                 if member.serialization.get("xmlAttribute") and value.get(name) is not None:
                     wire = member.serialization.get("name", name)
-                    attributes += f' {wire}="{_xml_text(str(value[name]))}"'
+                    attributes += f' {wire}="{_xml_attribute(str(value[name]))}"'
         return f"<{tag}{attributes}>{self._write(shape, value)}</{tag}>"
 
     def _write(self, shape: Shape, value: Any) -> str:
@@ -381,6 +391,12 @@ class RestXmlProtocol(Protocol):
         # AWS says 501; a 4xx keeps SDKs from retrying what will never work.
         return ServiceError("NotImplemented",
                             f"{name[:100]} is not an operation of this service.")
+
+
+def _xml_attribute(text: str) -> str:
+    """Text as an attribute value: a parser turns raw white space there into spaces."""
+    escaped = _xml_text(text).replace('"', "&quot;")
+    return escaped.replace("\n", "&#10;").replace("\t", "&#9;")
 
 
 def _malformed(detail: str) -> ServiceError:
