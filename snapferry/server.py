@@ -81,8 +81,8 @@ def guess_service(request: IncomingRequest) -> str:
         return scope.service
     s3 = protocol_for("s3")
     assert isinstance(s3, RestXmlProtocol)
-    if s3.host_bucket(request) is not None:
-        return "s3"
+    if s3.host_bucket(request) is not None or "AWSAccessKeyId" in request.query:
+        return "s3"  # virtual-host addressing, or an S3 URL presigned with Signature V2
     if request.header("x-amz-target"):
         return "kms"
     if request.raw_path.startswith("/snapshots"):
@@ -136,7 +136,9 @@ class Dispatcher:
                 raise protocol.auth_error(
                     AuthProblem.MISSING,
                     "Request is missing Authentication Token: sign it with AWS Signature "
-                    "Version 4 (an Authorization header or a presigned URL).",
+                    "Version 4 (an Authorization header or a presigned URL"
+                    + ("; presign S3 URLs with signature_version 's3v4', Signature Version 2 "
+                       "is not accepted)." if "AWSAccessKeyId" in request.query else ")."),
                 )
             service = SERVICES.get(signed.scope.service)
             if service is None:

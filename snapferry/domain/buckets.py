@@ -96,8 +96,8 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         return (max(0, size - suffix), size - 1) if size else _raise_range(size)
     first = int(first_text)
     last = int(last_text) if last_text else size - 1
-    if last < first:
-        return None
+    if last_text and last < first:
+        return None  # not a range S3 can read: the whole object
     if first >= size:
         raise _invalid_range(size)
     return first, min(last, size - 1)

@@ -195,7 +195,11 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 def expected_signature(
     request: IncomingRequest, signed: SignedRequest, secret: str, payload_hash: str, method: str
 ) -> str:
-    path = quote(normalize_url_path(request.raw_path or "/"), safe="/~")
+    if signed.scope.service == "s3":
+        # S3 signs the path as sent: encoded once, never normalised (a key may hold `//`).
+        path = request.raw_path or "/"
+    else:
+        path = quote(normalize_url_path(request.raw_path or "/"), safe="/~")
     canonical = "\n".join(
         (
             method,
