@@ -136,3 +136,21 @@ def url_encode(value: str | None, encoding: str | None) -> str | None:
 
 def owner_of(account_id: str) -> dict[str, str]:
     return s3_access.owner(account_id)
+
+
+def readable_object(ctx: RequestContext, conn: Connection, bucket_name: str, key: str
+                    ) -> StoredObject | None:
+    """The object if it exists and the caller may read it (s3:GetObject), else None: for
+    other services that read S3 on the caller's behalf (RegisterImage's bundle)."""
+    bucket = s3store.get_bucket(conn, bucket_name)
+    if bucket is None or bucket.region != ctx.region:
+        return None
+    obj = s3store.get_object(conn, bucket_name, key)
+    if obj is None:
+        return None
+    resource = Resource(object_arn(bucket.name, key), obj.owner, bucket.account_id,
+                        acl_of(bucket, obj.acl), _policy(bucket))
+    conditions = {"aws:RequestedRegion": ctx.region}
+    if not s3_access.allowed(ctx.principal, "s3:GetObject", resource, "READ", conditions):
+        return None
+    return obj
