@@ -91,6 +91,11 @@ def copy_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
                 conn, source, ctx.account_id):
             raise rules.not_found(source_id)
         rules.check_copyable(source)
+        if source.root_device_type == "instance-store":
+            # Its bundle would go through the regional amis-for-... bucket (issue 12, item 3):
+            # refused whole rather than left pending with nothing to copy.
+            raise ServiceError("UnsupportedOperation", f"{source.image_id} is an "
+                               "instance-store image; snapferry does not copy those yet.")
         backing = _backing_snapshots(ctx, conn, source)
         if store.name_in_use(conn, ctx.account_id, ctx.region, name):
             raise rules.duplicate_name(name)
