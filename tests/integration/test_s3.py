@@ -592,3 +592,15 @@ def test_crc32_of_parts(s3: Any) -> None:
     joined = b"".join(base64.b64decode(p["ChecksumCRC32"]) for p in sent)
     assert done["ChecksumCRC32"] == f"{crc32_b64(joined)}-2"
     assert zlib.crc32(b"") == 0  # (the helper's own sanity)
+
+
+def test_an_explicit_deny_beats_an_acl_grant(s3: Any, other: Any) -> None:
+    name = bucket(s3, "deny-over-acl", ObjectOwnership="ObjectWriter")
+    s3.put_object(Bucket=name, Key="k", Body=b"v", GrantRead=f'id="{canonical_id(OTHER_ID)}"')
+    assert other.get_object(Bucket=name, Key="k")["Body"].read() == b"v"
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": {"AWS": f"arn:aws:iam::{OTHER_ID}:root"},
+        "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/*"}]}))
+    with pytest.raises(ClientError) as denied:
+        other.get_object(Bucket=name, Key="k")
+    assert code(denied) == "AccessDenied"
