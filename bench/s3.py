@@ -75,9 +75,9 @@ def api_round(endpoint: str, bucket: str, blobs: list[bytes], threads: int,
         if not big.exists():
             big.write_bytes(os.urandom(BIG_FILE))
         s3 = clients[0]
-        result["upload_file 64 MiB"] = timed(lambda: s3.upload_file(str(big), bucket, "big"),
-                                             BIG_FILE)
-        result["download_file 64 MiB"] = timed(
+        result[f"upload_file {BIG_FILE // MIB} MiB"] = timed(
+            lambda: s3.upload_file(str(big), bucket, "big"), BIG_FILE)
+        result[f"download_file {BIG_FILE // MIB} MiB"] = timed(
             lambda: s3.download_file(bucket, "big", str(tmp / "back.bin")), BIG_FILE)
     return result
 
