@@ -59,6 +59,7 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-test
 	$(BIN)/python -m bench.blocks
 	$(BIN)/python -m bench.copy
 	$(BIN)/python -m bench.images
+	$(BIN)/python -m bench.s3
 
 # kill -9 cycles against a real server and worker; prints lost/torn/stuck/orphan figures
 crash: $(VENV)/.installed-test

@@ -56,6 +56,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             getattr(args, "no_paravirtual_regions", None))),
         **({"orphan_grace_seconds": args.orphan_grace_seconds}
            if getattr(args, "orphan_grace_seconds", None) is not None else {}),
+        **({"s3_domain": args.s3_domain} if getattr(args, "s3_domain", None) else {}),
     )
 
 
@@ -232,6 +233,9 @@ def parser() -> argparse.ArgumentParser:
                           "(README, \"Faults file\")")
     run.add_argument("--orphan-grace-seconds", type=float,
                      help="collect objects a dead writer left after this long (default 3600)")
+    run.add_argument("--s3-domain", metavar="DOMAIN",
+                     help="S3 virtual-host addressing: <bucket>.DOMAIN names a bucket "
+                          "(default localhost)")
     copy_options(run, "copy worker threads in this process (default 2; 0: use "
                       "`snapferry worker`)")
     run.set_defaults(func=serve)

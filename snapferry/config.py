@@ -79,6 +79,11 @@ class Settings:
     # A writer's intent older than this, with no block row, marks an abandoned object
     # (storage/manifests.py). Any value is safe; the crash harness uses a short one.
     orphan_grace_seconds: float = 3600.0
+    # S3 virtual-host addressing: a request to `<bucket>.<s3_domain>[:port]` names a bucket.
+    s3_domain: str = "localhost"
+    # S3 request bodies (objects, parts) are spooled to disk, not held in memory; past this
+    # size they are refused (5 GiB, S3's single-PUT limit, plus aws-chunked framing).
+    max_s3_body_bytes: int = 5 * 1024**3 + 64 * 1024**2
 
     @classmethod
     def data_dir_from(cls, given: str | None) -> Path:

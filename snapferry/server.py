@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -34,12 +36,14 @@ from snapferry.storage import faults as fault_store
 from snapferry.storage.datadir import Storage
 from snapferry.web import app as web
 from snapferry.wire import sigv4
-from snapferry.wire.http import HttpResponse, IncomingRequest
+from snapferry.wire.chunked import ChunkSigner
+from snapferry.wire.http import BodySpool, HttpResponse, IncomingRequest
 from snapferry.wire.json import JsonProtocol
 from snapferry.wire.models import service_model
 from snapferry.wire.protocol import AuthProblem, Protocol
 from snapferry.wire.query import EC2Protocol, QueryProtocol
 from snapferry.wire.restjson import RestJsonProtocol
+from snapferry.wire.restxml import RestXmlProtocol
 
 log = logging.getLogger("snapferry")
 
@@ -48,6 +52,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     "query": QueryProtocol,
     "json": JsonProtocol,
     "rest-json": RestJsonProtocol,
+    "rest-xml": RestXmlProtocol,
 }
 
 Scope = MutableMapping[str, Any]
@@ -72,6 +77,13 @@ def _versions() -> dict[str, str]:
 
 def guess_service(request: IncomingRequest) -> str:
     """The service an unsigned (or unreadably signed) request is most likely meant for."""
+    scope = sigv4.scope_hint(request)
+    if scope is not None and scope.service in SERVICES:
+        return scope.service
+    s3 = protocol_for("s3")
+    assert isinstance(s3, RestXmlProtocol)
+    if s3.host_bucket(request) is not None or "AWSAccessKeyId" in request.query:
+        return "s3"  # virtual-host addressing, or an S3 URL presigned with Signature V2
     if request.header("x-amz-target"):
         return "kms"
     if request.raw_path.startswith("/snapshots"):
@@ -98,6 +110,9 @@ class Dispatcher:
         self.keyring = KeyRing(storage.box, self.clock)
         self.copier = Copier(storage, self.keyring, self.clock, settings.copies)
         self.metrics = Metrics(storage, self.clock)
+        s3 = protocol_for("s3")
+        assert isinstance(s3, RestXmlProtocol)
+        s3.base_domains = (settings.s3_domain.lower().strip("."),)
 
     def _secret_for(self, access_key_id: str) -> str | None:
         key = self.storage.accounts.find(access_key_id)
@@ -122,7 +137,9 @@ class Dispatcher:
                 raise protocol.auth_error(
                     AuthProblem.MISSING,
                     "Request is missing Authentication Token: sign it with AWS Signature "
-                    "Version 4 (an Authorization header or a presigned URL).",
+                    "Version 4 (an Authorization header or a presigned URL"
+                    + ("; presign S3 URLs with signature_version 's3v4', Signature Version 2 "
+                       "is not accepted)." if "AWSAccessKeyId" in request.query else ")."),
                 )
             service = SERVICES.get(signed.scope.service)
             if service is None:
@@ -144,7 +161,8 @@ class Dispatcher:
             principal = Principal(key.account_id, key.access_key_id)
             operation = protocol.operation_name(request)
             response = self._call(protocol, service, principal, signed.scope.region, request,
-                                  request_id, operation)
+                                  request_id, operation,
+                                  self._chunk_signer(request, signed, key.secret_access_key))
         except sigv4.AuthenticationError as problem:
             response = protocol.serialize_error(
                 protocol.auth_error(problem.problem, problem.message), request_id
@@ -160,6 +178,19 @@ class Dispatcher:
         self.metrics.observe(protocol.model.endpoint_prefix, operation, response.status,
                              time.perf_counter() - started)
         return response
+
+    @staticmethod
+    def _chunk_signer(request: IncomingRequest, signed: sigv4.SignedRequest,
+                      secret: str) -> ChunkSigner | None:
+        """Where an S3 aws-chunked body's chain of chunk signatures starts (wire/chunked.py)."""
+        declared = request.header("x-amz-content-sha256") or ""
+        if signed.scope.service != "s3" or declared not in sigv4.STREAMING_SIGNED:
+            return None
+        scope = signed.scope
+        return ChunkSigner(
+            key=sigv4.signing_key(secret, scope.date, scope.region, scope.service),
+            timestamp=signed.timestamp.strftime("%Y%m%dT%H%M%SZ"), scope=scope.text,
+            seed=signed.signature)
 
     def _throttle(self, service: str, operation: str, region: str, account_id: str) -> None:
         """An operator's throttle rule (domain/faults.py) answers this call instead."""
@@ -182,6 +213,7 @@ class Dispatcher:
         request: IncomingRequest,
         request_id: str,
         name: str,
+        chunk_signer: ChunkSigner | None = None,
     ) -> HttpResponse:
         operation = protocol.operation_model(name)
         handler = service.handlers.get(name)
@@ -211,6 +243,7 @@ class Dispatcher:
             keyring=self.keyring,
             settings=self.settings,
             request=request,
+            chunk_signer=chunk_signer,
         )
         output = handler(ctx, params) or {}
         if not ctx.authorized:
@@ -236,6 +269,21 @@ class App:
         self.body_timeout = body_timeout
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="snapferry-request")
         self.web = web.WebPages(dispatcher.storage, dispatcher.clock)
+        settings = dispatcher.settings
+        self.max_spool_bytes = settings.max_s3_body_bytes
+        # Spooled bodies live beside the object files, so an upload becomes one by rename.
+        self.spool_dir = dispatcher.storage.data_dir / "s3" / "tmp"
+
+    def _spools(self, method: str, headers: dict[str, list[str]]) -> bool:
+        """Whether this request's body goes to disk: an S3 upload (PUT) that is large or of
+        unknown length. Everything else is read into memory under max_body_bytes."""
+        if method != "PUT":
+            return False
+        declared = headers.get("content-length", [""])[0]
+        if declared.isascii() and declared.isdigit() and int(declared) <= self.max_body_bytes:
+            return False
+        probe = IncomingRequest(method, "/", "", headers, b"")
+        return guess_service(probe) == "s3"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -248,9 +296,14 @@ class App:
             headers.setdefault(raw_name.decode("latin-1").lower(), []).append(
                 raw_value.decode("latin-1")
             )
+        spool: BodySpool | None = None
         try:
-            async with asyncio.timeout(self.body_timeout):
-                body = await self._read_body(headers, receive)
+            if self._spools(scope["method"], headers):
+                spool = await self._spool_body(headers, receive)
+                body: Any = b"" if spool is not None else None
+            else:
+                async with asyncio.timeout(self.body_timeout):
+                    body = await self._read_body(headers, receive)
         except _Disconnected:
             return  # nobody to answer, and a cut-off body is not the request that was sent
         except TimeoutError:
@@ -261,7 +314,22 @@ class App:
             raw_query=scope["query_string"].decode("latin-1"),
             headers=headers,
             body=body if isinstance(body, bytes) else b"",
+            spool=spool,
         )
+        try:
+            await self._answer(request, body, send)
+        finally:
+            if spool is not None:
+                spool.path.unlink(missing_ok=True)  # gone already when it became an object
+
+    @staticmethod
+    def _is_scrape(request: IncomingRequest) -> bool:
+        """A Prometheus scrape: unsigned, so a signed ListObjects of a bucket named
+        `metrics` (path style: GET /metrics) still reaches S3."""
+        return (request.method == "GET" and request.raw_path in METRICS_PATHS
+                and not request.raw_query and "authorization" not in request.headers)
+
+    async def _answer(self, request: IncomingRequest, body: Any, send: Send) -> None:
         if body is None:
             response = self._too_large(request)
         elif body is _TOO_SLOW:
@@ -270,8 +338,7 @@ class App:
                 f"Your socket connection to the server was not read from or written to within "
                 f"the timeout period: the request body took over {self.body_timeout:g} seconds.",
             ))
-        elif (request.method == "GET" and request.raw_path in METRICS_PATHS
-              and not request.raw_query):
+        elif self._is_scrape(request):
             loop = asyncio.get_running_loop()  # the scrape reads the database
             body = await loop.run_in_executor(self.executor,
                                               self.dispatcher.metrics.exposition)
@@ -286,19 +353,91 @@ class App:
             (name.encode("latin-1"), value.encode("latin-1"))
             for name, value in response.headers.items()
         ]
-        headers_out.append((b"content-length", str(len(response.body)).encode()))
+        # HeadObject and GetObject state the object's length themselves.
+        if not any(name.lower() == "content-length" for name in response.headers):
+            headers_out.append((b"content-length", str(len(response.body)).encode()))
         headers_out.append((b"server", b"snapferry"))
         try:
             await send(
                 {"type": "http.response.start", "status": response.status,
                  "headers": headers_out}
             )
-            await send({"type": "http.response.body", "body": response.body})
+            if response.stream is not None:
+                await self._send_stream(response, send)
+            else:
+                await send({"type": "http.response.body", "body": response.body})
         except RuntimeError:
             # The connection closed under this request: uvicorn answered a malformed request
             # pipelined behind it with 400 and closed, and uvloop refuses writes to a closed
             # transport. There is nobody left to answer.
             log.info("connection closed before its response was sent")
+
+    async def _send_stream(self, response: HttpResponse, send: Send) -> None:
+        """A large body, piece by piece: each piece read off the event loop."""
+        loop = asyncio.get_running_loop()
+        stream = response.stream
+        assert stream is not None
+        try:
+            while True:
+                piece = await loop.run_in_executor(self.executor, next, stream, None)
+                if piece is None:
+                    break
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    async def _spool_body(self, headers: dict[str, list[str]],
+                          receive: Receive) -> BodySpool | None:
+        """The body written to a private file as it arrives, hashed on the way; None when it
+        is over max_s3_body_bytes. The deadline is per piece (an upload of gigabytes takes
+        as long as it takes, but a stalled one does not hold its slot)."""
+        declared = headers.get("content-length", ["0"])[0]
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_spool_bytes:
+            return None
+        loop = asyncio.get_running_loop()
+        self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.spool_dir / f"spool-{uuid.uuid4().hex}.part"
+        handle = open(path, "xb")  # noqa: SIM115 - closed below, on every path
+        os.chmod(path, 0o600)
+        digest = hashlib.sha256()
+        size = 0
+        pending: list[bytes] = []
+        pending_size = 0
+
+        def write(data: bytes) -> None:
+            digest.update(data)
+            handle.write(data)
+
+        try:
+            while True:
+                async with asyncio.timeout(self.body_timeout):
+                    message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_spool_bytes:
+                    handle.close()
+                    path.unlink(missing_ok=True)
+                    return None
+                pending.append(chunk)
+                pending_size += len(chunk)
+                more = message.get("more_body", False)
+                if pending_size >= 1024 * 1024 or not more:
+                    data = b"".join(pending)
+                    pending, pending_size = [], 0
+                    await loop.run_in_executor(self.executor, write, data)
+                if not more:
+                    break
+            handle.close()
+        except BaseException:
+            handle.close()
+            path.unlink(missing_ok=True)
+            raise
+        return BodySpool(path, size, digest.digest())
 
     async def _read_body(self, headers: dict[str, list[str]], receive: Receive) -> bytes | None:
         """The whole body, or None when it is over the limit.
@@ -328,6 +467,10 @@ class App:
         return b"".join(chunks) if size <= self.max_body_bytes else None
 
     def _too_large(self, request: IncomingRequest) -> HttpResponse:
+        if guess_service(request) == "s3":
+            return self._refusal(request, ServiceError(
+                "EntityTooLarge", f"Your proposed upload exceeds the maximum allowed size "
+                f"({self.max_spool_bytes} bytes).", status=400))
         return self._refusal(request, ServiceError(
             "RequestEntityTooLarge",
             f"The request body is larger than this server's limit of {self.max_body_bytes} bytes.",

@@ -8,7 +8,7 @@ protocol's unknown-operation error naming what is not served yet.
 from __future__ import annotations
 
 from snapferry.errors import ServiceError
-from snapferry.services import ebs, ec2, kms, sts
+from snapferry.services import ebs, ec2, kms, s3, sts
 from snapferry.services.context import Service
 
 
@@ -25,4 +25,5 @@ SERVICES: dict[str, Service] = {
     "kms": kms.SERVICE,
     "iam": Service("iam", "iam", {}, _denied("AccessDenied", 403)),
     "ebs": ebs.SERVICE,
+    "s3": s3.SERVICE,
 }

@@ -14,6 +14,7 @@ from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock
 from snapferry.errors import ServiceError
 from snapferry.storage.datadir import Storage
+from snapferry.wire.chunked import ChunkSigner
 from snapferry.wire.http import IncomingRequest
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class RequestContext:
     wake_background: Callable[[], None] = lambda: None
     wake_copiers: Callable[[], None] = lambda: None
     settings: Settings = field(default_factory=lambda: Settings(data_dir=Path(".")))
+    # S3's signed aws-chunked bodies: where the chain of chunk signatures starts.
+    chunk_signer: ChunkSigner | None = None
     authorized: bool = field(default=False, init=False)
 
     @property

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -415,6 +415,62 @@ event_counts = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+# ---- S3: buckets, objects, multipart uploads (bodies are files: storage/objectfiles.py) ----
+
+s3_buckets = Table(
+    "s3_buckets",
+    metadata,
+    Column("name", String(63), primary_key=True),  # one namespace for every account
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("created_at", IsoTime(), nullable=False),
+    Column("ownership", String(32), nullable=False),  # ObjectOwnership
+    Column("acl", Text, nullable=False),  # JSON list of grants
+    Column("policy", Text),  # the bucket policy as given
+)
+
+s3_objects = Table(
+    "s3_objects",
+    metadata,
+    Column("bucket", String(63), ForeignKey("s3_buckets.name"), primary_key=True),
+    Column("key", String(1024), primary_key=True),
+    Column("file_id", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("etag", String(64), nullable=False),
+    Column("last_modified", IsoTime(), nullable=False),
+    Column("owner", String(12), nullable=False),
+    Column("headers", Text, nullable=False),  # JSON: Content-Type, user metadata, ...
+    Column("checksums", Text, nullable=False),  # JSON: algorithm -> value
+    Column("parts", Integer),  # parts of a multipart object
+    Column("acl", Text, nullable=False),
+)
+
+s3_uploads = Table(
+    "s3_uploads",
+    metadata,
+    Column("upload_id", String(64), primary_key=True),
+    Column("bucket", String(63), ForeignKey("s3_buckets.name"), nullable=False),
+    Column("key", String(1024), nullable=False),
+    Column("account_id", String(12), nullable=False),
+    Column("initiated", IsoTime(), nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("acl", Text, nullable=False),
+    Column("checksum_algorithm", String(16)),
+    Index("s3_uploads_by_bucket", "bucket", "key"),
+)
+
+s3_parts = Table(
+    "s3_parts",
+    metadata,
+    Column("upload_id", String(64), ForeignKey("s3_uploads.upload_id"), primary_key=True),
+    Column("part_number", Integer, primary_key=True),
+    Column("file_id", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("etag", String(64), nullable=False),
+    Column("last_modified", IsoTime(), nullable=False),
+    Column("checksums", Text, nullable=False),
+)
+
 
 def _add_images(conn: Connection) -> None:
     """Version 2: machine images, their block device mappings and launch permissions."""
@@ -449,6 +505,12 @@ def _add_image_product_codes(conn: Connection) -> None:
     image_product_codes.create(conn, checkfirst=True)
 
 
+def _add_s3(conn: Connection) -> None:
+    """Version 7: S3 buckets, objects and multipart uploads (re-runnable: checkfirst)."""
+    for table in (s3_buckets, s3_objects, s3_uploads, s3_parts):
+        table.create(conn, checkfirst=True)
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_images,
@@ -456,6 +518,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _add_key_rotation,
     5: _add_fault_rules,
     6: _add_image_product_codes,
+    7: _add_s3,
 }
 
 

@@ -28,6 +28,11 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED = frozenset(
     {"UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
 )
+# S3's aws-chunked bodies: the header signature covers this literal, and each chunk carries
+# its own signature chained from it (wire/chunked.py checks those).
+STREAMING_SIGNED = frozenset(
+    {"STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"}
+)
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _HEADER_RE = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,"
@@ -163,12 +168,14 @@ def _canonical_headers(request: IncomingRequest, names: tuple[str, ...]) -> str:
     return "".join(lines)
 
 
-def _payload_hashes(request: IncomingRequest, presigned: bool) -> list[str]:
+def _payload_hashes(request: IncomingRequest, signed: SignedRequest) -> list[str]:
     """The payload hashes the signer may have used, most likely first."""
+    presigned = signed.presigned
     declared = request.header("x-amz-content-sha256")
-    actual = request.body_sha256.hex() if request.body else EMPTY_SHA256
+    actual = request.body_sha256.hex() if request.body_size else EMPTY_SHA256
+    literal = UNSIGNED | (STREAMING_SIGNED if signed.scope.service == "s3" else frozenset())
     if declared is not None:
-        if declared not in UNSIGNED and declared != actual:
+        if declared not in literal and declared != actual:
             raise AuthenticationError(
                 AuthProblem.BAD_SIGNATURE,
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
@@ -188,7 +195,11 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 def expected_signature(
     request: IncomingRequest, signed: SignedRequest, secret: str, payload_hash: str, method: str
 ) -> str:
-    path = quote(normalize_url_path(request.raw_path or "/"), safe="/~")
+    if signed.scope.service == "s3":
+        # S3 signs the path as sent: encoded once, never normalised (a key may hold `//`).
+        path = request.raw_path or "/"
+    else:
+        path = quote(normalize_url_path(request.raw_path or "/"), safe="/~")
     canonical = "\n".join(
         (
             method,
@@ -255,7 +266,7 @@ def verify(
     if signed.presigned and methods[0] == "GET":
         methods.append("POST")
     for method in methods:
-        for payload_hash in _payload_hashes(request, signed.presigned):
+        for payload_hash in _payload_hashes(request, signed):
             expected = expected_signature(request, signed, secret, payload_hash, method)
             if hmac.compare_digest(expected, signed.signature):
                 return

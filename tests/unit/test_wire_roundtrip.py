@@ -17,7 +17,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from botocore.awsrequest import HeadersDict, create_request_object, prepare_request_dict
+from botocore.awsrequest import (
+    AWSResponse,
+    HeadersDict,
+    create_request_object,
+    prepare_request_dict,
+)
+from botocore.handlers import parse_get_bucket_location
 from botocore.model import OperationModel, Shape
 from botocore.parsers import create_parser
 from botocore.response import StreamingBody
@@ -195,6 +201,81 @@ def rest_params(shape: Shape, params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def xml_input(shape: Shape, value: Any) -> Any:
+    """An XML request body as botocore writes it and a parser reads it back: a flattened
+    list with no items writes nothing, and a parser reads a CR (raw in botocore's text) as a
+    line feed."""
+    kind = shape.type_name
+    if kind == "structure":
+        members = {}
+        for name, member_value in value.items():
+            carried = xml_input(shape.members[name], member_value)
+            if carried is not None:
+                members[name] = carried
+        return members
+    if kind == "list":
+        if not value and shape.serialization.get("flattened"):
+            return None
+        return [xml_input(shape.member, item) for item in value]
+    if kind == "string":
+        return value.replace("\r\n", "\n").replace("\r", "\n")
+    if kind == "timestamp" and shape.serialization.get("timestampFormat") == "rfc822":
+        return value.replace(microsecond=0)  # RFC 822 has whole seconds
+    return value
+
+
+def _xml_cannot_carry(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_xml_cannot_carry(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_xml_cannot_carry(v) for v in value)
+    return isinstance(value, str) and bool(_NOT_XML.search(value))
+
+
+def restxml_params(shape: Shape, params: dict[str, Any]) -> dict[str, Any]:
+    """Params as rest-xml carries them back: headers as rest-json's, user metadata with
+    the lower-case names HTTP headers have (S3 lower-cases them too), an empty metadata map
+    sends nothing, and an empty string payload is no payload."""
+    result = rest_params(shape, params)
+    payload = shape.serialization.get("payload")
+    for name, member in shape.members.items():
+        location = member.serialization.get("location")
+        wire = member.serialization.get("name", "")
+        if location == "header" and wire.lower() == "content-length" and name not in result:
+            # HTTP's own header: botocore states the length of what it sends.
+            body = result.get(payload) if payload else b""
+            result[name] = len(body) if isinstance(body, bytes) else 0
+            continue
+        if name not in result:
+            continue
+        if location == "headers":
+            carried = {k.lower(): v.strip(" \t") for k, v in result[name].items()}
+            if carried:
+                result[name] = carried
+            else:
+                del result[name]
+        elif location == "header" and member.type_name == "list":
+            # A header list is its items joined by commas: empty items vanish, and with
+            # none left the header carries nothing.
+            items = [v.strip(" \t") for v in result[name] if v.strip(" \t")]
+            if items:
+                result[name] = items
+            else:
+                del result[name]
+        elif member.serialization.get("timestampFormat") == "rfc822":
+            result[name] = result[name].replace(microsecond=0)  # RFC 822 has whole seconds
+    if payload is not None:
+        member = shape.members[payload]
+        if member.type_name == "string":
+            # A text body (a bucket policy) is the text; an empty one is no body.
+            result.pop(payload, None)
+            if params.get(payload):
+                result[payload] = params[payload]
+        elif member.type_name == "structure" and payload in result:
+            result[payload] = xml_input(member, result[payload])
+    return result
+
+
 def expected_params(service: str, operation: OperationModel, params: dict[str, Any]) -> dict:
     shape = operation.input_shape
     if shape is None:
@@ -205,6 +286,8 @@ def expected_params(service: str, operation: OperationModel, params: dict[str, A
         return carried or {}
     if protocol_name == "rest-json":
         return rest_params(shape, params)
+    if protocol_name == "rest-xml":
+        return restxml_params(shape, params)
     return params
 
 
@@ -266,7 +349,54 @@ def expected_output(service: str, operation: OperationModel, output: dict[str, A
         return xml_output(shape, output)
     if protocol_name == "rest-json":
         return rest_output(shape, output)
+    if protocol_name == "rest-xml":
+        return restxml_output(shape, output)
     return output
+
+
+class _Raw:
+    """What AWSResponse reads its content from (a urllib3 response, in botocore)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, *_: Any, **__: Any) -> Any:
+        yield self.body
+
+
+def restxml_output(shape: Shape, output: dict[str, Any]) -> dict[str, Any]:
+    """Output as rest-xml carries it back: headers as rest-json's, user metadata under
+    lower-case names (HTTP header names), the body members as an XML document does."""
+    result = rest_output(shape, output)
+    for name, member in shape.members.items():
+        location = member.serialization.get("location")
+        if name not in result:
+            continue
+        if location == "headers":
+            result[name] = {k: v.strip(" \t") for k, v in result[name].items()}
+        elif location is None and shape.serialization.get("payload") != name:
+            carried = xml_output(member, result[name])
+            if carried is None:
+                del result[name]
+            else:
+                result[name] = carried
+        elif location == "header" and member.type_name == "list":
+            if result[name]:
+                result[name] = [v.strip(" \t") for v in result[name]]
+            else:
+                del result[name]
+    for name, member in shape.members.items():
+        if member.serialization.get("location") == "headers":
+            result.setdefault(name, {})  # botocore always gives a header map, maybe empty
+    payload = shape.serialization.get("payload")
+    if payload is not None:
+        member = shape.members[payload]
+        if member.type_name == "structure":
+            # botocore reads a structure payload from whatever body there is, even none.
+            result[payload] = xml_output(member, result.get(payload) or {})
+        elif member.type_name == "string":
+            result[payload] = output.get(payload) or ""
+    return result
 
 
 # ---- the properties -------------------------------------------------------------------------
@@ -288,6 +418,16 @@ def test_request_round_trip(service: str, operation_name: str, data: st.DataObje
 
     assert protocol.operation_name(request) == operation_name
     expected = expected_params(service, operation, params)
+    payload = operation.input_shape.serialization.get("payload") if operation.input_shape \
+        else None
+    if _protocol_name(service) == "rest-xml" and payload and \
+            operation.input_shape.members[payload].type_name == "structure" and \
+            _xml_cannot_carry(params.get(payload)):
+        # botocore writes such text raw into the document, which no parser reads.
+        with pytest.raises(ServiceError) as refused:
+            protocol.parse(operation, request)
+        assert refused.value.code == "MalformedXML"
+        return
     if operation.input_shape is not None and lacks_required(operation.input_shape, expected):
         # What botocore sent lost a required member on the wire (an empty EC2 list sends
         # nothing): the server must say which parameter is missing, as AWS does.
@@ -295,7 +435,11 @@ def test_request_round_trip(service: str, operation_name: str, data: st.DataObje
             protocol.parse(operation, request)
         assert problem.value.kind == InvalidInput.MISSING
     else:
-        assert protocol.parse(operation, request) == expected
+        parsed = protocol.parse(operation, request)
+        for name, value in parsed.items():
+            if isinstance(value, IncomingRequest):  # S3 hands handlers the request to stream
+                parsed[name] = value.body
+        assert parsed == expected
 
 
 @pytest.mark.parametrize(("service", "operation_name"), CASES)
@@ -311,13 +455,24 @@ def test_response_round_trip(service: str, operation_name: str, data: st.DataObj
         _protocol_name(service), response, operation.output_shape, operation.has_streaming_output
     )
 
+    if operation.name == "GetBucketLocation":
+        # botocore's client reads the root element's text with a handler of its own.
+        parse_get_bucket_location(parsed, AWSResponse("", response.status,
+                                                      response.headers, _Raw(response.body)))
     metadata = parsed.pop("ResponseMetadata")
     assert metadata["RequestId"] == "req-id"
-    assert metadata["HTTPStatusCode"] == operation.http.get("responseCode", 200)
+    # A response with a Content-Range is HTTP's 206 Partial Content.
+    partial = output.get("ContentRange") is not None and _protocol_name(service) == "rest-xml"
+    assert metadata["HTTPStatusCode"] == (206 if partial else
+                                          operation.http.get("responseCode", 200))
     for name, value in parsed.items():
         if isinstance(value, StreamingBody):
             parsed[name] = value.read()
-    assert parsed == expected_output(service, operation, output)
+    expected = expected_output(service, operation, output)
+    if operation.name == "GetBucketLocation":
+        # An empty root element (us-east-1) has no text: the handler reads None.
+        expected["LocationConstraint"] = expected.get("LocationConstraint") or None
+    assert parsed == expected
 
 
 # AWS error codes: a word, sometimes dotted (InvalidSnapshot.NotFound). botocore reads
@@ -334,7 +489,7 @@ def test_error_round_trip(service: str, code: str, message: str, status: int) ->
     response = protocol_for(service).serialize_error(ServiceError(code, message, status), "req-id")
     parsed = botocore_response(protocol_name, response, None)
 
-    if protocol_name in ("ec2", "query"):
+    if protocol_name in ("ec2", "query", "rest-xml"):
         message = _NOT_XML.sub("\ufffd", message)
         # An empty <Message/> element has no text, which botocore's error parser reads as None.
         expected_message: str | None = message or None

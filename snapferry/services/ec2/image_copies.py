@@ -91,6 +91,11 @@ def copy_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
                 conn, source, ctx.account_id):
             raise rules.not_found(source_id)
         rules.check_copyable(source)
+        if source.root_device_type == "instance-store":
+            # Its bundle would go through the regional amis-for-... bucket (issue 12, item 3):
+            # refused whole rather than left pending with nothing to copy.
+            raise ServiceError("UnsupportedOperation", f"{source.image_id} is an "
+                               "instance-store image; snapferry does not copy those yet.")
         codes = store.product_codes(conn, [source.image_id])[source.image_id]
         rules.check_marketplace_copy(source, codes, ctx.account_id)
         rules.check_virtualization_in_region(source.virtualization_type, ctx.region,

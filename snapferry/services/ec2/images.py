@@ -140,9 +140,9 @@ def _usable_snapshot(ctx: RequestContext, conn: Any):  # type: ignore[no-untyped
 
 def register_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
     if params.get("ImageLocation"):
-        raise ServiceError("UnsupportedOperation", "Registering an instance-store image from an "
-                           "ImageLocation (an S3 manifest) is not yet supported by snapferry; "
-                           "register an EBS-backed image with BlockDeviceMappings.")
+        from snapferry.services.ec2.bundles import register_from_manifest
+
+        return register_from_manifest(ctx, params)  # an instance-store image
     attributes = rules.registration_attributes(params)
     rules.check_virtualization_in_region(attributes["virtualization_type"], ctx.region,
                                          ctx.settings.images.no_paravirtual_regions,
