@@ -61,13 +61,23 @@ class Settings:
     # Larger bodies are refused before they are read. The biggest legitimate body is an
     # EBS PutSnapshotBlock of 512 KiB; EC2 query bodies are far smaller.
     max_body_bytes: int = 1024 * 1024
-    # None: SQLite in the data dir. Otherwise any SQLAlchemy URL (PostgreSQL at scale).
+    # None: SQLite in the data dir. Otherwise any SQLAlchemy URL (PostgreSQL at scale:
+    # postgresql+psycopg://user:password@host/database).
     database_url: str | None = None
+    # None: files under the data dir. `s3://bucket` or `s3://bucket/prefix`: an S3-compatible
+    # object store at `s3_endpoint_url` (None: AWS's own, from the usual boto3 settings).
+    block_store: str | None = None
+    s3_endpoint_url: str | None = None
     copies: CopySettings = field(default_factory=lambda: CopySettings())
     connections: ConnectionSettings = field(default_factory=lambda: ConnectionSettings())
     # A writer's intent older than this, with no block row, marks an abandoned object
     # (storage/manifests.py). Any value is safe; the crash harness uses a short one.
     orphan_grace_seconds: float = 3600.0
+
+    @staticmethod
+    def engine_option(given: str | None, variable: str) -> str | None:
+        """A flag, else its SNAPFERRY_* environment variable, else None ("" counts as None)."""
+        return given or os.environ.get(variable) or None
 
     @classmethod
     def data_dir_from(cls, given: str | None) -> Path:
