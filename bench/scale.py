@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     total_mib = args.size_mib * args.copies
     root = Path(tempfile.mkdtemp(prefix="snapferry-bench-scale-"))
-    postgres = LocalPostgres(root / "postgres").start()
+    postgres = LocalPostgres().start()  # its own directory: the postgres user must reach it
     weed = LocalSeaweed(root / "seaweedfs").start()
     rows: list[tuple[str, float]] = []
     rates: list[tuple[str, float]] = []

@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path, help="where their data lives (kept)")
     parser.add_argument("--bucket", default="snapferry-blocks")
     args = parser.parse_args(argv)
+    args.directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:  # PostgreSQL runs as `postgres`: it must be able to pass through
+        args.directory.chmod(args.directory.stat().st_mode | 0o111)
     postgres = LocalPostgres(args.directory / "postgres").start()
     weed = LocalSeaweed(args.directory / "seaweedfs").start()
     try:

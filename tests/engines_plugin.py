@@ -58,6 +58,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+    if hasattr(config, "workeroutput"):  # an xdist worker: tell the controller
+        config.workeroutput["embedded_only"] = list(_deselected)  # type: ignore[attr-defined]
+
+
+def pytest_testnodedown(node, error) -> None:  # type: ignore[no-untyped-def]
+    """xdist: the controller gathers what its workers deselected (each collects it all)."""
+    for line in getattr(node, "workeroutput", {}).get("embedded_only", []):
+        if line not in _deselected:
+            _deselected.append(line)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
