@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import signal
 import socket
 import sys
@@ -45,6 +46,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
+    if args.processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus_client is imported: request metrics summed over the processes
+        # (engine/metrics.py), in a private directory of this server's own.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="snapferry-metrics-")
     import uvicorn
 
     from snapferry.server import App, Dispatcher
@@ -117,8 +124,15 @@ def _serve_processes(settings: Settings, storage: Storage, sock: socket.socket,
     lines.insert(2, f"  {processes} API processes, "
                     f"{worker_processes if copy_threads else 0} copy worker processes")
     print("\n".join(lines), flush=True)
-    code = supervise(api_settings, sock, processes,
-                     worker_processes if copy_threads else 0, worker_settings=settings)
+    try:
+        code = supervise(api_settings, sock, processes,
+                         worker_processes if copy_threads else 0, worker_settings=settings)
+    finally:
+        shared_metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+        if "snapferry-metrics-" in shared_metrics:  # ours (serve made it), not an operator's
+            import shutil
+
+            shutil.rmtree(shared_metrics, ignore_errors=True)
     print("snapferry stopped", flush=True)
     return code
 
