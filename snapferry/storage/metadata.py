@@ -509,6 +509,11 @@ def migrate(engine: Engine, seed: Callable[[Connection], None]) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        else:
+            # SQLite: the database's write lock before the first CREATE (the driver begins
+            # no transaction for DDL by itself); a `serve` and a `worker` starting together
+            # on a fresh data dir then take turns (busy_timeout) instead of failing.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         metadata.create_all(conn)
         current = conn.execute(select(schema_version.c.version)).scalar()
         if current is None:
