@@ -100,7 +100,9 @@ class ServerProcess:
         self.url = ""
         self.output: list[str] = []
 
-    def start(self, timeout: float = 30) -> ServerProcess:
+    def start(self, timeout: float | None = None) -> ServerProcess:
+        # The scale-out backend starts five interpreters (parent, 2 API, 2 workers).
+        timeout = timeout or (90.0 if BACKEND == "scaleout" else 30.0)
         args = scaleout_args(self.extra_args) if BACKEND == "scaleout" else self.extra_args
         command = [sys.executable, "-m", "snapferry.cli", "serve", "--port", "0",
                    "--data-dir", str(self.data_dir), *args]
