@@ -9,7 +9,7 @@ PORT   ?= 4747
 DATA   ?= ./snapferry-data
 CYCLES ?= 100
 
-.PHONY: run test lint bench fuzz crash mutation clean
+.PHONY: run test lint bench bench-scale fuzz crash mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ test: $(VENV)/.installed-test
 	$(MAKE) --no-print-directory $(JS)/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	# The integration suite again on the scale-out engines (PostgreSQL + SeaweedFS, 2 API
+	# and 2 worker processes per server; tests/engines_plugin.py). The fault tests of the
+	# scale-out engines and its cross-process limits ran above already.
+	SNAPFERRY_TEST_BACKEND=scaleout $(BIN)/python -m pytest -q -n auto --dist loadfile \
+		tests/integration --deselect tests/integration/test_scaleout_faults.py \
+		--deselect tests/integration/test_scaleout_limits.py
 
 # The long fuzz run (>= 10,000 requests; `make test` runs the same tests small). Its figures
 # go in RELIABILITY.md, "Fuzz".
@@ -60,6 +66,11 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-test
 	$(BIN)/python -m bench.copy
 	$(BIN)/python -m bench.images
 	$(BIN)/python -m bench.s3
+
+# Copies with 1, 2, 4 worker processes on PostgreSQL + SeaweedFS and embedded; requests with
+# 1 and 2 API processes (BENCHMARKS.md, "Scale"). SCALE_ARGS e.g. "--size-mib 64".
+bench-scale: $(VENV)/.installed-test
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 # kill -9 cycles against a real server and worker; prints lost/torn/stuck/orphan figures
 crash: $(VENV)/.installed-test

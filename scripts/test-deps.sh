@@ -8,6 +8,9 @@ set -euo pipefail
 missing=()
 [ -x /usr/bin/aws ] || missing+=(awscli)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# PostgreSQL 15 for the scale-out test backend (snapferry/localengines.py runs its initdb
+# and pg_ctl as the `postgres` user the package creates).
+[ -x "${SNAPFERRY_PG_BIN:-/usr/lib/postgresql/15/bin}/initdb" ] || missing+=(postgresql-15)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

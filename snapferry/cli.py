@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import signal
 import socket
 import sys
-import threading
 from pathlib import Path
 
 from snapferry.config import (
@@ -21,7 +21,7 @@ from snapferry.config import (
 )
 from snapferry.domain.accounts import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, AccessKey
 from snapferry.errors import ServiceError
-from snapferry.storage.datadir import open_storage
+from snapferry.storage.datadir import Storage, open_storage
 from snapferry.storage.files import ModeError
 from snapferry.storage.secrets import MasterKeyError
 
@@ -41,13 +41,19 @@ def _settings(args: argparse.Namespace) -> Settings:
     copies = CopySettings()
     overrides = {name: getattr(args, f"copy_{name}") for name in
                  ("workers", "rate_limit", "lease_seconds", "quota", "image_quota",
-                  "min_seconds_per_gib")
+                  "min_seconds_per_gib", "time_based_pair_rate")
                  if getattr(args, f"copy_{name}", None) is not None}
     limits = {name: getattr(args, name) for name in
               ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections")
               if getattr(args, name, None) is not None}
     return Settings(
         data_dir=Settings.data_dir_from(args.data_dir),
+        database_url=Settings.engine_option(getattr(args, "database_url", None),
+                                            "SNAPFERRY_DATABASE_URL"),
+        block_store=Settings.engine_option(getattr(args, "block_store", None),
+                                           "SNAPFERRY_BLOCK_STORE"),
+        s3_endpoint_url=Settings.engine_option(getattr(args, "s3_endpoint_url", None),
+                                               "SNAPFERRY_S3_ENDPOINT_URL"),
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", DEFAULT_PORT),
         copies=dataclasses.replace(copies, **overrides),
@@ -61,6 +67,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
+    if args.processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus_client is imported: request metrics summed over the processes
+        # (engine/metrics.py), in a private directory of this server's own.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="snapferry-metrics-")
     import uvicorn
 
     from snapferry.server import App, Dispatcher
@@ -100,6 +112,20 @@ def serve(args: argparse.Namespace) -> int:
             f"'{DEV_ACCESS_KEY_ID}', secret '{DEV_SECRET_ACCESS_KEY}'"
         )
     lines.append(f"  try: aws --endpoint-url {url} --region us-east-1 sts get-caller-identity")
+    processes, worker_processes = args.processes, args.worker_processes
+    if processes < 1 or worker_processes < 0:
+        print("snapferry: --processes must be 1 or more, --worker-processes 0 or more",
+              file=sys.stderr)
+        return 1
+    if processes > 1 or worker_processes > 0:
+        if watcher is not None:
+            # Its thread would be forked into the children mid-way; `snapferry faults` adds
+            # the same rules to the database that every process reads.
+            print("snapferry: --faults-file works with one process; with --processes or "
+                  "--worker-processes use `snapferry faults add`", file=sys.stderr)
+            storage.close()
+            return 2
+        return _serve_processes(settings, storage, sock, lines, processes, worker_processes)
     app = App(Dispatcher(storage, settings), settings.max_body_bytes,
               body_timeout=settings.connections.body_timeout)
     server = uvicorn.Server(uvicorn_config(app, settings))
@@ -121,25 +147,46 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker(args: argparse.Namespace) -> int:
-    """Copy workers only, on the same data dir as a running `snapferry serve`."""
-    from snapferry.domain.clock import SystemClock
-    from snapferry.engine.copier import Copier
-    from snapferry.services.keyring import KeyRing
+def _serve_processes(settings: Settings, storage: Storage, sock: socket.socket,
+                     lines: list[str], processes: int, worker_processes: int) -> int:
+    """The parent of `serve --processes N --worker-processes M` (snapferry/supervisor.py):
+    start-up work once, here, then the children; copies run in the worker processes only
+    (none at all with --copy-workers 0)."""
+    import datetime as dt
 
-    settings = _settings(args)
-    storage = open_storage(settings)
-    clock = SystemClock()
-    copier = Copier(storage, KeyRing(storage.box, clock), clock, settings.copies)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    copier.start(settings.copies.workers or 1)
-    print(f"snapferry worker {copier.owner} copying for {settings.data_dir}", flush=True)
-    stop.wait()
-    copier.stop()
-    storage.close()
-    return 0
+    from snapferry.domain.clock import SystemClock
+    from snapferry.engine.background import Background
+    from snapferry.supervisor import supervise
+
+    Background(storage, SystemClock(),
+               dt.timedelta(seconds=settings.orphan_grace_seconds)).start_up()
+    storage.close()  # no connection crosses a fork
+    copy_threads = settings.copies.workers
+    api_settings = dataclasses.replace(
+        settings, copies=dataclasses.replace(settings.copies, workers=0)
+    ) if worker_processes else settings
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    lines.insert(2, f"  {processes} API processes, "
+                    f"{worker_processes if copy_threads else 0} copy worker processes")
+    print("\n".join(lines), flush=True)
+    try:
+        code = supervise(api_settings, sock, processes,
+                         worker_processes if copy_threads else 0, worker_settings=settings)
+    finally:
+        shared_metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+        if "snapferry-metrics-" in shared_metrics:  # ours (serve made it), not an operator's
+            import shutil
+
+            shutil.rmtree(shared_metrics, ignore_errors=True)
+    print("snapferry stopped", flush=True)
+    return code
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Copy workers only, sharing a running `snapferry serve`'s database and block store."""
+    from snapferry.supervisor import run_worker
+
+    return run_worker(_settings(args))
 
 
 def copies(args: argparse.Namespace) -> int:
@@ -197,6 +244,17 @@ def parser() -> argparse.ArgumentParser:
             help="where metadata, blocks and the master key live "
             "(default: $SNAPFERRY_DATA_DIR or ./snapferry-data)",
         )
+        engines = sub.add_argument_group("scale-out engines (DEPLOY.md)")
+        engines.add_argument(
+            "--database-url", metavar="URL",
+            help="metadata in this database instead of SQLite in the data dir, e.g. "
+                 "postgresql+psycopg://snapferry@db/snapferry ($SNAPFERRY_DATABASE_URL)")
+        engines.add_argument(
+            "--block-store", metavar="s3://BUCKET[/PREFIX]",
+            help="blocks in this S3 bucket instead of the data dir ($SNAPFERRY_BLOCK_STORE)")
+        engines.add_argument(
+            "--s3-endpoint-url", metavar="URL",
+            help="the S3-compatible endpoint of --block-store ($SNAPFERRY_S3_ENDPOINT_URL)")
 
     def copy_options(sub: argparse.ArgumentParser, workers_help: str) -> None:
         sub.add_argument("--copy-workers", type=int, help=workers_help)
@@ -211,6 +269,9 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--copy-min-seconds-per-gib", type=float, metavar="SECONDS",
                          help="every copy takes at least this long per GiB of blocks it walks "
                               "(default: none, as fast as the disk goes)")
+        sub.add_argument("--copy-time-based-pair-rate", type=int, metavar="BYTES_PER_SECOND",
+                         help="time-based copies between one pair of regions share this rate, "
+                              "across every worker process (default 2000 MiB/s, as AWS)")
 
     run = commands.add_parser("serve", help="start the service")
     run.add_argument("--host", default="127.0.0.1")
@@ -224,6 +285,12 @@ def parser() -> argparse.ArgumentParser:
                      help="close an idle kept-alive connection after this (default 5)")
     run.add_argument("--max-connections", type=int,
                      help="open connections past which requests get 503 (default 512)")
+    run.add_argument("--processes", type=int, default=1, metavar="N",
+                     help="API processes sharing the port (default 1; more need "
+                          "--database-url: SQLite takes one writer at a time)")
+    run.add_argument("--worker-processes", type=int, default=0, metavar="M",
+                     help="run copies in M processes of their own instead of threads of the "
+                          "API processes (default 0)")
     data_dir(run)
     run.add_argument("--no-paravirtual-regions", metavar="REGION,REGION",
                      help="regions where paravirtual images cannot be registered or copied "

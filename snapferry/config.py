@@ -71,8 +71,13 @@ class Settings:
     # Larger bodies are refused before they are read. The biggest legitimate body is an
     # EBS PutSnapshotBlock of 512 KiB; EC2 query bodies are far smaller.
     max_body_bytes: int = 1024 * 1024
-    # None: SQLite in the data dir. Otherwise any SQLAlchemy URL (PostgreSQL at scale).
+    # None: SQLite in the data dir. Otherwise any SQLAlchemy URL (PostgreSQL at scale:
+    # postgresql+psycopg://user:password@host/database).
     database_url: str | None = None
+    # None: files under the data dir. `s3://bucket` or `s3://bucket/prefix`: an S3-compatible
+    # object store at `s3_endpoint_url` (None: AWS's own, from the usual boto3 settings).
+    block_store: str | None = None
+    s3_endpoint_url: str | None = None
     copies: CopySettings = field(default_factory=lambda: CopySettings())
     connections: ConnectionSettings = field(default_factory=lambda: ConnectionSettings())
     images: ImageSettings = field(default_factory=lambda: ImageSettings())
@@ -84,6 +89,11 @@ class Settings:
     # S3 request bodies (objects, parts) are spooled to disk, not held in memory; past this
     # size they are refused (5 GiB, S3's single-PUT limit, plus aws-chunked framing).
     max_s3_body_bytes: int = 5 * 1024**3 + 64 * 1024**2
+
+    @staticmethod
+    def engine_option(given: str | None, variable: str) -> str | None:
+        """A flag, else its SNAPFERRY_* environment variable, else None ("" counts as None)."""
+        return given or os.environ.get(variable) or None
 
     @classmethod
     def data_dir_from(cls, given: str | None) -> Path:

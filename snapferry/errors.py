@@ -51,3 +51,13 @@ def internal_error() -> ServiceError:
         "We encountered an internal error. Please try again.",
         status=500,
     )
+
+
+def engine_unavailable() -> ServiceError:
+    """The database or block store is briefly out of reach (a restart, a fail-over): 503,
+    which every SDK retries with back-off; nothing was changed (the transaction rolled back)."""
+    return ServiceError(
+        "ServiceUnavailable",
+        "The service is unavailable: its storage is restarting. Please try again.",
+        status=503,
+    )

@@ -28,12 +28,13 @@ from snapferry.domain.clock import Clock, SystemClock
 from snapferry.engine.background import Background
 from snapferry.engine.copier import Copier
 from snapferry.engine.metrics import CONTENT_TYPE, Metrics
-from snapferry.errors import InvalidInput, ServiceError, internal_error
+from snapferry.errors import InvalidInput, ServiceError, engine_unavailable, internal_error
 from snapferry.services import SERVICES
 from snapferry.services.context import RequestContext, Service
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import faults as fault_store
 from snapferry.storage.datadir import Storage
+from snapferry.storage.engines import unavailable
 from snapferry.web import app as web
 from snapferry.wire import sigv4
 from snapferry.wire.chunked import ChunkSigner
@@ -171,9 +172,13 @@ class Dispatcher:
             response = protocol.serialize_error(error, request_id)
         except InvalidInput as problem:
             response = protocol.serialize_error(protocol.input_error(problem), request_id)
-        except Exception:
-            log.exception("request %s failed", request_id)
-            response = protocol.serialize_error(internal_error(), request_id)
+        except Exception as error:
+            if unavailable(error):  # the database or block store is restarting: retry
+                log.warning("request %s: an engine is unavailable: %s", request_id, error)
+                response = protocol.serialize_error(engine_unavailable(), request_id)
+            else:
+                log.exception("request %s failed", request_id)
+                response = protocol.serialize_error(internal_error(), request_id)
         response.headers.setdefault("x-amzn-RequestId", request_id)
         self.metrics.observe(protocol.model.endpoint_prefix, operation, response.status,
                              time.perf_counter() - started)
@@ -263,8 +268,9 @@ class App:
     database and disk, and the event loop must keep accepting meanwhile."""
 
     def __init__(self, dispatcher: Dispatcher, max_body_bytes: int, threads: int = 16,
-                 body_timeout: float = 30.0) -> None:
+                 body_timeout: float = 30.0, startup: bool = True) -> None:
         self.dispatcher = dispatcher
+        self.startup = startup  # False: a sibling process did the start-up work
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="snapferry-request")
@@ -490,7 +496,7 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.dispatcher.background.start()
+                self.dispatcher.background.start(self.startup)
                 self.dispatcher.copier.start(self.dispatcher.settings.copies.workers)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

@@ -11,10 +11,83 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from snapferry.config import Settings
 
 READY_PREFIX = "snapferry listening on "
+
+# The integration suite's engines: `embedded` (SQLite and files in the data dir, one
+# process) or `scaleout` (PostgreSQL + SeaweedFS, 2 API processes and 2 worker processes;
+# tests/conftest.py starts the engines once per run and names them in SNAPFERRY_TEST_PG and
+# SNAPFERRY_TEST_S3).
+BACKEND = os.environ.get("SNAPFERRY_TEST_BACKEND", "embedded")
+SCALEOUT_API_PROCESSES = 2
+SCALEOUT_WORKER_PROCESSES = 2
+_prepared: set[str] = set()
+
+
+def engine_env(data_dir: Path) -> dict[str, str]:
+    """The environment that points snapferry at this data dir's engines: nothing for the
+    embedded backend; for scaleout, a database and a bucket of its own, named after the data
+    dir (made on first use, kept after: a server restarted on the data dir finds its data)."""
+    return scaleout_env(data_dir) if BACKEND == "scaleout" else {}
+
+
+def scaleout_env(data_dir: Path) -> dict[str, str]:
+    """engine_env on the scale-out engines, whatever the backend of the run."""
+    import hashlib
+
+    name = "sf" + hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:20]
+    base, endpoint = os.environ["SNAPFERRY_TEST_PG"], os.environ["SNAPFERRY_TEST_S3"]
+    if name not in _prepared:
+        _prepare_engines(base, endpoint, name)
+        _prepared.add(name)
+    # One bucket for the run, a prefix per data dir: SeaweedFS gives every bucket volumes of
+    # its own, and a hundred buckets would exhaust a small test store.
+    return {"SNAPFERRY_DATABASE_URL": f"{base}/{name}",
+            "SNAPFERRY_BLOCK_STORE": f"s3://{TEST_BUCKET}/{name}",
+            "SNAPFERRY_S3_ENDPOINT_URL": endpoint,
+            "SNAPFERRY_S3_ACCESS_KEY_ID": "snapferry",
+            "SNAPFERRY_S3_SECRET_ACCESS_KEY": "snapferry"}
+
+
+TEST_BUCKET = "snapferry-test"
+
+
+def _prepare_engines(base: str, endpoint: str, name: str) -> None:
+    import boto3
+    import psycopg
+    from botocore.config import Config
+
+    url = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() \
+                is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="snapferry", aws_secret_access_key="snapferry",
+                      config=Config(s3={"addressing_style": "path"}))
+    try:
+        s3.create_bucket(Bucket=TEST_BUCKET)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    except s3.exceptions.BucketAlreadyExists:
+        pass
+
+
+def scaleout_args(args: Sequence[str]) -> list[str]:
+    """`serve` arguments for the scaleout backend: the API in 2 processes and copies in 2
+    worker processes (none when the test asks for no copy workers)."""
+    args = list(args)
+    if "--processes" not in args:
+        args += ["--processes", str(SCALEOUT_API_PROCESSES)]
+    if "--worker-processes" not in args:
+        args += ["--worker-processes", str(SCALEOUT_WORKER_PROCESSES)]
+    return args
 
 
 class ServerProcess:
@@ -27,12 +100,15 @@ class ServerProcess:
         self.url = ""
         self.output: list[str] = []
 
-    def start(self, timeout: float = 30) -> ServerProcess:
+    def start(self, timeout: float | None = None) -> ServerProcess:
+        # The scale-out backend starts five interpreters (parent, 2 API, 2 workers).
+        timeout = timeout or (90.0 if BACKEND == "scaleout" else 30.0)
+        args = scaleout_args(self.extra_args) if BACKEND == "scaleout" else self.extra_args
         command = [sys.executable, "-m", "snapferry.cli", "serve", "--port", "0",
-                   "--data-dir", str(self.data_dir), *self.extra_args]
+                   "--data-dir", str(self.data_dir), *args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, **(self.env or {})},
+            env={**os.environ, **engine_env(self.data_dir), **(self.env or {})},
         )
         ready = threading.Event()
 
@@ -71,3 +147,52 @@ class ServerProcess:
             self.stop()
         finally:
             self.kill()
+
+
+def scaleout_settings(data_dir: Path) -> Settings:
+    """Settings for this data dir on the scale-out engines (scaleout_env), in this process:
+    the S3 credentials go into os.environ, where the block store reads them."""
+    from snapferry.config import Settings
+
+    env = scaleout_env(data_dir)
+    os.environ.update({name: value for name, value in env.items() if "_S3_" in name})
+    return Settings(data_dir=Path(data_dir), database_url=env["SNAPFERRY_DATABASE_URL"],
+                    block_store=env["SNAPFERRY_BLOCK_STORE"],
+                    s3_endpoint_url=env["SNAPFERRY_S3_ENDPOINT_URL"])
+
+
+def stored_block_keys(data_dir: Path) -> list[str]:
+    """The keys of every block object of this data dir's block store (files or bucket),
+    listed as an audit would: the service itself never lists the store."""
+    from snapferry.config import Settings
+    from snapferry.storage.datadir import open_block_store
+
+    env = engine_env(data_dir)
+    settings = Settings(data_dir=Path(data_dir), block_store=env.get("SNAPFERRY_BLOCK_STORE"),
+                        s3_endpoint_url=env.get("SNAPFERRY_S3_ENDPOINT_URL"))
+    if settings.block_store is None and not (Path(data_dir) / "blocks").exists():
+        return []
+    previous = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)  # the store's credentials
+    try:
+        return list(open_block_store(settings).keys())
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def stored_block_contents(data_dir: Path) -> Iterator[tuple[str, bytes]]:
+    """(s3://bucket/key, bytes) of every block object in this data dir's bucket on the
+    scale-out backend; nothing on the embedded one (its blocks are files in the data dir)."""
+    env = engine_env(data_dir)
+    if not env:
+        return
+    from snapferry.storage.blocks.s3 import S3BlockStore
+
+    os.environ.update({name: value for name, value in env.items() if "_S3_" in name})
+    store = S3BlockStore(env["SNAPFERRY_BLOCK_STORE"], env["SNAPFERRY_S3_ENDPOINT_URL"])
+    for key in store.keys():  # noqa: SIM118 (a block store, not a dict)
+        yield f"s3://{store.bucket}/{store.prefix}{key}", store.get(key)

@@ -16,3 +16,7 @@ def _isolated_aws_config(tmp_path_factory: pytest.TempPathFactory) -> None:
     for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                  "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
         os.environ.pop(name, None)
+
+
+# The scale-out backend's engines and the embedded_only marker (tests/engines_plugin.py).
+pytest_plugins = ["tests.engines_plugin"]

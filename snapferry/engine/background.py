@@ -45,14 +45,23 @@ class Background:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self.fail_interrupted_volumes()
-        self.storage.blocks.discard_incomplete()
-        collect_unreferenced(self.storage.engine, self.storage.blocks)
+    def start(self, startup: bool = True) -> None:
+        """startup False: another process of this server already did the start-up work
+        (`serve --processes N` does it once, before starting its API processes: one that
+        started later must not fail volumes a sibling is creating)."""
+        if startup:
+            self.start_up()
         self.run_once()
         self._thread = threading.Thread(target=self._loop, name="snapferry-background",
                                         daemon=True)
         self._thread.start()
+
+    def start_up(self) -> None:
+        """What a crash may have left: volumes half made, interrupted puts, unreferenced
+        blocks."""
+        self.fail_interrupted_volumes()
+        self.storage.blocks.discard_incomplete()
+        collect_unreferenced(self.storage.engine, self.storage.blocks)
 
     def stop(self) -> None:
         self._stop.set()

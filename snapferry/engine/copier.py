@@ -14,6 +14,7 @@ and re-checked inside its checkpoint, so no collector can take a block from unde
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -43,12 +44,13 @@ from snapferry.errors import ServiceError
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
 from snapferry.storage import faults as fault_store
-from snapferry.storage import image_copies, manifests
+from snapferry.storage import image_copies, manifests, rates
 from snapferry.storage import keys as key_store
 from snapferry.storage import snapshots as snapshot_store
 from snapferry.storage.blockdata import CorruptBlock, Intent, Pending
 from snapferry.storage.collector import collect, collect_abandoned
 from snapferry.storage.datadir import Storage
+from snapferry.storage.engines import unavailable
 from snapferry.storage.manifests import BlockRef
 from snapferry.storage.metadata import blocks
 
@@ -57,6 +59,7 @@ MAX_BATCH = 64  # blocks (32 MiB) per checkpoint
 GIB = 2**30
 IO_THREADS = 8  # block reads, crypto and fsync'd writes overlap; all release the GIL
 FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # every intent counts as abandoned
+UNAVAILABLE_PAUSE = 1.0  # seconds before a worker tries again after an engine outage
 SOURCE_KEY_OPERATIONS = ("DescribeKey", "Decrypt", "CreateGrant", "ReEncryptFrom")
 
 
@@ -98,8 +101,6 @@ class Copier:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="snapferry-copy-io")
-        self._pairs: dict[tuple[str, str], Throttle] = {}
-        self._pairs_lock = threading.Lock()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -154,7 +155,16 @@ class Copier:
             log.info("copy %s was taken over or cancelled", job.job_id)
         except Stopping:
             self._release(job)
-        except Exception:
+        except Exception as error:
+            if unavailable(error):
+                # The database or the block store is down or restarting: not the copy's
+                # fault. Hand the job back (or let its lease run out if the database is
+                # the one down); a worker resumes it at its checkpoint.
+                log.warning("copy %s paused, an engine is unavailable: %s", job.job_id, error)
+                with contextlib.suppress(Exception):
+                    self._release(job)
+                self._stop.wait(UNAVAILABLE_PAUSE)
+                return
             log.exception("copy %s failed", job.job_id)
             self._fail(job, "The copy failed on an internal error; see the server's log.")
 
@@ -253,13 +263,14 @@ class Copier:
             limits.append(self.settings.time_based_copy_rate)
         return min(limits) if limits else None
 
-    def _pair(self, job: CopyJob) -> Throttle | None:
-        if job.deadline is None:
-            return None
-        with self._pairs_lock:
-            return self._pairs.setdefault(
-                (job.source_region, job.dest_region),
-                Throttle(self.settings.time_based_pair_rate))
+    def _pair_delay(self, job: CopyJob, moved: int) -> float:
+        """Time-based copies share their region pair's rate with every other worker, in any
+        process (storage/rates.py)."""
+        if job.deadline is None or not moved:
+            return 0.0
+        with self.storage.engine.begin() as conn:
+            return rates.pay(conn, job.source_region, job.dest_region, moved,
+                             self.settings.time_based_pair_rate, time.time())
 
     def _copy(self, job: CopyJob) -> None:
         assert job.dest_lineage_id is not None
@@ -271,7 +282,7 @@ class Copier:
             except ServiceError:
                 raise CopyFailed(rules.KEY_NOT_ACCESSIBLE) from None
         rate = self._rate(job)
-        throttle, pair = Throttle(rate), self._pair(job)
+        throttle = Throttle(rate)
         batch = MAX_BATCH if not rate else max(1, min(MAX_BATCH, int(rate // BLOCK_SIZE)))
         begun, walked = time.monotonic(), 0
         while True:
@@ -287,10 +298,7 @@ class Copier:
             if cursor is None:
                 break
             intents, moved = self._move(refs, source_codec, dest_codec)
-            delay = throttle.delay_after(moved)
-            if pair is not None:
-                with self._pairs_lock:
-                    delay = max(delay, pair.delay_after(moved))
+            delay = max(throttle.delay_after(moved), self._pair_delay(job, moved))
             walked += (len(refs) + len(gone)) * BLOCK_SIZE
             if pace:
                 delay = max(delay, begun + walked / GIB * pace - time.monotonic())

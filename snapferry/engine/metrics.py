@@ -10,6 +10,7 @@ or `snapferry worker`) moved the blocks. The store is never listed: its figures 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -86,14 +87,23 @@ class Metrics:
 
     def __init__(self, storage: Storage, clock: Clock) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # `serve --processes N` (snapferry/supervisor.py) sets PROMETHEUS_MULTIPROC_DIR: each
+        # API process writes its figures there and a scrape, whichever process answers it,
+        # sums them all.
+        shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        own = None if shared else self.registry
         self.requests = Counter(
-            "snapferry_requests", "API requests answered by this process, by service, "
+            "snapferry_requests", "API requests answered by this server, by service, "
             "operation and HTTP status.", ["service", "operation", "status"],
-            registry=self.registry)
+            registry=own)
         self.latency = Histogram(
             "snapferry_request_duration_seconds", "Time to answer an API request in this "
-            "process (body read to response ready), by service and operation.",
-            ["service", "operation"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            "server (body read to response ready), by service and operation.",
+            ["service", "operation"], buckets=LATENCY_BUCKETS, registry=own)
+        if shared:
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(self.registry)
         self.registry.register(StoreCollector(storage, clock))
 
     def observe(self, service: str, operation: str, status: int, seconds: float) -> None:

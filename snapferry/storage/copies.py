@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.domain.copies import COMPLETED, OPEN_STATES, RUNNING, CopyJob
 from snapferry.storage.faults import count_event
-from snapferry.storage.metadata import copy_jobs, snapshots
+from snapferry.storage.metadata import copy_jobs, serialize, snapshots
 
 _FIELDS = [f.name for f in dataclasses.fields(CopyJob)]
 j = copy_jobs.c
@@ -38,6 +38,10 @@ def job_for_snapshot(conn: Connection, snapshot_id: str) -> CopyJob | None:
 
 
 def open_jobs(conn: Connection, account_id: str, region: str) -> int:
+    """Unfinished copies to this account and region. Takes the account and region's copy
+    lock first, held to the end of the transaction: a quota check followed by an insert in
+    the same transaction holds across processes (two API processes never both see 19)."""
+    serialize(conn, "copies", account_id, region)
     return conn.execute(select(func.count()).where(
         j.account_id == account_id, j.dest_region == region, j.state.in_(OPEN_STATES))
     ).scalar_one()
@@ -55,9 +59,13 @@ def claim(conn: Connection, owner: str, now: dt.datetime, lease: dt.timedelta
     oldest first; never a job while an older copy of the same lineage to the same
     destination is unfinished (AWS: the second starts after the first finishes)."""
     free = or_(j.lease_expires.is_(None), j.lease_expires < now)
+    # PostgreSQL: rows another worker is claiming right now are skipped, not waited for
+    # (FOR UPDATE SKIP LOCKED); the fencing number in the UPDATE below is the guarantee on
+    # every engine (SQLite ignores the locking clause; its one writer serializes claims).
     candidates = conn.execute(
         select(copy_jobs).where(j.state.in_(OPEN_STATES), free)
         .order_by(j.deadline.is_(None), j.deadline, j.created_at).limit(20)
+        .with_for_update(skip_locked=True)
     ).all()
     for row in candidates:
         job = _job(row)
@@ -116,8 +124,13 @@ def latest_copy(conn: Connection, source_lineage_id: str, account_id: str, regio
     if row is None:
         return None
     job = _job(row)
+    # FOR SHARE: the previous copy cannot be deleted (DeleteSnapshot deletes this row)
+    # until the caller's transaction, which starts from its block map, commits. Under READ
+    # COMMITTED a delete committed just before would otherwise leave an incremental copy
+    # starting from an empty map.
     exists = conn.execute(select(snapshots.c.snapshot_id).where(
-        snapshots.c.snapshot_id == job.snapshot_id)).first() is not None
+        snapshots.c.snapshot_id == job.snapshot_id).with_for_update(read=True)
+    ).first() is not None
     return job, exists
 
 

@@ -46,6 +46,14 @@ def _private_database(data_dir: Path) -> None:
             path.chmod(PRIVATE_FILE)
 
 
+def open_block_store(settings: Settings) -> BlockStore:
+    if settings.block_store is None:
+        return FileBlockStore(settings.data_dir / BLOCKS_DIR)
+    from snapferry.storage.blocks.s3 import S3BlockStore
+
+    return S3BlockStore(settings.block_store, settings.s3_endpoint_url)
+
+
 def open_storage(settings: Settings) -> Storage:
     """Raises ModeError, changing nothing, when the data dir is open to other local users:
     its blocks and database may already have been read, which its owner must know."""
@@ -59,7 +67,7 @@ def open_storage(settings: Settings) -> Storage:
     engine = open_engine(settings.database_url or sqlite_url(data_dir))
     account_store = AccountStore(engine, box)
     migrate(engine, seed=account_store.seed_dev_account)
-    block_store = FileBlockStore(data_dir / BLOCKS_DIR)
+    block_store = open_block_store(settings)
     return Storage(
         data_dir=data_dir,
         engine=engine,

@@ -34,7 +34,7 @@ from snapferry.storage.filtering import Field, filter_clauses, page
 from snapferry.storage.metadata import image_block_devices as bdm
 from snapferry.storage.metadata import image_permissions as perms
 from snapferry.storage.metadata import image_product_codes as codes
-from snapferry.storage.metadata import images
+from snapferry.storage.metadata import images, serialize
 
 i = images.c
 _IMAGE_FIELDS = [f.name for f in dataclasses.fields(Image) if f.name != "block_devices"]
@@ -281,6 +281,9 @@ def by_client_token(conn: Connection, account_id: str, region: str, token: str
 
 
 def copies_in_progress(conn: Connection, account_id: str, region: str) -> int:
+    """Image copies in progress; under the account and region's copy lock, as
+    storage/copies.py open_jobs (a quota check then an insert holds across processes)."""
+    serialize(conn, "copies", account_id, region)
     return len(conn.execute(select(i.image_id).where(
         i.account_id == account_id, i.region == region, i.state == PENDING,
         i.source_image_id.is_not(None))).all())

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -472,6 +472,18 @@ s3_parts = Table(
 )
 
 
+# The time-based copy throughput of each source/destination region pair, shared by every
+# worker process (storage/rates.py): the time, in seconds since the epoch, at which the
+# bytes moved so far are paid for at the pair's rate.
+pair_rates = Table(
+    "pair_rates",
+    metadata,
+    Column("source_region", String(32), primary_key=True),
+    Column("dest_region", String(32), primary_key=True),
+    Column("paid_until", Float, nullable=False),
+)
+
+
 def _add_images(conn: Connection) -> None:
     """Version 2: machine images, their block device mappings and launch permissions."""
     for table in (images, image_block_devices, image_permissions):
@@ -511,6 +523,12 @@ def _add_s3(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _add_pair_rates(conn: Connection) -> None:
+    """Version 8 (scale-out): the region-pair throughput cap, held in the database so it
+    holds across worker processes."""
+    pair_rates.create(conn, checkfirst=True)
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_images,
@@ -519,6 +537,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _add_fault_rules,
     6: _add_image_product_codes,
     7: _add_s3,
+    8: _add_pair_rates,
 }
 
 
@@ -542,12 +561,39 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # READ COMMITTED (PostgreSQL's default): the rules that need more lock what they read
+    # (serialize(), lock_blocks, FOR UPDATE/SHARE). pre_ping: a restarted server's dead
+    # connections are replaced before use instead of failing a request.
+    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=24,
+                         pool_recycle=3600)
+
+
+# PostgreSQL advisory-lock keys (any fixed numbers, unique among snapferry's locks).
+_MIGRATION_LOCK = 0x5F_4D_49_47
+
+
+def serialize(conn: Connection, *names: str) -> None:
+    """Hold a lock named by `names` until the transaction ends, so read-then-write rules
+    (a quota count before an insert) run one at a time across processes. PostgreSQL: a
+    transaction-level advisory lock. SQLite: nothing to do, one writer at a time already
+    holds the whole database."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+                     {"name": "\x1f".join(names)})
 
 
 def migrate(engine: Engine, seed: Callable[[Connection], None]) -> None:
-    """Bring the schema to SCHEMA_VERSION; `seed` runs once, when the schema is first made."""
+    """Bring the schema to SCHEMA_VERSION; `seed` runs once, when the schema is first made.
+    Every process migrates at start; on PostgreSQL they take turns (an advisory lock), and
+    the DDL is transactional, so a crash mid-migration leaves the old version whole."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        else:
+            # SQLite: the database's write lock before the first CREATE (the driver begins
+            # no transaction for DDL by itself); a `serve` and a `worker` starting together
+            # on a fresh data dir then take turns (busy_timeout) instead of failing.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         metadata.create_all(conn)
         current = conn.execute(select(schema_version.c.version)).scalar()
         if current is None:

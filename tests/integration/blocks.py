@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from snapferry.testing import stored_block_contents, stored_block_keys
 
 BLOCK = 524288
 
@@ -97,6 +100,15 @@ def changed_indexes(ebs: Any, first: str | None, second: str) -> list[int]:
 
 
 def stored_objects(data_dir: Any) -> int:
-    """Block objects in the data dir (not the temp files of puts in flight)."""
-    return sum(1 for path in (data_dir / "blocks").glob("??/*")
-               if path.is_file() and len(path.name) == 64)
+    """Block objects in the data dir's block store (not the temp files of puts in flight):
+    files in the data dir, or objects in its bucket on the scale-out backend."""
+    return len(stored_block_keys(data_dir))
+
+
+def stored_bytes(data_dir: Any) -> Iterator[tuple[str, bytes]]:
+    """(where, bytes) of every file in the data dir and, on the scale-out backend, of every
+    object in its bucket: where a plaintext block must never be found."""
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            yield str(path), path.read_bytes()
+    yield from stored_block_contents(data_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from snapferry.testing import ServerProcess
+from snapferry.testing import ServerProcess, engine_env
 
 DEV = ("test", "test")
 ACCOUNT_B = ("222222222222", "KEYFORACCOUNTB", "secret-of-account-b")
@@ -24,6 +25,7 @@ def run_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "snapferry.cli", *args, "--data-dir", str(data_dir)],
         capture_output=True, text=True, timeout=60,
+        env={**os.environ, **engine_env(data_dir)},
     )
 
 

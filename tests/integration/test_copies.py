@@ -17,7 +17,7 @@ from unittest import mock
 import boto3
 import pytest
 
-from snapferry.testing import ServerProcess
+from snapferry.testing import ServerProcess, engine_env
 
 from .blocks import (
     BLOCK,
@@ -412,7 +412,8 @@ def test_a_separate_worker_process_carries_out_copies(tmp_path: Path) -> None:
         assert copy_jobs(tmp_path)[copy]["state"] == "queued"  # nothing in the API process
         worker = subprocess.Popen([sys.executable, "-m", "snapferry.cli", "worker",
                                    "--data-dir", str(tmp_path)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+                                  stderr=subprocess.STDOUT, text=True,
+                                  env={**os.environ, **engine_env(tmp_path)})
         try:
             done = finished(there, copy)
             assert done["State"] == "completed", done.get("StateMessage")

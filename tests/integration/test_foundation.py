@@ -197,6 +197,8 @@ def test_malformed_json_bodies_get_4xx(server: ServerProcess, client: ClientFact
     assert client("kms").list_keys()["Keys"] is not None
 
 
+@pytest.mark.embedded_only("reads the SQLite file for the sealed secret; PostgreSQL stores "
+                           "the same sealed column")
 def test_secrets_are_sealed_and_the_master_key_is_private(server: ServerProcess,
                                                           data_dir: Path, account_b: str) -> None:
     assert stat.S_IMODE((data_dir / "master.key").stat().st_mode) == 0o600

@@ -10,7 +10,7 @@ import pytest
 
 from snapferry.testing import ServerProcess
 
-from .blocks import BLOCK, digests, random_blocks, read_digests, write_snapshot
+from .blocks import BLOCK, digests, random_blocks, read_digests, stored_bytes, write_snapshot
 from .conftest import ClientFactory, add_account, wait_for
 from .test_foundation import refused
 
@@ -150,9 +150,8 @@ def test_encrypted_snapshots_never_store_plaintext(data_dir: Path, client: Clien
     assert read_digests(ebs, again) == digests(blocks)
 
     needle = marker * 2
-    for path in data_dir.rglob("*"):
-        if path.is_file():
-            assert needle not in path.read_bytes(), f"plaintext found in {path}"
+    for where, content in stored_bytes(data_dir):
+        assert needle not in content, f"plaintext found in {where}"
 
     token = ebs.list_snapshot_blocks(SnapshotId=snap)["Blocks"][0]["BlockToken"]
     kms.disable_key(KeyId=key)

@@ -4,6 +4,7 @@ given a minimum duration."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
-from snapferry.testing import ServerProcess
+from snapferry.testing import ServerProcess, engine_env
 
 from .blocks import BLOCK, digests, random_blocks, read_digests, write_snapshot
 from .conftest import NO_RETRIES, ClientFactory, run_cli, wait_for
@@ -83,7 +84,8 @@ def test_metrics_count_requests_and_copies_run_by_a_separate_worker(tmp_path: Pa
 
         worker = subprocess.Popen([sys.executable, "-m", "snapferry.cli", "worker",
                                    "--data-dir", str(tmp_path)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+                                  stderr=subprocess.STDOUT, text=True,
+                                  env={**os.environ, **engine_env(tmp_path)})
         try:
             assert finished(ec2, copy)["State"] == "completed"
         finally:

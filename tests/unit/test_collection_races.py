@@ -18,10 +18,12 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from snapferry.config import Settings
@@ -33,6 +35,7 @@ from snapferry.storage.blocks import BlockStore
 from snapferry.storage.collector import collect_abandoned
 from snapferry.storage.datadir import BLOCKS_DIR, Storage, open_storage
 from snapferry.storage.metadata import DATABASE_FILE
+from snapferry.testing import scaleout_settings
 
 PLAIN = PlainBlocks("us-east-1", "lineage")
 BATCH = 8
@@ -72,11 +75,29 @@ class Clock:
         return dt.datetime.now(dt.UTC)
 
 
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    opened = open_storage(Settings(data_dir=tmp_path))
+@pytest.fixture(params=["embedded", "scaleout"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """The same races on SQLite + files and on PostgreSQL + an S3 bucket (SeaweedFS)."""
+    if request.param == "embedded":
+        settings = Settings(data_dir=tmp_path)
+    else:
+        request.getfixturevalue("scaleout_engines")
+        settings = scaleout_settings(tmp_path)
+    opened = open_storage(settings)
     yield opened
     opened.close()
+
+
+def collector_holds_locks(storage: Storage) -> bool:
+    """Whether a collector's transaction holds the locks a writer's commit needs (then the
+    writer cannot commit first: that is the protocol working). SQLite: the database's write
+    lock is taken. PostgreSQL: the writer's session is waiting on a row lock."""
+    if storage.engine.dialect.name == "sqlite":
+        return database_write_locked(storage.data_dir)
+    with storage.engine.connect() as conn:
+        return bool(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'")).scalar())
 
 
 def database_write_locked(data_dir: Path) -> bool:
@@ -115,11 +136,19 @@ class Writer:
             self.errors.append(error)
 
     def release(self) -> None:
-        """Let the writer commit; wait for it unless the collector holds the write lock."""
-        locked = database_write_locked(self.storage.data_dir)  # before the writer takes it
+        """Let the writer commit; wait for it unless the collector holds the lock it needs."""
+        if self.storage.engine.dialect.name == "sqlite":
+            locked = database_write_locked(self.storage.data_dir)  # before the writer takes it
+            self.go.set()
+            if not locked:
+                self.thread.join(60)
+            return
+        # PostgreSQL: row locks; the writer either commits or comes to wait on one of ours.
         self.go.set()
-        if not locked:
-            self.thread.join(60)
+        deadline = time.monotonic() + 60
+        while self.thread.is_alive() and not collector_holds_locks(self.storage):
+            assert time.monotonic() < deadline, "the writer neither committed nor waited"
+            self.thread.join(0.02)
 
     def check_every_block_readable(self) -> None:
         self.go.set()
@@ -200,6 +229,9 @@ def test_start_up_does_not_list_the_block_store(storage: Storage) -> None:
         data = os.urandom(2048)
         storage.block_data.write(f"snap-{os.urandom(6).hex()}", 0, data,
                                  hashlib.sha256(data).digest(), lambda conn: None, PLAIN)
+    if storage.engine.dialect.name != "sqlite":
+        start_up_on_a_bucket_lists_nothing(storage)
+        return
     root = str(storage.data_dir / BLOCKS_DIR)
     listed: list[str] = []
     active = threading.Event()
@@ -219,3 +251,28 @@ def test_start_up_does_not_list_the_block_store(storage: Storage) -> None:
     in_store = [path for path in listed if path.startswith(root)]
     assert in_store, "the audit hook saw nothing: the test would prove nothing"
     assert set(in_store) == {os.path.join(root, "tmp")}
+
+
+def start_up_on_a_bucket_lists_nothing(storage: Storage) -> None:
+    """The S3 store: every request start-up makes, seen by a botocore hook, is about one
+    object (an unreferenced block is left for it to collect, so it makes at least one)."""
+    data = os.urandom(2048)
+    storage.block_data.write("snap-unreferenced", 0, data, hashlib.sha256(data).digest(),
+                             lambda conn: None, PLAIN)
+    with storage.engine.begin() as conn:
+        manifests.drop_manifest(conn, "snap-unreferenced")
+    calls: list[str] = []
+
+    def seen(model: object, **_: object) -> None:
+        calls.append(model.name)  # type: ignore[attr-defined]
+
+    events = storage.blocks.client.meta.events  # type: ignore[attr-defined]
+    events.register("before-call.s3", seen)
+    background = Background(storage, Clock())
+    try:
+        background.start()
+    finally:
+        background.stop()
+        events.unregister("before-call.s3", seen)
+    assert "DeleteObject" in calls, "the hook saw no collection: the test would prove nothing"
+    assert not [name for name in calls if name.startswith("List")], calls

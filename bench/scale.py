@@ -1,0 +1,184 @@
+"""Scale-out throughput, measured side by side in one run (issue 13; BENCHMARKS.md, "Scale").
+
+1. Copies: COPIES concurrent cross-region copies of SIZE_MIB each (default 8 x 256 MiB), on
+   the scale-out configuration (PostgreSQL 15 + SeaweedFS on loopback, one API process,
+   copies in 1, 2 and 4 `snapferry worker` processes) and on the embedded one (SQLite + files,
+   the copy threads of `snapferry serve`). Each worker configuration copies the same sources
+   to a region of its own, so every copy is a full one.
+2. Requests: DescribeSnapshots per second with 1 and 2 API processes (`serve --processes`),
+   from CLIENTS client processes.
+
+    python -m bench.scale [--size-mib 256] [--copies 8] [--clients 4] [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from snapferry.localengines import LocalPostgres, LocalSeaweed
+from snapferry.testing import ServerProcess
+
+SRC = "us-east-1"
+DESTINATIONS = {1: "eu-west-1", 2: "eu-west-2", 4: "eu-west-3"}
+EMBEDDED_DEST = "eu-west-1"
+BLOCK = 512 * 1024
+CONFIG = Config(retries={"max_attempts": 10, "mode": "standard"}, max_pool_connections=32,
+                read_timeout=120)
+
+
+def client(service: str, url: str, region: str = SRC) -> Any:
+    return boto3.client(service, region_name=region, endpoint_url=url,
+                        aws_access_key_id="test", aws_secret_access_key="test", config=CONFIG)
+
+
+def upload_sources(url: str, copies: int, size_mib: int) -> list[str]:
+    """COPIES completed snapshots of random data through EBS direct."""
+    import base64
+    import hashlib
+
+    ebs = client("ebs", url)
+    blocks = size_mib * 2**20 // BLOCK
+    ids = []
+    for _ in range(copies):
+        snapshot = ebs.start_snapshot(VolumeSize=max(1, size_mib // 1024 + 1))["SnapshotId"]
+        digests = []
+
+        def put(index: int, snapshot: str = snapshot) -> bytes:
+            data = os.urandom(BLOCK)
+            digest = hashlib.sha256(data).digest()
+            ebs.put_snapshot_block(SnapshotId=snapshot, BlockIndex=index, BlockData=data,
+                                   DataLength=BLOCK, ChecksumAlgorithm="SHA256",
+                                   Checksum=base64.b64encode(digest).decode())
+            return digest
+
+        with ThreadPoolExecutor(8) as pool:
+            digests = list(pool.map(put, range(blocks)))
+        aggregate = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
+        ebs.complete_snapshot(SnapshotId=snapshot, ChangedBlocksCount=blocks,
+                              Checksum=aggregate, ChecksumAlgorithm="SHA256",
+                              ChecksumAggregationMethod="LINEAR")
+        ids.append(snapshot)
+    return ids
+
+
+def copy_all(url: str, sources: list[str], dest: str) -> float:
+    """Seconds from the first CopySnapshot to the last copy completed."""
+    ec2 = client("ec2", url, dest)
+    started = time.monotonic()
+    copies = [ec2.copy_snapshot(SourceRegion=SRC, SourceSnapshotId=s)["SnapshotId"]
+              for s in sources]
+    while True:
+        states = {s["State"] for s in ec2.describe_snapshots(SnapshotIds=copies)["Snapshots"]}
+        if states == {"completed"}:
+            return time.monotonic() - started
+        if "error" in states:
+            raise RuntimeError("a copy failed")
+        time.sleep(0.2)
+
+
+def start_workers(data_dir: Path, env: dict[str, str], count: int) -> list[subprocess.Popen]:
+    workers = []
+    for _ in range(count):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "snapferry.cli", "worker", "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, **env})
+        assert process.stdout is not None and process.stdout.readline().startswith(
+            "snapferry worker")
+        workers.append(process)
+    return workers
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(60)
+
+
+def _describe_for(args: tuple[str, float, list[str]]) -> int:
+    url, seconds, ids = args
+    ec2 = client("ec2", url)
+    ec2.describe_snapshots(SnapshotIds=ids)  # warm: connection and model loaded
+    calls, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        ec2.describe_snapshots(SnapshotIds=ids)
+        calls += 1
+    return calls
+
+
+def request_rate(url: str, ids: list[str], clients: int, seconds: float) -> float:
+    with Pool(clients) as pool:
+        return sum(pool.map(_describe_for, [(url, seconds, ids)] * clients)) / seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale")
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--copies", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args(argv)
+    total_mib = args.size_mib * args.copies
+    root = Path(tempfile.mkdtemp(prefix="snapferry-bench-scale-"))
+    postgres = LocalPostgres().start()  # its own directory: the postgres user must reach it
+    weed = LocalSeaweed(root / "seaweedfs").start()
+    rows: list[tuple[str, float]] = []
+    rates: list[tuple[str, float]] = []
+    try:
+        env = {"SNAPFERRY_DATABASE_URL": postgres.create_database("bench"),
+               "SNAPFERRY_BLOCK_STORE": f"s3://{weed.create_bucket('bench')}",
+               "SNAPFERRY_S3_ENDPOINT_URL": weed.endpoint,
+               "SNAPFERRY_S3_ACCESS_KEY_ID": "bench", "SNAPFERRY_S3_SECRET_ACCESS_KEY": "bench"}
+        scale_dir = root / "scale-data"
+        with ServerProcess(scale_dir, ["--copy-workers", "0"], env=env) as api:
+            sources = upload_sources(api.url, args.copies, args.size_mib)
+            for count, dest in DESTINATIONS.items():
+                workers = start_workers(scale_dir, env, count)
+                try:
+                    seconds = copy_all(api.url, sources, dest)
+                finally:
+                    stop(workers)
+                rows.append((f"scale-out, {count} worker process{'es' if count > 1 else ''}",
+                             total_mib / seconds))
+                print(f"{rows[-1][0]}: {seconds:.1f} s, {rows[-1][1]:.1f} MiB/s", flush=True)
+        for processes in (1, 2):
+            with ServerProcess(scale_dir, ["--processes", str(processes), "--copy-workers",
+                                           "0"], env=env) as api:
+                rate = request_rate(api.url, sources[:1], args.clients, args.seconds)
+            rates.append((f"{processes} API process{'es' if processes > 1 else ''}", rate))
+            print(f"DescribeSnapshots, {rates[-1][0]}: {rate:.0f}/s", flush=True)
+        with ServerProcess(root / "embedded-data") as embedded:
+            sources = upload_sources(embedded.url, args.copies, args.size_mib)
+            seconds = copy_all(embedded.url, sources, EMBEDDED_DEST)
+        rows.append(("embedded (SQLite + files, 2 copy threads)", total_mib / seconds))
+        print(f"{rows[-1][0]}: {seconds:.1f} s, {rows[-1][1]:.1f} MiB/s", flush=True)
+    finally:
+        weed.destroy()
+        postgres.destroy()
+    base = rows[0][1]
+    print(f"\n## {args.copies} concurrent copies of {args.size_mib} MiB, cores: {os.cpu_count()}")
+    print("| configuration | MiB/s | vs 1 worker process |\n|---|---:|---:|")
+    for name, rate in rows:
+        print(f"| {name} | {rate:.1f} | {rate / base:.2f}x |")
+    print("\n| DescribeSnapshots | requests/s | vs 1 API process |\n|---|---:|---:|")
+    for name, rate in rates:
+        print(f"| {name} | {rate:.0f} | {rate / rates[0][1]:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
