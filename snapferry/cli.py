@@ -68,7 +68,13 @@ def serve(args: argparse.Namespace) -> int:
             f"'{DEV_ACCESS_KEY_ID}', secret '{DEV_SECRET_ACCESS_KEY}'"
         )
     lines.append(f"  try: aws --endpoint-url {url} --region us-east-1 sts get-caller-identity")
-    app = App(Dispatcher(storage, settings), settings.max_body_bytes,
+    clock = None
+    if args.clock_offset_file:
+        from snapferry.domain.clock import ShiftedClock
+        from snapferry.testing import offset_reader
+
+        clock = ShiftedClock(offset_reader(args.clock_offset_file))
+    app = App(Dispatcher(storage, settings, clock), settings.max_body_bytes,
               body_timeout=settings.connections.body_timeout)
     server = uvicorn.Server(uvicorn_config(app, settings))
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal under the
@@ -189,6 +195,8 @@ def parser() -> argparse.ArgumentParser:
     data_dir(run)
     run.add_argument("--orphan-grace-seconds", type=float,
                      help="collect objects a dead writer left after this long (default 3600)")
+    # For tests: the server's clock runs this many seconds (read from the file) ahead.
+    run.add_argument("--clock-offset-file", help=argparse.SUPPRESS)
     copy_options(run, "copy worker threads in this process (default 2; 0: use "
                       "`snapferry worker`)")
     run.set_defaults(func=serve)

@@ -15,6 +15,7 @@ class IncomingRequest:
     raw_query: str  # as sent, still percent-encoded
     headers: dict[str, list[str]]  # lower-cased names, every value in arrival order
     body: bytes
+    client_ip: str | None = None  # the peer's address: aws:SourceIp
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())

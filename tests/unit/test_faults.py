@@ -80,7 +80,8 @@ def test_a_version_4_database_gains_the_fault_rules(tmp_path: Path) -> None:
     metadata.migrate(engine, seed=lambda conn: pytest.fail("seeded an existing database"))
     with engine.connect() as conn:
         assert {"fault_rules", "event_counts"} <= set(inspect(conn).get_table_names())
-        assert conn.execute(select(metadata.schema_version.c.version)).scalar() == 5
+        assert conn.execute(select(metadata.schema_version.c.version)).scalar() == (
+            metadata.SCHEMA_VERSION)
     engine.dispose()
 
 
