@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+
 from .conftest import ClientFactory
 from .test_foundation import refused
 
