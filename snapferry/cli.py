@@ -155,6 +155,50 @@ def accounts_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def accounts_create(args: argparse.Namespace) -> int:
+    """A new account with a root access key; the secret is shown once, here."""
+    import secrets
+
+    from snapferry.domain import iam
+
+    storage = open_storage(_settings(args))
+    try:
+        account_id = args.account_id
+        while account_id is None:  # twelve random digits, not yet taken
+            candidate = f"{secrets.randbelow(10**12):012d}"
+            account_id = None if storage.accounts.account_exists(candidate) else candidate
+        if storage.accounts.account_exists(account_id):
+            raise ServiceError("EntityAlreadyExists", f"Account {account_id} already exists; "
+                               "add a key to it with `snapferry accounts add`.")
+        key = AccessKey(account_id, iam.new_id("key"), iam.new_secret())
+        storage.accounts.add(key)
+    finally:
+        storage.close()
+    print(f"created account {key.account_id}")
+    print(f"  access key id:     {key.access_key_id}")
+    print(f"  secret access key: {key.secret_access_key}")
+    return 0
+
+
+def accounts_users(args: argparse.Namespace) -> int:
+    """The IAM users of an account and their access keys (secrets left out)."""
+    from snapferry.storage import iam as iam_store
+
+    storage = open_storage(_settings(args))
+    try:
+        with storage.engine.connect() as conn:
+            rows = [(user, iam_store.access_keys_of(conn, args.account_id, user.name))
+                    for user in iam_store.list_users(conn, args.account_id)]
+    finally:
+        storage.close()
+    print(f"{'USER':24} {'ARN':56} ACCESS KEYS")
+    for user, keys in rows:
+        listed = ", ".join(f"{k.access_key_id} ({k.status or 'Active'})"  # type: ignore[attr-defined]
+                           for k in keys) or "-"
+        print(f"{user.name:24} {user.arn:56} {listed}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="snapferry", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -221,6 +265,15 @@ def parser() -> argparse.ArgumentParser:
     listing = account_commands.add_parser("list", help="list accounts and their key ids")
     data_dir(listing)
     listing.set_defaults(func=accounts_list)
+    create = account_commands.add_parser(
+        "create", help="create an account with a new root access key (printed once)")
+    data_dir(create)
+    create.add_argument("--account-id", help="12 digits (default: a new random one)")
+    create.set_defaults(func=accounts_create)
+    users = account_commands.add_parser("users", help="list an account's IAM users and keys")
+    data_dir(users)
+    users.add_argument("--account-id", required=True)
+    users.set_defaults(func=accounts_users)
 
     from snapferry.faults_cli import add_commands as add_fault_commands
 

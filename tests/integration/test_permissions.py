@@ -19,7 +19,7 @@ import pytest
 from snapferry.testing import ServerProcess, shift_clock
 
 from .blocks import random_blocks, write_snapshot
-from .conftest import DEV, NO_RETRIES, add_account, wait_for
+from .conftest import DEV, NO_RETRIES, add_account, run_cli, wait_for
 from .test_foundation import refused
 
 B_ACCOUNT, B_KEY, B_SECRET = "777777777777", "ROOTKEYOFB", "root-secret-of-account-b"
@@ -348,3 +348,24 @@ def test_get_session_token_acts_as_the_user(make: Any) -> None:
     assert refused(lambda: make("sts", session).get_session_token())[0] == "AccessDenied"
     assert refused(lambda: make("sts", user).get_session_token(DurationSeconds=129601)
                    )[0] == "ValidationError"
+
+
+def test_operators_create_accounts_and_list_their_users(make: Any, data_dir: Path) -> None:
+    created = run_cli("accounts", "create", data_dir=data_dir)
+    assert created.returncode == 0, created.stderr
+    lines = created.stdout.splitlines()
+    account = lines[0].rsplit(" ", 1)[1]
+    key, secret = lines[1].split()[-1], lines[2].split()[-1]
+    root: Creds = (key, secret, None)
+    assert make("sts", root).get_caller_identity()["Arn"] == f"arn:aws:iam::{account}:root"
+    user = new_user(make, root=root)
+    listed = run_cli("accounts", "users", "--account-id", account, data_dir=data_dir)
+    assert listed.returncode == 0, listed.stderr
+    [row] = listed.stdout.splitlines()[1:]
+    assert row.split()[1].startswith(f"arn:aws:iam::{account}:user/user-")
+    assert f"{user[0]} (Active)" in row
+    # Users' keys are IAM's: `accounts list` shows the roots' keys only.
+    roots = run_cli("accounts", "list", data_dir=data_dir).stdout
+    assert key in roots and user[0] not in roots
+    again = run_cli("accounts", "create", "--account-id", account, data_dir=data_dir)
+    assert again.returncode == 2 and "already exists" in again.stderr
