@@ -369,3 +369,30 @@ def test_operators_create_accounts_and_list_their_users(make: Any, data_dir: Pat
     assert key in roots and user[0] not in roots
     again = run_cli("accounts", "create", "--account-id", account, data_dir=data_dir)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_a_resource_tag_condition_reads_the_resources_tags(make: Any) -> None:
+    scratch, kept = snapshot(make), snapshot(make)
+    make("ec2").create_tags(Resources=[scratch], Tags=[{"Key": "env", "Value": "scratch"}])
+    user = new_user(make, allow("ec2:DeleteSnapshot", Condition={
+        "StringEquals": {"ec2:ResourceTag/env": "scratch"}}))
+    ec2 = make("ec2", user)
+    assert refused(lambda: ec2.delete_snapshot(SnapshotId=kept))[0] == "UnauthorizedOperation"
+    ec2.delete_snapshot(SnapshotId=scratch)
+    assert make("ec2").describe_snapshots(SnapshotIds=[kept])["Snapshots"]
+
+
+def test_a_deleted_roles_sessions_are_refused(make: Any) -> None:
+    iam = make("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+        "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName=unique("gone"), AssumeRolePolicyDocument=json.dumps(trust))
+    creds = make("sts").assume_role(RoleArn=role["Role"]["Arn"],
+                                    RoleSessionName="s1")["Credentials"]
+    session = (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    assert make("sts", session).get_caller_identity()["Account"] == "000000000000"
+    iam.delete_role(RoleName=role["Role"]["RoleName"])
+    assert refused(make("sts", session).get_caller_identity)[:2] == ("InvalidClientTokenId", 403)
+    assert refused(lambda: make("sts").assume_role(
+        RoleArn=role["Role"]["Arn"], RoleSessionName="s2"))[:2] == ("AccessDenied", 403)
