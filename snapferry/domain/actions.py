@@ -121,19 +121,28 @@ EBS: dict[str, Resources] = {
                                        if p.get(n)],
 }
 
-# IAM operations that name no user act on the caller's own user (GetUser, CreateAccessKey).
-_IAM_ENTITIES = (("UserName", "user"), ("GroupName", "group"), ("RoleName", "role"))
+def _iam_entity(operation: str) -> tuple[str, str] | None:
+    """The entity an IAM operation acts on, by its name: AddUserToGroup and AttachGroupPolicy
+    act on the group, ListGroupsForUser on the user, AttachRolePolicy on the role."""
+    if "Group" in operation and not operation.endswith("ForUser"):
+        return "GroupName", "group"
+    if "Role" in operation:
+        return "RoleName", "role"
+    if "User" in operation or "AccessKey" in operation:
+        return "UserName", "user"
+    return None
 
 
 def _iam(operation: str, p: Params, w: Where) -> list[str]:
-    for param, kind in _IAM_ENTITIES:
-        if p.get(param):
-            return [f"arn:aws:iam::{w.account_id}:{kind}/{p[param]}"]
+    entity = _iam_entity(operation)
+    if entity is not None and p.get(entity[0]):
+        return [f"arn:aws:iam::{w.account_id}:{entity[1]}/{p[entity[0]]}"]
     if p.get("PolicyArn"):
         return [p["PolicyArn"]]
     if operation == "CreatePolicy":
         return [f"arn:aws:iam::{w.account_id}:policy{p.get('Path') or '/'}{p['PolicyName']}"]
-    if ("User" in operation or "AccessKey" in operation) and w.user_name:
+    if entity is not None and entity[1] == "user" and w.user_name:
+        # Operations that name no user act on the caller's own (GetUser, CreateAccessKey).
         return [f"arn:aws:iam::{w.account_id}:user/{w.user_name}"]
     return ["*"]
 

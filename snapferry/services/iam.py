@@ -295,7 +295,7 @@ def add_user_to_group(ctx: RequestContext, params: dict[str, Any]) -> Output:
     with ctx.storage.engine.begin() as conn:
         group = store.require_group(conn, ctx.account_id, params["GroupName"])
         user = store.require_user(conn, ctx.account_id, params["UserName"])
-        ctx.authorize(resources=[group.arn])
+        ctx.authorize()
         store.add_member(conn, ctx.account_id, group.name, user.name)
     return {}
 
@@ -307,7 +307,7 @@ def remove_user_from_group(ctx: RequestContext, params: dict[str, Any]) -> Outpu
         if user.name not in store.members(conn, ctx.account_id, group.name):
             raise rules.no_such_entity(f"The user with name {user.name} cannot be found in "
                                        f"group {group.name}.")
-        ctx.authorize(resources=[group.arn])
+        ctx.authorize()
         store.remove_member(conn, ctx.account_id, group.name, user.name)
     return {}
 
@@ -447,14 +447,14 @@ def _inline(kind: str) -> dict[str, Callable[..., Output]]:
             entity = owner(ctx, conn, params)
             policy = store.require_policy(conn, params["PolicyArn"], ctx.account_id)
             _visible(ctx, policy)
-            ctx.authorize(resources=[rules.arn(ctx.account_id, kind, "/", entity)])
+            ctx.authorize()
             store.attach(conn, ctx.account_id, kind, entity, policy.arn)
         return {}
 
     def detach(ctx: RequestContext, params: dict[str, Any]) -> Output:
         with ctx.storage.engine.begin() as conn:
             entity = owner(ctx, conn, params)
-            ctx.authorize(resources=[rules.arn(ctx.account_id, kind, "/", entity)])
+            ctx.authorize()
             if not store.detach(conn, ctx.account_id, kind, entity, params["PolicyArn"]):
                 raise rules.no_such_entity(f"Policy {params['PolicyArn']} was not found.")
         return {}
@@ -462,7 +462,7 @@ def _inline(kind: str) -> dict[str, Callable[..., Output]]:
     def attached(ctx: RequestContext, params: dict[str, Any]) -> Output:
         with ctx.storage.engine.connect() as conn:
             entity = owner(ctx, conn, params)
-            ctx.authorize(resources=[rules.arn(ctx.account_id, kind, "/", entity)])
+            ctx.authorize()
             arns = store.attached(conn, ctx.account_id, kind, entity)
         prefix = params.get("PathPrefix") or "/"
         return _page([{"PolicyName": rules.parse_policy_arn(a)[1], "PolicyArn": a}

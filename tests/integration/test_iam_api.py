@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
-from .conftest import ClientFactory
+import pytest
+
+from .conftest import ACCOUNT_B, ClientFactory, add_account
 from .test_foundation import refused
 
 ACCOUNT = "000000000000"
@@ -15,6 +18,11 @@ DOC = json.dumps({"Version": "2012-10-17", "Statement": [
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
     "Action": "sts:AssumeRole"}]})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def account_b(data_dir: Path) -> str:
+    return add_account(data_dir, *ACCOUNT_B)
 
 
 def unique(prefix: str) -> str:
@@ -178,6 +186,13 @@ def test_aws_managed_policies_exist_in_every_account_and_cannot_change(client: C
                    )[0] == "UnmodifiableEntity"
     assert refused(lambda: iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/NoSuchPolicy")
                    )[0] == "NoSuchEntity"
+    # Another account's customer managed policy is not this account's to attach.
+    theirs = client("iam", key=ACCOUNT_B[1], secret=ACCOUNT_B[2]).create_policy(
+        PolicyName=unique("theirs"), PolicyDocument=DOC)["Policy"]["Arn"]
+    mine = unique("mine")
+    iam.create_user(UserName=mine)
+    assert refused(lambda: iam.attach_user_policy(UserName=mine, PolicyArn=theirs))[:2] == (
+        "NoSuchEntity", 404)
 
 
 def test_group_policies_apply_to_their_members(client: ClientFactory) -> None:

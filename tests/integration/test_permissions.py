@@ -198,6 +198,9 @@ def test_inactive_and_deleted_access_keys_are_refused(make: Any) -> None:
     assert refused(make("ec2", user).describe_regions)[:2] == ("AuthFailure", 401)
     iam.update_access_key(UserName=name, AccessKeyId=user[0], Status="Active")
     assert make("sts", user).get_caller_identity()["Account"] == "000000000000"
+    # A long-term key carries no session token; one that claims a token is refused.
+    assert refused(make("sts", (user[0], user[1], "a-token"))
+                   .get_caller_identity)[:2] == ("InvalidClientTokenId", 403)
     iam.delete_access_key(UserName=name, AccessKeyId=user[0])
     assert refused(make("sts", user).get_caller_identity)[:2] == ("InvalidClientTokenId", 403)
 
@@ -392,6 +395,10 @@ def test_a_deleted_roles_sessions_are_refused(make: Any) -> None:
                                     RoleSessionName="s1")["Credentials"]
     session = (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
     assert make("sts", session).get_caller_identity()["Account"] == "000000000000"
+    # Session tags need sts:TagSession in the trust policy, which this one lacks.
+    assert refused(lambda: make("sts").assume_role(
+        RoleArn=role["Role"]["Arn"], RoleSessionName="s3",
+        Tags=[{"Key": "team", "Value": "x"}]))[:2] == ("AccessDenied", 403)
     iam.delete_role(RoleName=role["Role"]["RoleName"])
     assert refused(make("sts", session).get_caller_identity)[:2] == ("InvalidClientTokenId", 403)
     assert refused(lambda: make("sts").assume_role(
