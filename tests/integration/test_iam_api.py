@@ -212,8 +212,13 @@ def test_group_policies_apply_to_their_members(client: ClientFactory) -> None:
     assert iam.get_group_policy(GroupName=group, PolicyName="regions")["PolicyDocument"][
         "Statement"][0]["Action"] == "ec2:DescribeRegions"
     assert refused(lambda: iam.delete_group(GroupName=group))[0] == "DeleteConflict"
-    iam.remove_user_from_group(GroupName=group, UserName=name)
+    iam.delete_group_policy(GroupName=group, PolicyName="regions")
     assert refused(ec2.describe_regions)[0] == "UnauthorizedOperation"
+    assert refused(lambda: iam.delete_group(GroupName=group))[0] == "DeleteConflict"  # members
+    iam.remove_user_from_group(GroupName=group, UserName=name)
+    assert refused(lambda: iam.remove_user_from_group(GroupName=group, UserName=name))[0] == (
+        "NoSuchEntity")
+    iam.delete_group(GroupName=group)
 
 
 def test_roles_trust_policies_and_tags(client: ClientFactory) -> None:

@@ -316,10 +316,10 @@ def test_session_policies_cap_what_the_role_allows(make: Any) -> None:
     trust = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
         "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
-    role = iam.create_role(RoleName=unique("capped"),
+    role = iam.create_role(RoleName=unique("capped"), MaxSessionDuration=7200,
                            AssumeRolePolicyDocument=json.dumps(trust))["Role"]
     iam.attach_role_policy(RoleName=role["RoleName"],
-                           PolicyArn="arn:aws:iam::aws:policy/AmazonEC2FullAccess")
+                           PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
     sts = make("sts")
     only_regions = json.dumps(allow("ec2:DescribeRegions"))
     creds = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="capped",
@@ -337,6 +337,14 @@ def test_session_policies_cap_what_the_role_allows(make: Any) -> None:
         tagged), Tags=[{"Key": "team", "Value": "blue"}])["Credentials"]
     blue = (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
     assert refused(make("ec2", blue).describe_regions)[0] == "UnauthorizedOperation"
+    # Role chaining: a session assuming a role gets at most an hour, whatever the role allows.
+    creds = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="plain",
+                            DurationSeconds=7200)["Credentials"]
+    plain = make("sts", (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]))
+    assert refused(lambda: plain.assume_role(RoleArn=role["Arn"], RoleSessionName="chained",
+                                             DurationSeconds=3601))[0] == "ValidationError"
+    assert plain.assume_role(RoleArn=role["Arn"], RoleSessionName="chained",
+                             DurationSeconds=3600)["Credentials"]["AccessKeyId"]
 
 
 def test_get_session_token_acts_as_the_user(make: Any) -> None:
