@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from snapferry.config import Settings
 from snapferry.domain import policy
-from snapferry.domain.accounts import Principal
+from snapferry.domain.accounts import ASSUMED_ROLE, Principal
 from snapferry.domain.actions import Asked
 from snapferry.domain.authorization_messages import describe
 from snapferry.domain.clock import Clock
@@ -96,6 +96,11 @@ class RequestContext:
                       **(context.get("conditions") or {})}
         if self.request is not None and self.request.client_ip:
             conditions.setdefault("aws:SourceIp", self.request.client_ip)
+        if self._without_mfa(action):
+            raise self.service.access_denied(action) if self.service.denial is None else \
+                self.service.denial(action, f"User: {self.principal.arn} is not authorized to "
+                                    f"perform: {action} with session credentials from "
+                                    "GetSessionToken without MFA")
         tags = self._resource_tags(resources)
         decision = None
         for resource in resources or ("*",):
@@ -110,6 +115,14 @@ class RequestContext:
         self.authorized = True
         if self.dry_run and self.service.dry_run_error is not None:
             raise self.service.dry_run_error
+
+    def _without_mfa(self, action: str) -> bool:
+        """GetSessionToken's credentials (there is no MFA here) may not call IAM, nor STS
+        but AssumeRole and GetCallerIdentity, as AWS has it."""
+        if not self.principal.temporary or self.principal.kind == ASSUMED_ROLE:
+            return False
+        service = action.split(":", 1)[0]
+        return service == "iam" or (service == "sts" and action != "sts:AssumeRole")
 
     def no_permission_needed(self) -> None:
         """For the few operations nobody needs a permission for (sts:GetCallerIdentity)."""

@@ -357,6 +357,13 @@ def test_get_session_token_acts_as_the_user(make: Any) -> None:
     assert refused(lambda: make("ec2", session).describe_volumes())[0] == (
         "UnauthorizedOperation")
     assert refused(lambda: make("sts", session).get_session_token())[0] == "AccessDenied"
+    # Without MFA, GetSessionToken's credentials may not call IAM, even as a root.
+    code, _, message = refused(lambda: make("iam", session).list_users())
+    assert code == "AccessDenied" and "GetSessionToken without MFA" in message
+    root = make("sts").get_session_token(DurationSeconds=900)["Credentials"]
+    root_session = (root["AccessKeyId"], root["SecretAccessKey"], root["SessionToken"])
+    assert refused(lambda: make("iam", root_session).list_users())[0] == "AccessDenied"
+    assert make("ec2", root_session).describe_volumes()["Volumes"] is not None
     assert refused(lambda: make("sts", user).get_session_token(DurationSeconds=129601)
                    )[0] == "ValidationError"
 
