@@ -131,11 +131,20 @@ class AccountStore:
         return found
 
     def credential(self, access_key_id: str) -> Credential | None:
+        """What the key id stands for. An account root's key never changes, so it is
+        remembered: the requests of roots cost no query here, as before IAM."""
+        root = self._found.get(access_key_id)
+        if root is not None:
+            return Credential(root.account_id, access_key_id, root.secret_access_key, ROOT)
         with self._engine.connect() as conn:
             row = conn.execute(select(access_keys).where(
                 access_keys.c.access_key_id == access_key_id)).first()
             if row is not None:
                 secret = self._box.open(row.secret_sealed, _bound(access_key_id)).decode()
+                if row.user_name is None:
+                    with self._lock:
+                        self._found[access_key_id] = AccessKey(row.account_id, access_key_id,
+                                                               secret)
                 return Credential(row.account_id, access_key_id, secret,
                                   USER if row.user_name else ROOT, row.user_name,
                                   active=row.status in (None, "Active"),
