@@ -112,6 +112,12 @@ def serve(args: argparse.Namespace) -> int:
             f"'{DEV_ACCESS_KEY_ID}', secret '{DEV_SECRET_ACCESS_KEY}'"
         )
     lines.append(f"  try: aws --endpoint-url {url} --region us-east-1 sts get-caller-identity")
+    clock = None
+    if args.clock_offset_file:
+        from snapferry.domain.clock import ShiftedClock
+        from snapferry.testing import offset_reader
+
+        clock = ShiftedClock(offset_reader(args.clock_offset_file))
     processes, worker_processes = args.processes, args.worker_processes
     if processes < 1 or worker_processes < 0:
         print("snapferry: --processes must be 1 or more, --worker-processes 0 or more",
@@ -126,7 +132,7 @@ def serve(args: argparse.Namespace) -> int:
             storage.close()
             return 2
         return _serve_processes(settings, storage, sock, lines, processes, worker_processes)
-    app = App(Dispatcher(storage, settings), settings.max_body_bytes,
+    app = App(Dispatcher(storage, settings, clock), settings.max_body_bytes,
               body_timeout=settings.connections.body_timeout)
     server = uvicorn.Server(uvicorn_config(app, settings))
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal under the
@@ -234,6 +240,50 @@ def accounts_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def accounts_create(args: argparse.Namespace) -> int:
+    """A new account with a root access key; the secret is shown once, here."""
+    import secrets
+
+    from snapferry.domain import iam
+
+    storage = open_storage(_settings(args))
+    try:
+        account_id = args.account_id
+        while account_id is None:  # twelve random digits, not yet taken
+            candidate = f"{secrets.randbelow(10**12):012d}"
+            account_id = None if storage.accounts.account_exists(candidate) else candidate
+        if storage.accounts.account_exists(account_id):
+            raise ServiceError("EntityAlreadyExists", f"Account {account_id} already exists; "
+                               "add a key to it with `snapferry accounts add`.")
+        key = AccessKey(account_id, iam.new_id("key"), iam.new_secret())
+        storage.accounts.add(key)
+    finally:
+        storage.close()
+    print(f"created account {key.account_id}")
+    print(f"  access key id:     {key.access_key_id}")
+    print(f"  secret access key: {key.secret_access_key}")
+    return 0
+
+
+def accounts_users(args: argparse.Namespace) -> int:
+    """The IAM users of an account and their access keys (secrets left out)."""
+    from snapferry.storage import iam as iam_store
+
+    storage = open_storage(_settings(args))
+    try:
+        with storage.engine.connect() as conn:
+            rows = [(user, iam_store.access_keys_of(conn, args.account_id, user.name))
+                    for user in iam_store.list_users(conn, args.account_id)]
+    finally:
+        storage.close()
+    print(f"{'USER':24} {'ARN':56} ACCESS KEYS")
+    for user, keys in rows:
+        listed = ", ".join(f"{k.access_key_id} ({k.status or 'Active'})"  # type: ignore[attr-defined]
+                           for k in keys) or "-"
+        print(f"{user.name:24} {user.arn:56} {listed}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="snapferry", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -303,6 +353,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--s3-domain", metavar="DOMAIN",
                      help="S3 virtual-host addressing: <bucket>.DOMAIN names a bucket "
                           "(default localhost)")
+    # For tests: the server's clock runs this many seconds (read from the file) ahead.
+    run.add_argument("--clock-offset-file", help=argparse.SUPPRESS)
     copy_options(run, "copy worker threads in this process (default 2; 0: use "
                       "`snapferry worker`)")
     run.set_defaults(func=serve)
@@ -327,6 +379,15 @@ def parser() -> argparse.ArgumentParser:
     listing = account_commands.add_parser("list", help="list accounts and their key ids")
     data_dir(listing)
     listing.set_defaults(func=accounts_list)
+    create = account_commands.add_parser(
+        "create", help="create an account with a new root access key (printed once)")
+    data_dir(create)
+    create.add_argument("--account-id", help="12 digits (default: a new random one)")
+    create.set_defaults(func=accounts_create)
+    users = account_commands.add_parser("users", help="list an account's IAM users and keys")
+    data_dir(users)
+    users.add_argument("--account-id", required=True)
+    users.set_defaults(func=accounts_users)
 
     from snapferry.faults_cli import add_commands as add_fault_commands
 

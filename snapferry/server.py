@@ -22,7 +22,7 @@ from functools import cache
 from typing import Any
 
 from snapferry.config import Settings
-from snapferry.domain import faults, regions
+from snapferry.domain import actions, faults, regions
 from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock, SystemClock
 from snapferry.engine.background import Background
@@ -33,6 +33,7 @@ from snapferry.services import SERVICES
 from snapferry.services.context import RequestContext, Service
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import faults as fault_store
+from snapferry.storage.accounts import Credential
 from snapferry.storage.datadir import Storage
 from snapferry.storage.engines import unavailable
 from snapferry.web import app as web
@@ -101,7 +102,8 @@ def guess_service(request: IncomingRequest) -> str:
 class Dispatcher:
     """The whole request path, free of any web framework: request in, response out."""
 
-    def __init__(self, storage: Storage, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(self, storage: Storage, settings: Settings, clock: Clock | None = None
+                 ) -> None:
         self.storage = storage
         self.fault_rules = fault_store.RuleCache(storage.engine, storage.data_dir)
         self.settings = settings
@@ -115,9 +117,32 @@ class Dispatcher:
         assert isinstance(s3, RestXmlProtocol)
         s3.base_domains = (settings.s3_domain.lower().strip("."),)
 
-    def _secret_for(self, access_key_id: str) -> str | None:
-        key = self.storage.accounts.find(access_key_id)
-        return key.secret_access_key if key else None
+    def _principal(self, request: IncomingRequest, signed: sigv4.SignedRequest,
+                   protocol: Protocol) -> tuple[Principal, Credential]:
+        """Who a signed request acts as: its signature checked against the key's secret,
+        then, for temporary credentials, its session token and their expiry."""
+        now = self.clock.now()
+        credential = self.storage.accounts.credential(signed.scope.access_key_id)
+        sigv4.verify(request, signed, lambda _: credential.secret if credential else None, now)
+        assert credential is not None
+        if not credential.active:  # a user's key made Inactive
+            raise protocol.auth_error(AuthProblem.INVALID_TOKEN,
+                                      "The security token included in the request is invalid.")
+        usable = credential
+        token = request.header("x-amz-security-token") or request.query.get(
+            "X-Amz-Security-Token")
+        if not usable.token_matches(token):
+            raise protocol.auth_error(AuthProblem.INVALID_TOKEN,
+                                      "The security token included in the request is invalid.")
+        if usable.expires_at is not None and now >= usable.expires_at:
+            raise protocol.auth_error(AuthProblem.EXPIRED_TOKEN,
+                                      "The security token included in the request is expired")
+        principal = self.storage.accounts.principal(usable)
+        if principal is None:  # its user or role was deleted
+            raise protocol.auth_error(AuthProblem.INVALID_TOKEN,
+                                      "The security token included in the request is invalid.")
+        self.storage.accounts.note_use(usable, signed.scope.service, signed.scope.region, now)
+        return principal, usable
 
     def handle(self, request: IncomingRequest) -> HttpResponse:
         started = time.perf_counter()
@@ -156,14 +181,11 @@ class Dispatcher:
                     f"Credential should be scoped to a valid region, not "
                     f"'{signed.scope.region[:50]}'.",
                 )
-            sigv4.verify(request, signed, self._secret_for, self.clock.now())
-            key = self.storage.accounts.find(signed.scope.access_key_id)
-            assert key is not None
-            principal = Principal(key.account_id, key.access_key_id)
+            principal, credential = self._principal(request, signed, protocol)
             operation = protocol.operation_name(request)
             response = self._call(protocol, service, principal, signed.scope.region, request,
                                   request_id, operation,
-                                  self._chunk_signer(request, signed, key.secret_access_key))
+                                  self._chunk_signer(request, signed, credential.secret))
         except sigv4.AuthenticationError as problem:
             response = protocol.serialize_error(
                 protocol.auth_error(problem.problem, problem.message), request_id
@@ -249,6 +271,9 @@ class Dispatcher:
             settings=self.settings,
             request=request,
             chunk_signer=chunk_signer,
+            asked=actions.asked(service.name, service.iam_prefix, name, params,
+                                actions.Where(principal.account_id, region,
+                                              principal.username)),
         )
         output = handler(ctx, params) or {}
         if not ctx.authorized:
@@ -321,6 +346,7 @@ class App:
             headers=headers,
             body=body if isinstance(body, bytes) else b"",
             spool=spool,
+            client_ip=(scope.get("client") or (None,))[0],
         )
         try:
             await self._answer(request, body, send)

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,6 +88,33 @@ def scaleout_args(args: Sequence[str]) -> list[str]:
     if "--worker-processes" not in args:
         args += ["--worker-processes", str(SCALEOUT_WORKER_PROCESSES)]
     return args
+
+
+def offset_reader(path: str) -> Callable[[], float]:
+    """Seconds to move a test server's clock by: the number in `path` (0 while absent),
+    read again whenever the file is replaced (see shift_clock)."""
+    file = Path(path)
+    seen: list[tuple[tuple[int, int], float]] = []
+
+    def offset() -> float:
+        try:
+            status = file.stat()
+            stamp = (status.st_ino, status.st_mtime_ns)
+        except FileNotFoundError:
+            return 0.0
+        if not seen or seen[0][0] != stamp:
+            seen[:] = [(stamp, float(file.read_text().strip() or 0))]
+        return seen[0][1]
+
+    return offset
+
+
+def shift_clock(path: Path, seconds: float) -> None:
+    """Move a server started with --clock-offset-file to `seconds` ahead (a new file, so
+    the server sees the change at once)."""
+    temporary = path.with_suffix(".new")
+    temporary.write_text(str(seconds))
+    os.replace(temporary, path)
 
 
 class ServerProcess:

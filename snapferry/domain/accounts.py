@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
+from snapferry.domain.policy_documents import PolicyDocument
 from snapferry.errors import ServiceError
 
 DEV_ACCOUNT_ID = "000000000000"
@@ -24,24 +26,59 @@ class AccessKey:
     secret_access_key: str
 
 
+ROOT, USER, ASSUMED_ROLE = "root", "user", "assumed-role"
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts as. Only account roots exist until IAM users arrive."""
+    """Who a request acts as: an account root, an IAM user, or an assumed-role session,
+    with the policies that decide what it may do (read when its credentials are)."""
 
     account_id: str
     access_key_id: str
+    kind: str = ROOT
+    name: str = ""  # the user's or the role's name
+    unique_id: str = ""  # AIDA... for a user, AROA... for a role
+    path: str = "/"
+    session_name: str = ""
+    # The identity policies (inline, attached, and the user's groups'), or the role's.
+    policies: tuple[PolicyDocument, ...] = ()
+    # AssumeRole's Policy/PolicyArns: they cap the session; None when it was given none.
+    session_policies: tuple[PolicyDocument, ...] | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # aws:PrincipalTag/* (user tags, session tags)
+    temporary: bool = False  # credentials from STS (a session token)
+    expires_at: dt.datetime | None = None
 
     @property
     def arn(self) -> str:
+        if self.kind == USER:
+            return f"arn:aws:iam::{self.account_id}:user{self.path}{self.name}"
+        if self.kind == ASSUMED_ROLE:
+            return (f"arn:aws:sts::{self.account_id}:assumed-role/{self.name}/"
+                    f"{self.session_name}")
         return f"arn:aws:iam::{self.account_id}:root"
 
     @property
+    def role_arn(self) -> str | None:
+        if self.kind != ASSUMED_ROLE:
+            return None
+        return f"arn:aws:iam::{self.account_id}:role{self.path}{self.name}"
+
+    @property
     def user_id(self) -> str:
+        if self.kind == USER:
+            return self.unique_id
+        if self.kind == ASSUMED_ROLE:
+            return f"{self.unique_id}:{self.session_name}"
         return self.account_id
 
     @property
+    def username(self) -> str | None:
+        return self.name if self.kind == USER else None
+
+    @property
     def is_root(self) -> bool:
-        return True
+        return self.kind == ROOT
 
 
 def validate_access_key(key: AccessKey) -> None:

@@ -65,8 +65,7 @@ class Caller:
 
     @classmethod
     def of(cls, principal: Principal) -> Caller:
-        return cls(principal.account_id, principal.arn,
-                   role_arn=getattr(principal, "role_arn", None))
+        return cls(principal.account_id, principal.arn, role_arn=principal.role_arn)
 
 
 @dataclass(frozen=True)
@@ -381,37 +380,51 @@ def evaluate(request: Request, identity: Sequence[PolicyDocument] = (),
 
 # ---- the interface handlers use today ------------------------------------------------------
 
+def principal_context(principal: Principal) -> dict[str, Any]:
+    """The caller's global condition keys, from what its credentials say about it."""
+    return caller_context(Caller.of(principal), principal.username, principal.user_id,
+                          dict(principal.tags))
+
+
 def policy_allows(policy: ResourcePolicy, principal: Principal, action: str,
                   encryption_context: Mapping[str, str] | None = None,
-                  resource: str = "*") -> bool:
-    """Whether a KMS key's policy and grants let `principal` perform `action`."""
+                  resource: str = "*", via_service: str | None = None) -> bool:
+    """Whether a KMS key's policy and grants, with the principal's own identity and session
+    policies, let `principal` perform `action`. `via_service`: kms:ViaService, when EC2 or
+    EBS uses the key on the caller's behalf."""
     caller = Caller.of(principal)
-    context = {**caller_context(caller), **kms_context(caller, encryption_context)}
+    context = {**principal_context(principal),
+               **kms_context(caller, encryption_context, via_service)}
     request = Request(caller, action, resource, context, encryption_context or {})
-    return evaluate(request, resource=policy).allowed
+    return evaluate(request, identity=principal.policies, resource=policy,
+                    session=principal.session_policies).allowed
 
 
 def decide(principal: Principal, action: str, resources: Sequence[str] = (),
            context: Mapping[str, Any] | None = None) -> Decision:
     """The decision for `action` on every one of `resources` (the first refusal, else the
-    last allow). context may carry:
+    last allow). The principal's own identity and session policies count unless context
+    names others. context may carry:
       resource_policy    a ResourcePolicy (a KMS key's, a snapshot's permission list)
       encryption_context KMS's, for grant constraints and kms:EncryptionContext:* keys
-      identity_policies  the caller's PolicyDocuments (none: an account root's power only)
-      session_policies   the session's PolicyDocuments, if it was created with some
+      identity_policies  the caller's PolicyDocuments (default: the principal's)
+      session_policies   the session's PolicyDocuments (default: the principal's)
       conditions         condition keys -> values (aws:RequestedRegion, ec2:Encrypted, ...)
+      via_service        kms:ViaService
     """
     context = context or {}
     caller = Caller.of(principal)
     encryption_context = context.get("encryption_context")
-    facts = {**caller_context(caller), **kms_context(caller, encryption_context),
+    facts = {**principal_context(principal),
+             **kms_context(caller, encryption_context, context.get("via_service")),
              **(context.get("conditions") or {})}
+    identity = context.get("identity_policies", principal.policies)
+    session = context.get("session_policies", principal.session_policies)
     decision = Decision(Effect.IMPLICIT_DENY, action, "*", missing=Source.IDENTITY)
     for resource in resources or ("*",):
         decision = evaluate(Request(caller, action, resource, facts, encryption_context),
-                            identity=context.get("identity_policies", ()),
-                            resource=context.get("resource_policy"),
-                            session=context.get("session_policies"))
+                            identity=identity, resource=context.get("resource_policy"),
+                            session=session)
         if not decision.allowed:
             return decision
     return decision

@@ -169,7 +169,13 @@ class Copier:
             self._fail(job, "The copy failed on an internal error; see the server's log.")
 
     def _principal(self, job: CopyJob) -> Principal:
-        return Principal(job.account_id, job.access_key_id)
+        """The principal that asked for the copy, with its policies as they are now: the
+        copy acts with its permissions (a session's, even after the session expires)."""
+        principal = self.storage.accounts.principal_of_key(job.access_key_id)
+        if principal is None or principal.account_id != job.account_id:
+            raise CopyFailed("The credentials that requested this copy no longer exist or "
+                             "are inactive.")
+        return principal
 
     def _plan(self, job: CopyJob) -> None:
         """The asynchronous checks, then full, incremental or shared, and the destination's
@@ -239,7 +245,7 @@ class Copier:
         try:
             key = self.keyring.resolve(conn, arn, job.account_id, job.source_region)
             for operation in SOURCE_KEY_OPERATIONS:
-                if not self.keyring.may(conn, principal, key, operation):
+                if not self.keyring.may(conn, principal, key, operation, via_ec2=True):
                     raise CopyFailed(rules.KEY_NOT_ACCESSIBLE)
             check_usable(key)
             return key

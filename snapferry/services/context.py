@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from snapferry.config import Settings
 from snapferry.domain import policy
-from snapferry.domain.accounts import Principal
+from snapferry.domain.accounts import ASSUMED_ROLE, Principal
+from snapferry.domain.actions import Asked
+from snapferry.domain.authorization_messages import describe
 from snapferry.domain.clock import Clock
 from snapferry.errors import ServiceError
 from snapferry.storage.datadir import Storage
@@ -35,6 +39,11 @@ class Service:
     dry_run_error: ServiceError | None = None
     # Model shape name -> the error AWS gives when a value breaks that shape's limits.
     input_errors: Mapping[str, ServiceError] = field(default_factory=dict)
+    # The refusal with AWS's message ("User: ARN is not authorized to perform: ..."), given
+    # the action and that message; None: access_denied(action) as it is.
+    denial: Callable[[str, str], ServiceError] | None = None
+    # Whether the refusal carries an encoded authorization message (EC2's does).
+    encodes_denials: bool = False
 
 
 @dataclass
@@ -55,6 +64,8 @@ class RequestContext:
     settings: Settings = field(default_factory=lambda: Settings(data_dir=Path(".")))
     # S3's signed aws-chunked bodies: where the chain of chunk signatures starts.
     chunk_signer: ChunkSigner | None = None
+    # What the operation asks IAM, from the table in domain/actions.py (set by the pipeline).
+    asked: Asked | None = None
     authorized: bool = field(default=False, init=False)
 
     @property
@@ -74,10 +85,83 @@ class RequestContext:
         action: str | None = None,
     ) -> None:
         """Allow or refuse the operation; every handler calls this after validating its input
-        and before it changes anything. With DryRun set, an allowed request stops here."""
-        action = action or f"{self.service.iam_prefix}:{self.operation}"
-        if not policy.authorize(self.principal, action, resources, context):
-            raise self.service.access_denied(action)
+        and before it changes anything. The action, resources and condition keys come from
+        the operation's row in domain/actions.py; a handler passes what only it knows (a KMS
+        key's ARN and policy). With DryRun set, an allowed request stops here."""
+        asked = self.asked
+        action = action or (asked.action if asked else f"{self.service.iam_prefix}:"
+                                                       f"{self.operation}")
+        if not resources and asked is not None:
+            resources = asked.resources
+        context = dict(context or {})
+        conditions = {**(asked.conditions if asked else {}),
+                      "aws:CurrentTime": self.clock.now(), "aws:SecureTransport": False,
+                      **(context.get("conditions") or {})}
+        if self.request is not None and self.request.client_ip:
+            conditions.setdefault("aws:SourceIp", self.request.client_ip)
+        if self._without_mfa(action):
+            raise self.service.access_denied(action) if self.service.denial is None else \
+                self.service.denial(action, f"User: {self.principal.arn} is not authorized to "
+                                    f"perform: {action} with session credentials from "
+                                    "GetSessionToken without MFA")
+        tags = self._resource_tags(resources)
+        decision = None
+        for resource in resources or ("*",):
+            facts = {**conditions}
+            for key, value in tags.get(resource, {}).items():
+                facts[f"aws:ResourceTag/{key}"] = value
+                facts[f"{self.service.iam_prefix}:ResourceTag/{key}"] = value
+            decision = policy.decide(self.principal, action, [resource],
+                                     {**context, "conditions": facts})
+            if not decision.allowed:
+                raise self._refusal(action, decision, facts)
         self.authorized = True
         if self.dry_run and self.service.dry_run_error is not None:
             raise self.service.dry_run_error
+
+    def _without_mfa(self, action: str) -> bool:
+        """GetSessionToken's credentials (there is no MFA here) may not call IAM, nor STS
+        but AssumeRole and GetCallerIdentity, as AWS has it."""
+        if not self.principal.temporary or self.principal.kind == ASSUMED_ROLE:
+            return False
+        service = action.split(":", 1)[0]
+        return service == "iam" or (service == "sts" and action != "sts:AssumeRole")
+
+    def no_permission_needed(self) -> None:
+        """For the few operations nobody needs a permission for (sts:GetCallerIdentity)."""
+        self.authorized = True
+
+    def _resource_tags(self, resources: Sequence[str]) -> dict[str, dict[str, str]]:
+        """aws:ResourceTag/* of the resources, for callers whose policies may ask (an
+        account root's power does not depend on them, so it is spared the lookup)."""
+        if self.principal.is_root or self.storage is None:
+            return {}
+        from snapferry.storage.tagstore import tags_of
+
+        ids = {arn: arn.rsplit("/", 1)[-1] for arn in resources if "/" in arn}
+        with self.storage.engine.connect() as conn:
+            found = tags_of(conn, [i for i in ids.values() if "*" not in i])
+        return {arn: found.get(resource_id, {}) for arn, resource_id in ids.items()}
+
+    def _refusal(self, action: str, decision: policy.Decision,
+                 facts: Mapping[str, Any]) -> ServiceError:
+        if self.service.denial is None:
+            return self.service.access_denied(action)
+        message = (f"User: {self.principal.arn} is not authorized to perform: {action} on "
+                   f"resource: {decision.resource} {decision.reason}")
+        if self.service.encodes_denials:
+            encoded = self.encode_message(describe(self.principal, decision, facts))
+            message = (f"You are not authorized to perform this operation. {message}. "
+                       f"Encoded authorization failure message: {encoded}")
+        return self.service.denial(action, message)
+
+    def encode_message(self, message: Mapping[str, Any]) -> str:
+        """Sealed under the server's master key, bound to the caller's account: only
+        DecodeAuthorizationMessage in that account opens it."""
+        sealed = self.storage.box.seal(json.dumps(message).encode(),
+                                       message_binding(self.account_id))
+        return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+
+def message_binding(account_id: str) -> bytes:
+    return f"authorization-message:{account_id}".encode()

@@ -104,7 +104,7 @@ def _codec(ctx: RequestContext, conn: Connection, snapshot: Snapshot) -> BlockCo
     assert snapshot.kms_key_id is not None
     try:
         key = ctx.keyring.resolve(conn, snapshot.kms_key_id, ctx.account_id, ctx.region)
-        if not ctx.keyring.may(conn, ctx.principal, key, "Decrypt"):
+        if not ctx.keyring.may(conn, ctx.principal, key, "Decrypt", via_ec2=True):
             raise ServiceError("AccessDeniedException",
                                f"{ctx.principal.arn} may not decrypt with {key.arn}.")
         return ctx.keyring.codec(conn, snapshot.lineage_id, ctx.region, key)
@@ -415,4 +415,5 @@ SERVICE = Service(
         "GetSnapshotBlock": get_snapshot_block,
     },
     access_denied=_access_denied,
+    denial=lambda action, message: ServiceError("AccessDeniedException", message, 403),
 )

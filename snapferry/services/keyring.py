@@ -22,6 +22,11 @@ from snapferry.storage import keys as store
 from snapferry.storage.secrets import SecretBox
 
 
+def via_service(region: str) -> str:
+    """kms:ViaService when EC2 and the EBS direct APIs use a key (AWS names EC2 for both)."""
+    return f"ec2.{region}.amazonaws.com"
+
+
 def _bound(key_id: str) -> bytes:
     return f"kms-key:{key_id}".encode()
 
@@ -99,7 +104,7 @@ class KeyRing:
         """Check that EBS may encrypt new data under `key` for `principal`."""
         rules.check_usable(key)
         for operation in ("DescribeKey", "GenerateDataKeyWithoutPlaintext", "Decrypt"):
-            if not self.may(conn, principal, key, operation):
+            if not self.may(conn, principal, key, operation, via_ec2=True):
                 raise ServiceError("AccessDeniedException",
                                    f"{principal.arn} may not use {key.arn} ({operation}).")
         return key
@@ -110,13 +115,18 @@ class KeyRing:
         return key_policy(key.account_id, key.policy, store.grants_of(conn, key.key_id))
 
     def may(self, conn: Connection, principal: Principal, key: Key, operation: str,
-            encryption_context: Mapping[str, str] | None = None) -> bool:
+            encryption_context: Mapping[str, str] | None = None, via_ec2: bool = False
+            ) -> bool:
+        """Whether `principal` may use `key` for `operation`: its key policy and grants,
+        with the principal's own policies. `via_ec2`: EC2/EBS uses the key on the
+        principal's behalf (kms:ViaService is ec2.REGION.amazonaws.com)."""
         action = f"kms:{operation}"
+        via = via_service(key.region) if via_ec2 else None
         if policy_allows(key_policy(key.account_id, key.policy), principal, action,
-                         encryption_context, key.arn):
+                         encryption_context, key.arn, via):
             return True  # the policy alone allows: no need to read the grants
         return policy_allows(self.policy(conn, key), principal, action, encryption_context,
-                             key.arn)
+                             key.arn, via)
 
     def material(self, key: Key) -> bytes:
         return self.box.open(key.material_sealed, _bound(key.key_id))

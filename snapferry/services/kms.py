@@ -100,10 +100,12 @@ def create_key(ctx: RequestContext, params: dict[str, Any]) -> Output:
     if params.get("Origin", "AWS_KMS") != "AWS_KMS" or params.get("MultiRegion"):
         raise ServiceError("UnsupportedOperationException",
                            "snapferry's KMS makes single-region keys of origin AWS_KMS only.")
-    policy = params.get("Policy") or rules.default_policy(ctx.account_id)
-    _check_policy(ctx, policy, bool(params.get("BypassPolicyLockoutSafetyCheck")))
     tags = _tags(params.get("Tags"))
-    ctx.authorize()
+    ctx.authorize()  # kms:CreateKey is IAM's to allow: there is no key policy yet
+    policy = params.get("Policy") or rules.default_policy(ctx.account_id)
+    # The lockout check is for a policy the caller wrote; the default one delegates to IAM.
+    _check_policy(ctx, policy, bool(params.get("BypassPolicyLockoutSafetyCheck"))
+                  or not params.get("Policy"))
     with ctx.storage.engine.begin() as conn:
         key = _keyring(ctx).new_key(conn, ctx.account_id, ctx.region,
                                     params.get("Description", ""), policy)
@@ -584,6 +586,7 @@ SERVICE = Service(
         "ListResourceTags": list_resource_tags,
     },
     access_denied=_access_denied,
+    denial=lambda action, message: ServiceError("AccessDeniedException", message),
     dry_run_error=ServiceError("DryRunOperationException",
                                "The request would have succeeded, but the DryRun option is set.",
                                status=412),

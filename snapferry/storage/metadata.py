@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -79,6 +79,13 @@ access_keys = Table(
     Column("account_id", String(12), ForeignKey("accounts.account_id"), nullable=False),
     Column("secret_sealed", LargeBinary, nullable=False),
     Column("created_at", IsoTime(), nullable=False),
+    # Since 6: an IAM user's key names its user (None: the account root's key); status
+    # Active | Inactive (None: Active); when and where it was last used.
+    Column("user_name", String(64)),
+    Column("status", String(8)),
+    Column("last_used_at", IsoTime()),
+    Column("last_used_service", String(32)),
+    Column("last_used_region", String(32)),
 )
 
 snapshots = Table(
@@ -484,6 +491,128 @@ pair_rates = Table(
 )
 
 
+# ---- IAM (version 6): users, groups, roles, policies; keyed by account, no region ----------
+
+iam_users = Table(
+    "iam_users",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("user_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("created_at", IsoTime(), nullable=False),
+)
+
+iam_groups = Table(
+    "iam_groups",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("group_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("created_at", IsoTime(), nullable=False),
+)
+
+iam_group_members = Table(
+    "iam_group_members",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("group_name", String(128), primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+)
+
+iam_roles = Table(
+    "iam_roles",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("role_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("trust_policy", Text, nullable=False),
+    Column("max_session", Integer, nullable=False),
+    Column("description", Text),
+    Column("created_at", IsoTime(), nullable=False),
+)
+
+# Inline policies of users, groups and roles: kind is user | group | role.
+iam_inline_policies = Table(
+    "iam_inline_policies",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("owner", String(128), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),
+)
+
+# Customer managed policies; AWS managed ones live in domain/managed_policies.py.
+iam_policies = Table(
+    "iam_policies",
+    metadata,
+    Column("arn", String(2048), primary_key=True),
+    Column("account_id", String(12), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("policy_id", String(32), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("description", Text),
+    Column("default_version", String(8), nullable=False),
+    Column("next_version", Integer, nullable=False),
+    Column("created_at", IsoTime(), nullable=False),
+    Column("updated_at", IsoTime(), nullable=False),
+)
+
+iam_policy_versions = Table(
+    "iam_policy_versions",
+    metadata,
+    Column("policy_arn", String(2048), primary_key=True),
+    Column("version_id", String(8), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("created_at", IsoTime(), nullable=False),
+)
+
+iam_attachments = Table(
+    "iam_attachments",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("owner", String(128), primary_key=True),
+    Column("policy_arn", String(2048), primary_key=True),
+    Index("iam_attachments_by_policy", "policy_arn"),
+)
+
+# Tags of users and roles (kind user | role).
+iam_tags = Table(
+    "iam_tags",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("owner", String(128), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+# STS temporary credentials: the key id, its sealed secret, a digest of its session token,
+# whom it acts as and until when.
+sts_sessions = Table(
+    "sts_sessions",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=False),
+    Column("token_digest", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # assumed-role | user | root
+    Column("name", String(64)),  # the role's or the user's name
+    Column("session_name", String(64)),
+    Column("session_policies", Text),  # JSON list of documents; None: none given
+    Column("session_tags", Text),  # JSON object
+    Column("created_at", IsoTime(), nullable=False),
+    Column("expires_at", IsoTime(), nullable=False, index=True),
+)
+
+IAM_TABLES = (iam_users, iam_groups, iam_group_members, iam_roles, iam_inline_policies,
+              iam_policies, iam_policy_versions, iam_attachments, iam_tags, sts_sessions)
+
+
 def _add_images(conn: Connection) -> None:
     """Version 2: machine images, their block device mappings and launch permissions."""
     for table in (images, image_block_devices, image_permissions):
@@ -529,6 +658,19 @@ def _add_pair_rates(conn: Connection) -> None:
     pair_rates.create(conn, checkfirst=True)
 
 
+def _add_iam(conn: Connection) -> None:
+    """Version 9: IAM users, groups, roles and policies, STS sessions; access keys learn
+    their user, status and last use (existing keys are account roots' and Active)."""
+    for table in IAM_TABLES:
+        table.create(conn, checkfirst=True)
+    present = {column["name"] for column in inspect(conn).get_columns("access_keys")}
+    for name, kind in (("user_name", "VARCHAR(64)"), ("status", "VARCHAR(8)"),
+                       ("last_used_at", "VARCHAR(24)"), ("last_used_service", "VARCHAR(32)"),
+                       ("last_used_region", "VARCHAR(32)")):
+        if name not in present:  # a step may run again harmlessly
+            conn.execute(text(f"ALTER TABLE access_keys ADD COLUMN {name} {kind}"))
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_images,
@@ -538,6 +680,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     6: _add_image_product_codes,
     7: _add_s3,
     8: _add_pair_rates,
+    9: _add_iam,
 }
 
 

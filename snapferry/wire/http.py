@@ -28,6 +28,7 @@ class IncomingRequest:
     headers: dict[str, list[str]]  # lower-cased names, every value in arrival order
     body: bytes
     spool: BodySpool | None = None  # set instead of `body` for S3 uploads
+    client_ip: str | None = None  # the peer's address: aws:SourceIp
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())

@@ -164,6 +164,8 @@ class JsonProtocol(Protocol):
         AuthProblem.UNKNOWN_KEY: ("UnrecognizedClientException", 400),
         AuthProblem.BAD_SIGNATURE: ("InvalidSignatureException", 400),
         AuthProblem.EXPIRED: ("RequestExpired", 400),
+        AuthProblem.INVALID_TOKEN: ("UnrecognizedClientException", 400),
+        AuthProblem.EXPIRED_TOKEN: ("ExpiredTokenException", 400),
     }
 
     reader = JsonShapeReader()

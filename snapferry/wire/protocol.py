@@ -20,6 +20,8 @@ class AuthProblem(enum.Enum):
     UNKNOWN_KEY = "unknown-key"
     BAD_SIGNATURE = "bad-signature"
     EXPIRED = "expired"  # clock skew over 15 minutes, or a presigned URL past its expiry
+    INVALID_TOKEN = "invalid-token"  # a session token that is not the key's, or an inactive key
+    EXPIRED_TOKEN = "expired-token"  # temporary credentials past their expiration
 
 
 class Protocol(ABC):

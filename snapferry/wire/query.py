@@ -84,6 +84,8 @@ class QueryProtocol(Protocol):
         AuthProblem.UNKNOWN_KEY: ("InvalidClientTokenId", 403),
         AuthProblem.BAD_SIGNATURE: ("SignatureDoesNotMatch", 403),
         AuthProblem.EXPIRED: ("RequestExpired", 400),
+        AuthProblem.INVALID_TOKEN: ("InvalidClientTokenId", 403),
+        AuthProblem.EXPIRED_TOKEN: ("ExpiredToken", 403),
     }
     INPUT_ERRORS = {
         InvalidInput.MISSING: "MissingParameter",
@@ -315,6 +317,9 @@ class EC2Protocol(QueryProtocol):
         AuthProblem.UNKNOWN_KEY: ("AuthFailure", 401),
         AuthProblem.BAD_SIGNATURE: ("AuthFailure", 401),
         AuthProblem.EXPIRED: ("RequestExpired", 400),
+        AuthProblem.INVALID_TOKEN: ("AuthFailure", 401),
+        # EC2 answers expired temporary credentials as an expired request.
+        AuthProblem.EXPIRED_TOKEN: ("RequestExpired", 400),
     }
     INPUT_ERRORS = {
         InvalidInput.MISSING: "MissingParameter",

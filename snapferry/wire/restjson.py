@@ -46,6 +46,8 @@ class RestJsonProtocol(Protocol):
         AuthProblem.UNKNOWN_KEY: ("UnrecognizedClientException", 403),
         AuthProblem.BAD_SIGNATURE: ("InvalidSignatureException", 403),
         AuthProblem.EXPIRED: ("RequestExpired", 400),
+        AuthProblem.INVALID_TOKEN: ("UnrecognizedClientException", 403),
+        AuthProblem.EXPIRED_TOKEN: ("ExpiredTokenException", 403),
     }
 
     reader = JsonShapeReader()

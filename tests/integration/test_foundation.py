@@ -168,8 +168,8 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server: ServerProcess
 
 
 def test_other_protocols_answer_in_their_own_envelopes(client: ClientFactory) -> None:
-    # KMS (json) and IAM (query) are routed and signature-checked already; their operations
-    # come with later work, and say so. EBS (rest-json) errors carry their own envelope.
+    # KMS (json) and IAM (query) operations not served yet say so. EBS (rest-json) errors
+    # carry their own envelope.
     code, status, message = refused(
         lambda: client("kms").get_public_key(KeyId="alias/aws/ebs"))
     assert (code, status) == ("UnknownOperationException", 400)
@@ -183,8 +183,9 @@ def test_other_protocols_answer_in_their_own_envelopes(client: ClientFactory) ->
         lambda: client("ebs", secret="wrong").list_snapshot_blocks(
             SnapshotId="snap-0123456789abcdef0"))
     assert (code, status) == ("InvalidSignatureException", 403)
-    code, status, _ = refused(client("iam").list_users)
+    code, status, message = refused(client("iam").list_mfa_devices)
     assert (code, status) == ("InvalidAction", 400)
+    assert "does not serve iam ListMFADevices" in message
 
 
 def test_malformed_json_bodies_get_4xx(server: ServerProcess, client: ClientFactory) -> None:

@@ -61,11 +61,11 @@ def terraform_binary() -> str:
 class Terraform:
     """terraform in a scratch working directory, with nothing of the user's own config."""
 
-    def __init__(self, root: Path, variables: dict[str, str]) -> None:
+    def __init__(self, root: Path, variables: dict[str, str], config: Path = CONFIG) -> None:
         self.binary = terraform_binary()
         self.plugins = plugin_dir()
         self.workdir = root / "config"
-        shutil.copytree(CONFIG, self.workdir, ignore=shutil.ignore_patterns(".*"))
+        shutil.copytree(config, self.workdir, ignore=shutil.ignore_patterns(".*"))
         home = root / "home"
         home.mkdir()
         (home / "terraformrc").write_text("")

@@ -37,6 +37,8 @@ SERVICE = Service(
               **encryption.HANDLERS, **copies.HANDLERS, **images.HANDLERS,
               **image_copies.HANDLERS, **instances.HANDLERS},
     access_denied=_unauthorized,
+    denial=lambda action, message: ServiceError("UnauthorizedOperation", message, 403),
+    encodes_denials=True,
     dry_run_error=DRY_RUN,
     input_errors={"ImageNameRequest": ServiceError("InvalidAMIName.Malformed",
                                                    image_rules.NAME_MESSAGE)},

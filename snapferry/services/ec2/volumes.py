@@ -101,7 +101,7 @@ def _choose_key(ctx: RequestContext, conn: Any, params: dict[str, Any],
         if key is not None:
             keyring.usable_for_ebs(conn, ctx.principal, key)
         if outcome.recode and source_key is not None and not keyring.may(
-                conn, ctx.principal, source_key, "Decrypt"):
+                conn, ctx.principal, source_key, "Decrypt", via_ec2=True):
             raise ServiceError("AccessDeniedException",
                                f"{ctx.principal.arn} may not decrypt with {source_key.arn}.")
     except ServiceError as problem:
