@@ -270,6 +270,9 @@ def test_a_cached_lineage_checks_the_key_it_is_given(storage: Storage, ring: Key
         lineage, cipher = ring.new_lineage(conn, key)
     with storage.engine.connect() as conn:
         assert ring.codec(conn, lineage, REGION, key=key) is cipher
+        # Not cached yet (another process): the key given does not stand in for the cipher.
+        fresh = KeyRing(storage.box, SystemClock()).codec(conn, lineage, REGION, key=key)
+    assert isinstance(fresh, BlockCipher) and fresh.data_key == cipher.data_key
 
 
 def test_a_lineage_whose_key_is_gone_cannot_be_read(storage: Storage) -> None:
