@@ -300,6 +300,12 @@ def test_only_alias_aws_ebs_itself_is_the_managed_key(storage: Storage, ring: Ke
         # The name as a request carries it: a string object of its own.
         parsed = "".join(["alias/aws/", "ebs"])
         assert ring.resolve(conn, parsed, OWNER, REGION).key_manager == rules.AWS
+        # The caller's own alias ARN, first use in its region: the account read from the ARN
+        # is compared by value.
+        own = ring.resolve(conn, f"arn:aws:kms:{ELSEWHERE}:{OWNER}:{rules.EBS_ALIAS}", OWNER,
+                           ELSEWHERE)
+        assert own.key_manager == rules.AWS
+        assert own.key_id == store.alias_target(conn, OWNER, ELSEWHERE, rules.EBS_ALIAS)
 
 
 def test_an_earlier_accounts_managed_key_alias_is_not_the_callers(storage: Storage,
