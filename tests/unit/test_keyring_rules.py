@@ -270,6 +270,9 @@ def test_a_cached_lineage_checks_the_key_it_is_given(storage: Storage, ring: Key
         lineage, cipher = ring.new_lineage(conn, key)
     with storage.engine.connect() as conn:
         assert ring.codec(conn, lineage, REGION, key=key) is cipher
+        # Not cached yet (another process): the key given does not stand in for the cipher.
+        fresh = KeyRing(storage.box, SystemClock()).codec(conn, lineage, REGION, key=key)
+    assert isinstance(fresh, BlockCipher) and fresh.data_key == cipher.data_key
 
 
 def test_a_lineage_whose_key_is_gone_cannot_be_read(storage: Storage) -> None:
@@ -281,3 +284,46 @@ def test_a_lineage_whose_key_is_gone_cannot_be_read(storage: Storage) -> None:
         error = error_of(KeyRing(storage.box, SystemClock()).codec, conn, orphan, REGION)
     assert (error.code, error.message) == ("KMSInvalidStateException",
                                            f"The KMS key {gone_arn} is gone.")
+
+
+def test_only_alias_aws_ebs_itself_is_the_managed_key(storage: Storage, ring: KeyRing) -> None:
+    key = new_key(storage, ring)
+    with storage.engine.begin() as conn:
+        # Alias names sorting before and after alias/aws/ebs are aliases like any other.
+        for name in ("alias/app", "alias/zed"):
+            store.put_alias(conn, OWNER, REGION, name, key.key_id, dt.datetime.now(dt.UTC),
+                            create=True)
+            assert ring.resolve(conn, name, OWNER, REGION).key_id == key.key_id, name
+        assert error_of(ring.resolve, conn, "alias/aaa", OWNER, REGION).code == \
+            "NotFoundException"
+        assert store.alias_target(conn, OWNER, REGION, rules.EBS_ALIAS) is None
+        # The name as a request carries it: a string object of its own.
+        parsed = "".join(["alias/aws/", "ebs"])
+        assert ring.resolve(conn, parsed, OWNER, REGION).key_manager == rules.AWS
+        # The caller's own alias ARN, first use in its region: the account read from the ARN
+        # is compared by value.
+        own = ring.resolve(conn, f"arn:aws:kms:{ELSEWHERE}:{OWNER}:{rules.EBS_ALIAS}", OWNER,
+                           ELSEWHERE)
+        assert own.key_manager == rules.AWS
+        assert own.key_id == store.alias_target(conn, OWNER, ELSEWHERE, rules.EBS_ALIAS)
+
+
+def test_an_earlier_accounts_managed_key_alias_is_not_the_callers(storage: Storage,
+                                                                  ring: KeyRing) -> None:
+    """OWNER (111...) sorts before OTHER (222...): OTHER naming OWNER's alias/aws/ebs does
+    not make OTHER a managed key."""
+    with storage.engine.begin() as conn:
+        text = f"arn:aws:kms:{REGION}:{OWNER}:{rules.EBS_ALIAS}"
+        assert error_of(ring.resolve, conn, text, OTHER, REGION).code == "NotFoundException"
+        assert store.alias_target(conn, OTHER, REGION, rules.EBS_ALIAS) is None
+
+
+def test_a_bare_key_id_is_looked_for_in_the_callers_account_and_region_either_way(
+        storage: Storage, ring: KeyRing) -> None:
+    theirs = new_key(storage, ring, account=OTHER)  # 222... sorts after the caller's 111...
+    elsewhere = new_key(storage, ring, region=ELSEWHERE)  # eu-west-1 sorts before us-east-1
+    with storage.engine.begin() as conn:
+        assert error_of(ring.resolve, conn, theirs.key_id, OWNER, REGION).code == \
+            "NotFoundException"
+        assert error_of(ring.resolve, conn, elsewhere.key_id, OWNER, REGION).code == \
+            "NotFoundException"

@@ -162,6 +162,7 @@ def test_background_runs_every_5_seconds_with_an_hours_orphan_grace() -> None:
     FaultRule("r", THROTTLE, operation="X"),
     FaultRule("r", THROTTLE, service="ec2"),
     FaultRule("r", THROTTLE, service="iam", operation="X", fraction=0.001, remaining=1),
+    FaultRule("r", THROTTLE, operation="X", remaining=2),
 ])
 def test_rules_at_their_bounds_are_accepted(rule: FaultRule) -> None:
     faults.check(rule)
@@ -227,3 +228,18 @@ def test_a_rule_for_every_call_always_rolls() -> None:
     assert faults.rolls(always, draw=0.999999)
     rare = FaultRule("r", THROTTLE, operation="X", fraction=0.001)
     assert sum(faults.rolls(rare) for _ in range(200)) < 50
+
+
+def test_rules_read_back_from_storage_are_told_apart_by_value() -> None:
+    """A rule's kind comes from the command line or the database: a string object of its
+    own, not the module's constant."""
+    copy_kind, throttle_kind = "".join(["co", "py"]), "".join(["thr", "ottle"])
+    assert copy_kind == COPY and copy_kind is not COPY
+    with pytest.raises(ValueError, match="--fail-at"):
+        faults.check(FaultRule("r", copy_kind))
+    copy = FaultRule("c", copy_kind, fail_at=0.5, message="m")
+    throttle = FaultRule("t", throttle_kind, operation="X")
+    faults.check(copy)
+    faults.check(throttle)
+    assert faults.copy_rules([copy, throttle], "r", "a", ("s",)) == [copy]
+    assert faults.throttle_rules([copy, throttle], "ec2", "X", "r", "a") == [throttle]

@@ -11,7 +11,7 @@ import pytest
 
 from snapferry.domain import arns
 from snapferry.errors import ServiceError
-from tests.unit.test_policy_cases import A, _rewrite_principal_key, case, run
+from tests.unit.test_policy_cases import A, B, _rewrite_principal_key, case, run
 from tests.unit.test_policy_cases import allow as cases_allow
 from tests.unit.test_policy_cases import principal as cases_principal
 from tests.unit.test_policy_rules import OWNER, C, allow, allowed, policy
@@ -75,3 +75,14 @@ def test_the_resource_owner_is_compared_with_the_callers_account_by_value() -> N
     assert owner == A and owner is not A
     assert run(_row([], "alice", owner=owner)).effect.value == "allow"
     assert run(_row([], "bob@B", owner=owner)).effect.value == "implicitDeny"
+
+
+def test_a_policy_naming_another_role_does_not_admit_a_session() -> None:
+    """The session acts for role Dev; a statement naming role Admin (which sorts before it)
+    or role Ops (after it) does not name the session."""
+    for role in ("Admin", "Ops"):
+        named = _row([cases_principal({"AWS": f"arn:aws:iam::{A}:role/{role}"})], "session",
+                     owner=B)
+        assert run(named).effect.value == "implicitDeny", role
+    dev = _row([cases_principal({"AWS": f"arn:aws:iam::{A}:role/Dev"})], "session", owner=B)
+    assert run(dev).effect.value == "allow"

@@ -113,11 +113,12 @@ def test_tag_specifications_give_the_tags_of_their_resource_type() -> None:
     assert tags.tags_for([{"ResourceType": "snapshot"}], "snapshot") == {}
 
 
-def test_a_tag_specification_for_another_resource_type_is_refused() -> None:
-    specs = [{"ResourceType": "volume", "Tags": [{"Key": "a", "Value": "1"}]}]
+@pytest.mark.parametrize("given", ["volume", "image"])  # sorting after and before
+def test_a_tag_specification_for_another_resource_type_is_refused(given: str) -> None:
+    specs = [{"ResourceType": given, "Tags": [{"Key": "a", "Value": "1"}]}]
     error = error_of(tags.tags_for, specs, "snapshot")
     assert error.code == "InvalidParameterValue"
-    assert "'volume' is not a valid taggable resource type" in error.message
+    assert f"'{given}' is not a valid taggable resource type" in error.message
 
 
 @pytest.mark.parametrize("spec", [{"Tags": []}, {"ResourceType": "", "Tags": []}])
