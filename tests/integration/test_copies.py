@@ -356,7 +356,7 @@ def test_a_killed_copy_resumes_where_it_stopped(tmp_path: Path) -> None:
     worker had put past its checkpoint is found in place and adopted (0 bytes moved): the
     figures account for it, so they hold whatever the machine's load."""
     size = 128  # blocks: 64 MiB, copied at 4 MiB/s: ~16 s, killed after ~3 s
-    slow = ["--copy-rate-limit", str(4 * 2**20), "--copy-lease-seconds", "2"]
+    slow = ["--copy-rate-limit", str(4 * 2**20), "--copy-lease-seconds", "6"]
     first = ServerProcess(tmp_path, slow).start()
     kw = {"endpoint_url": first.url, "aws_access_key_id": "test",
           "aws_secret_access_key": "test", "config": NO_RETRIES}
@@ -384,7 +384,7 @@ def test_a_killed_copy_resumes_where_it_stopped(tmp_path: Path) -> None:
     adopted = stored_objects(tmp_path) - size - done_at_kill
     assert 0 <= adopted <= size - done_at_kill
 
-    with ServerProcess(tmp_path, ["--copy-lease-seconds", "2"]) as again:
+    with ServerProcess(tmp_path, ["--copy-lease-seconds", "6"]) as again:
         kw["endpoint_url"] = again.url
         there = boto3.client("ec2", region_name=DST, **kw)
         done = finished(there, snapshot_id, timeout=120)

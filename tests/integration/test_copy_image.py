@@ -359,7 +359,7 @@ def test_the_101st_concurrent_image_copy_is_refused(tmp_path: Path) -> None:
 
 
 def test_deregistering_a_pending_copy_removes_what_it_wrote(tmp_path: Path) -> None:
-    slow = ["--copy-rate-limit", str(2 * 2**20), "--copy-lease-seconds", "2"]
+    slow = ["--copy-rate-limit", str(2 * 2**20), "--copy-lease-seconds", "6"]
     with ServerProcess(tmp_path, slow) as server:
         kw = {"endpoint_url": server.url, "aws_access_key_id": "test",
               "aws_secret_access_key": "test", "config": NO_RETRIES}

@@ -19,6 +19,9 @@ from .conftest import ClientFactory, run_cli, wait_for
 from .test_copies import finished
 from .test_copy_image import settled, two_disk_image
 
+# Several API processes refuse --faults-file (cli.py); they read `snapferry faults` rules.
+pytestmark = pytest.mark.embedded_only("the faults file is watched by a single-process serve")
+
 SRC, DST = "us-east-1", "ap-northeast-1"
 FAILED_IMAGE = "Copy image failed with an internal error"
 

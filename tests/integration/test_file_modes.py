@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
+import pytest
 
 from snapferry.testing import ServerProcess
 from tests.integration.blocks import random_blocks, write_snapshot
@@ -33,6 +34,7 @@ def modes(root: Path) -> dict[str, int]:
     return found
 
 
+@pytest.mark.embedded_only("looks for the SQLite and block files under the data dir")
 def test_everything_under_the_data_dir_is_private_whatever_the_umask(tmp_path: Path) -> None:
     data_dir = tmp_path / "fresh" / "data"
     with umask(0o022):
@@ -73,6 +75,7 @@ def test_a_data_dir_open_to_others_stops_start_up(tmp_path: Path) -> None:
     assert run_cli("accounts", "list", data_dir=data_dir).returncode == 0
 
 
+@pytest.mark.embedded_only("an older version's SQLite files")
 def test_database_files_left_open_by_an_older_version_are_closed_up(tmp_path: Path) -> None:
     data_dir = tmp_path / "old"
     assert run_cli("accounts", "list", data_dir=data_dir).returncode == 0

@@ -110,7 +110,7 @@ def test_lease_takeovers_are_counted_across_processes(tmp_path: Path) -> None:
     """A server stopped cleanly hands its copy back (no takeover); a killed one's copy is
     taken over by the next server once its lease runs out: exactly one takeover."""
     size = 64  # blocks: 32 MiB at 2 MiB/s, so both interruptions land mid-copy
-    slow = ["--copy-rate-limit", str(2 * 2**20), "--copy-lease-seconds", "2"]
+    slow = ["--copy-rate-limit", str(2 * 2**20), "--copy-lease-seconds", "6"]
     first = ServerProcess(tmp_path, slow).start()
     ebs, ec2, _ = clients(first.url)
     copy = ec2.copy_snapshot(SourceRegion=SRC, SourceSnapshotId=write_snapshot(
@@ -131,7 +131,7 @@ def test_lease_takeovers_are_counted_across_processes(tmp_path: Path) -> None:
     second.process.send_signal(signal.SIGKILL)
     second.process.wait(timeout=30)
     assert done() < size
-    with ServerProcess(tmp_path, ["--copy-lease-seconds", "2"]) as third:
+    with ServerProcess(tmp_path, ["--copy-lease-seconds", "6"]) as third:
         _, ec2, _ = clients(third.url)
         assert finished(ec2, copy, timeout=120)["State"] == "completed"
         assert value(scrape(third.url), "snapferry_copy_lease_takeovers_total") == 1

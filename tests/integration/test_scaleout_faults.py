@@ -33,7 +33,7 @@ from .conftest import NO_RETRIES, wait_for
 
 SRC, DST = "us-east-1", "eu-west-1"
 SIZE = 64  # blocks: 32 MiB
-SLOW = ["--copy-rate-limit", str(2 * 2**20), "--copy-lease-seconds", "2"]  # ~16 s a copy
+SLOW = ["--copy-rate-limit", str(2 * 2**20), "--copy-lease-seconds", "6"]  # ~16 s a copy
 # A user's SDK set to ride out a storage restart: 503s retried with back-off.
 PATIENT = Config(retries={"max_attempts": 12, "mode": "standard"}, connect_timeout=5,
                  read_timeout=60)
