@@ -205,8 +205,8 @@ class RestXmlProtocol(Protocol):
     @staticmethod
     def _header(member: Shape, text: str, key: str) -> Any:
         if member.type_name == "list":  # a header list: comma-separated items
-            values = [scalar_from_text(member.member, item.strip(), key)
-                      for item in text.split(",") if item.strip()]
+            values = [scalar_from_text(member.member, item, key)
+                      for item in _header_items(text) if item]
             check_limits(member, values, key)
             return values
         return scalar_from_text(member, text, key)
@@ -391,6 +391,28 @@ class RestXmlProtocol(Protocol):
         # AWS says 501; a 4xx keeps SDKs from retrying what will never work.
         return ServiceError("NotImplemented",
                             f"{name[:100]} is not an operation of this service.")
+
+
+def _header_items(text: str) -> list[str]:
+    """A header list's items: split at commas, except inside double quotes, which an item
+    holding a comma or a quote is wrapped in (its quotes escaped with a backslash)."""
+    items: list[str] = []
+    current = ""
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            current, escaped = current + char, False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += char
+    items.append(current.strip())
+    return items
 
 
 def _xml_attribute(text: str) -> str:
