@@ -86,3 +86,21 @@ def test_a_policy_naming_another_role_does_not_admit_a_session() -> None:
         assert run(named).effect.value == "implicitDeny", role
     dev = _row([cases_principal({"AWS": f"arn:aws:iam::{A}:role/Dev"})], "session", owner=B)
     assert run(dev).effect.value == "allow"
+
+
+@pytest.mark.parametrize("operator", ["StringLike", "StringNotLike", "ArnLike", "ArnNotLike"])
+def test_a_pattern_naming_a_variable_the_request_lacks_never_holds(operator: str) -> None:
+    """A `...Like` pattern with a policy variable the request does not carry (no such tag)
+    does not hold, whatever the value, even under a Not operator."""
+    from snapferry.domain.conditions import Facts, parse_operator, test
+
+    parsed = parse_operator(operator)
+    assert parsed is not None
+    facts = Facts({"aws:PrincipalArn": "arn:aws:iam::111122223333:user/x",
+                   "s3:prefix": "x/home"})
+    key, pattern = (("aws:PrincipalArn", "arn:aws:iam::111122223333:user/${aws:PrincipalTag/team}")
+                    if operator.startswith("Arn") else ("s3:prefix", "${aws:PrincipalTag/team}/*"))
+    assert not test(parsed, key, [pattern], facts)
+    # The same pattern holds once the variable is there (...Like) or fails (...NotLike).
+    tagged = Facts({key: facts.values(key)[0], "aws:PrincipalTag/team": "x"})
+    assert test(parsed, key, [pattern], tagged) == ("Not" not in operator)
