@@ -560,7 +560,8 @@ def test_image_tags(client: ClientFactory, snap: str, accounts: tuple[str, str])
         "InvalidAMIID.NotFound")
 
 
-def test_ancestry_of_a_registered_image_is_itself(client: ClientFactory, snap: str) -> None:
+def test_ancestry_of_a_registered_image_is_itself(client: ClientFactory, snap: str,
+                                                  accounts: tuple[str, str]) -> None:
     ec2 = client("ec2")
     image_id = register(ec2, snap)
     entries = ec2.get_image_ancestry(ImageId=image_id)["ImageAncestryEntries"]
