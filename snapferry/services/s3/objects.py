@@ -140,8 +140,8 @@ def put_object(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 # ---- reading ---------------------------------------------------------------------------------
 
-def _lookup(ctx: RequestContext, params: dict[str, Any], action: str
-            ) -> tuple[Bucket, StoredObject]:
+def _lookup(ctx: RequestContext, params: dict[str, Any], action: str,
+            permission: str = "READ") -> tuple[Bucket, StoredObject]:
     key = params["Key"]
     with ctx.storage.engine.connect() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
@@ -150,7 +150,7 @@ def _lookup(ctx: RequestContext, params: dict[str, Any], action: str
         # S3 says NoSuchKey only to callers who may list the bucket; others get AccessDenied.
         authorize_bucket(ctx, bucket, "s3:ListBucket", "READ")
         raise no_such_key(key)
-    authorize_object(ctx, bucket, key, obj, action, "READ")
+    authorize_object(ctx, bucket, key, obj, action, permission)
     return bucket, obj
 
 
@@ -441,14 +441,7 @@ def copy_object(ctx: RequestContext, params: dict[str, Any]) -> Output:
 # ---- object ACLs -----------------------------------------------------------------------------
 
 def get_object_acl(ctx: RequestContext, params: dict[str, Any]) -> Output:
-    key = params["Key"]
-    with ctx.storage.engine.connect() as conn:
-        bucket = find_bucket(conn, ctx, params["Bucket"])
-        obj = s3store.get_object(conn, bucket.name, key)
-    if obj is None:
-        authorize_bucket(ctx, bucket, "s3:ListBucket", "READ")
-        raise no_such_key(key)
-    authorize_object(ctx, bucket, key, obj, "s3:GetObjectAcl", "READ_ACP")
+    _, obj = _lookup(ctx, params, "s3:GetObjectAcl", "READ_ACP")
     return {"Owner": owner_of(obj.owner), "Grants": obj.acl}
 
 
