@@ -130,6 +130,18 @@ def test_a_bad_file_at_start_stops_the_server(tmp_path: Path) -> None:
     assert "listening" not in started.stdout
 
 
+def test_several_processes_refuse_the_file_and_say_what_to_use(tmp_path: Path) -> None:
+    path = tmp_path / "faults.toml"
+    path.write_text("")
+    started = subprocess.run(
+        [sys.executable, "-m", "snapferry.cli", "serve", "--port", "0", "--data-dir",
+         str(tmp_path / "data"), "--processes", "2", "--faults-file", str(path)],
+        capture_output=True, text=True, timeout=60)
+    assert started.returncode == 2
+    assert "snapferry faults add" in started.stderr
+    assert "listening" not in started.stdout
+
+
 def test_an_image_rule_fails_every_snapshot_copy_of_its_image_copies(
         client: ClientFactory, data_dir: Path) -> None:
     here, there = client("ec2", region=SRC), client("ec2", region=DST)
