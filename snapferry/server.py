@@ -10,6 +10,7 @@ are routed by what they look like: X-Amz-Target (json), the path (rest-json), th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -271,14 +272,29 @@ class Dispatcher:
             settings=self.settings,
             request=request,
             chunk_signer=chunk_signer,
-            asked=actions.asked(service.name, service.iam_prefix, name, params,
-                                actions.Where(principal.account_id, region,
-                                              principal.username)),
+            asked=self._asked(service, name, params, principal, region),
         )
-        output = handler(ctx, params) or {}
+        ctx.authorize_first()  # IAM before existence: see RequestContext.authorize_first
+        try:
+            output = handler(ctx, params) or {}
+        except ServiceError as error:
+            ctx.refuse_missing(error)
+            raise
         if not ctx.authorized:
             raise RuntimeError(f"handler for {service.name}:{name} never called authorize()")
         return protocol.serialize(operation, output, request_id)
+
+
+    def _asked(self, service: Service, name: str, params: dict[str, Any],
+               principal: Principal, region: str) -> actions.Asked:
+        """What the request asks IAM, its ARNs completed from what is stored (an IAM
+        user's path) when the service says how."""
+        asked = actions.asked(service.name, service.iam_prefix, name, params,
+                              actions.Where(principal.account_id, region, principal.username))
+        if service.complete_arns is None or principal.is_root:
+            return asked
+        return dataclasses.replace(
+            asked, resources=tuple(service.complete_arns(self.storage.engine, asked.resources)))
 
 
 class _Disconnected(Exception):

@@ -121,6 +121,19 @@ EBS: dict[str, Resources] = {
                                        if p.get(n)],
 }
 
+def kms_key_arn(where: Where, key_id: str) -> str:
+    """The ARN a KeyId names before the key is looked up: an ARN as given, an alias name or a
+    bare key id in the caller's account and region."""
+    if key_id.startswith("arn:"):
+        return key_id
+    kind = "" if key_id.startswith("alias/") else "key/"
+    return f"arn:aws:kms:{where.region}:{where.account_id}:{kind}{key_id}"
+
+
+# KMS operations whose KeyId is a filter, not the key acted on (kms:ListAliases is on "*").
+_KMS_NOT_ON_KEY = frozenset({"ListAliases"})
+
+
 def _iam_entity(operation: str) -> tuple[str, str] | None:
     """The entity an IAM operation acts on, by its name: AddUserToGroup and AttachGroupPolicy
     act on the group, ListGroupsForUser on the user, AttachRolePolicy on the role."""
@@ -183,6 +196,21 @@ def conditions(service: str, p: Params, where: Where) -> dict[str, Any]:
     return found
 
 
+# Condition keys a resource supplies itself (besides its tags, */ResourceTag/*): not known
+# until it is looked up. A request may supply some of them (CreateVolume's ec2:Encrypted).
+_RESOURCE_KEYS = frozenset(key.lower() for key in (
+    "ec2:Encrypted", "ec2:VolumeSize", "ec2:VolumeType", "ec2:Owner", "ec2:ParentVolume",
+    "ec2:ParentSnapshot", "ec2:SnapshotTime", "ec2:Public", "ec2:ImageType",
+    "ec2:RootDeviceType", "ec2:ImageID", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin",
+    "kms:MultiRegion"))
+
+
+def resource_key(key: str) -> bool:
+    """Whether a condition key describes the resource acted on rather than the request."""
+    key = key.lower()
+    return "resourcetag/" in key or key in _RESOURCE_KEYS
+
+
 def asked(service: str, prefix: str, operation: str, p: Params, where: Where) -> Asked:
     """The action, resources and condition keys of one request."""
     action = f"{prefix}:{operation}"
@@ -194,6 +222,9 @@ def asked(service: str, prefix: str, operation: str, p: Params, where: Where) ->
         resources = _iam(operation, p, where)
     elif service == "sts" and operation == "AssumeRole":
         resources = [p["RoleArn"]]
+    elif service == "kms" and p.get("KeyId") and operation not in _KMS_NOT_ON_KEY:
+        # The key named; the handler passes the key's own ARN (and its policy) once found.
+        resources = [kms_key_arn(where, p["KeyId"])]
     else:
-        resources = []  # KMS: the key's ARN, added by the handler once it has found the key
+        resources = []
     return Asked(action, tuple(resources) or ("*",), conditions(service, p, where))

@@ -31,13 +31,22 @@ class Facts:
     """The request context: condition key -> its values, keys compared case-insensitively.
 
     A value may be given as str, bool, int, float, datetime, or a list/tuple/set of those
-    (a multi-valued key such as aws:TagKeys); None means absent."""
+    (a multi-valued key such as aws:TagKeys); None means absent. `unknown` names the keys
+    whose value is not known yet (a resource's attributes before it is looked up): a test of
+    one of those can go either way, which `holds` answers as its caller says."""
 
-    def __init__(self, context: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, context: Mapping[str, Any] | None = None,
+                 unknown: Callable[[str], bool] | None = None) -> None:
         self._values: dict[str, Values] = {}
+        self._unknown = unknown
         for key, value in (context or {}).items():
             if value is not None:
                 self._values[key.lower()] = _strings(value)
+
+    def unknown(self, key: str) -> bool:
+        """Whether the request's value for `key` is not known yet (not merely absent)."""
+        return (self._unknown is not None and key.lower() not in self._values
+                and self._unknown(key))
 
     def values(self, key: str) -> Values:
         return self._values.get(key.lower(), ())
@@ -259,13 +268,19 @@ def test(operator: ParsedOperator, key: str, wanted: Iterable[str], facts: Facts
 
 
 def holds(block: Mapping[str, Mapping[str, tuple[str, ...]]], facts: Facts,
-          variables: bool = True) -> bool:
-    """A whole (validated) Condition block: operator -> key -> values, all ANDed."""
+          variables: bool = True, unknown_holds: bool = False) -> bool:
+    """A whole (validated) Condition block: operator -> key -> values, all ANDed. A test of a
+    key whose value is not known yet (Facts.unknown) counts as `unknown_holds`: an Allow may
+    still apply once it is known, a Deny may still not."""
     for name, tests in block.items():
         operator = parse_operator(name)
         if operator is None:
             return False  # validation refuses these; never let one allow
         for key, wanted in tests.items():
+            if facts.unknown(key):
+                if not unknown_holds:
+                    return False
+                continue
             if not test(operator, key, wanted, facts, variables):
                 return False
     return True

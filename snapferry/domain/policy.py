@@ -22,7 +22,7 @@ and the encoded authorization message built from it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -76,6 +76,9 @@ class Request:
     context: Mapping[str, Any] = field(default_factory=dict)  # condition key -> value(s)
     # KMS grants constrain the encryption context itself (exact pairs, case-sensitive keys).
     encryption_context: Mapping[str, str] | None = None
+    # Condition keys whose values are not known yet (the resource's, before it is looked up):
+    # Allow statements testing them may apply, Deny statements testing them do not.
+    unknown: Callable[[str], bool] | None = None
 
 
 def caller_context(caller: Caller, username: str | None = None, user_id: str | None = None,
@@ -282,7 +285,8 @@ def _applies(statement: Statement, request: Request, facts: Facts) -> bool:
         hit = any(p is not None and p.fullmatch(request.resource) for p in patterns)
         if hit == statement.not_resources:
             return False
-    return conditions.holds(statement.condition, facts, statement.variables)
+    return conditions.holds(statement.condition, facts, statement.variables,
+                            unknown_holds=statement.effect == "Allow")
 
 
 def _principal(statement: Statement, caller: Caller) -> _Match | None:
@@ -305,7 +309,7 @@ def evaluate(request: Request, identity: Sequence[PolicyDocument] = (),
     caller is a session created with some (None: no session policy, nothing is capped);
     `resource`: what the resource says (None: a resource of the caller's own account with no
     policy of its own)."""
-    facts = Facts(request.context)
+    facts = Facts(request.context, request.unknown)
     caller = request.caller
     denies: list[MatchedStatement] = []
     allows: dict[Source, list[MatchedStatement]] = {s: [] for s in Source}
@@ -411,6 +415,7 @@ def decide(principal: Principal, action: str, resources: Sequence[str] = (),
       session_policies   the session's PolicyDocuments (default: the principal's)
       conditions         condition keys -> values (aws:RequestedRegion, ec2:Encrypted, ...)
       via_service        kms:ViaService
+      unknown            which condition keys are not known yet (see Request.unknown)
     """
     context = context or {}
     caller = Caller.of(principal)
@@ -422,7 +427,8 @@ def decide(principal: Principal, action: str, resources: Sequence[str] = (),
     session = context.get("session_policies", principal.session_policies)
     decision = Decision(Effect.IMPLICIT_DENY, action, "*", missing=Source.IDENTITY)
     for resource in resources or ("*",):
-        decision = evaluate(Request(caller, action, resource, facts, encryption_context),
+        decision = evaluate(Request(caller, action, resource, facts, encryption_context,
+                                    context.get("unknown")),
                             identity=identity, resource=context.get("resource_policy"),
                             session=session)
         if not decision.allowed:

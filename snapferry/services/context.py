@@ -7,13 +7,16 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sqlalchemy.engine import Engine
 
 from snapferry.config import Settings
 from snapferry.domain import policy
 from snapferry.domain.accounts import ASSUMED_ROLE, Principal
-from snapferry.domain.actions import Asked
+from snapferry.domain.actions import Asked, resource_key
 from snapferry.domain.authorization_messages import describe
 from snapferry.domain.clock import Clock
 from snapferry.errors import ServiceError
@@ -26,6 +29,29 @@ if TYPE_CHECKING:
 
 Output = dict[str, Any]
 Handler = Callable[["RequestContext", dict[str, Any]], Output | None]
+
+
+class First(Enum):
+    """What the caller's own policies may decide before a handler looks anything up (AWS
+    evaluates IAM before it looks a resource up)."""
+
+    NOTHING = "nothing"  # the service authorizes on its own terms (S3: bucket policies, ACLs)
+    IDENTITY = "identity"  # its resources carry no policy that could allow the caller alone
+    DENY = "deny"  # a resource's policy may allow by name (KMS key policies): only a Deny
+
+
+class Refusal(NamedTuple):
+    """A refused decision, with what the refusal message is made of."""
+
+    action: str
+    decision: policy.Decision
+    facts: Mapping[str, Any]
+
+
+def _not_found(error: ServiceError) -> bool:
+    """Whether an error says the resource acted on is not there (or not the caller's)."""
+    return (error.code.endswith(("NotFound", "NotFoundException"))
+            or error.code == "NoSuchEntity")
 
 
 @dataclass(frozen=True)
@@ -44,6 +70,10 @@ class Service:
     denial: Callable[[str, str], ServiceError] | None = None
     # Whether the refusal carries an encoded authorization message (EC2's does).
     encodes_denials: bool = False
+    authorize_first: First = First.NOTHING
+    # The ARNs a request names, completed from what is stored (an IAM user's path); run
+    # before any decision, so every phase judges the same names.
+    complete_arns: Callable[[Engine, Sequence[str]], Sequence[str]] | None = None
 
 
 @dataclass
@@ -84,10 +114,52 @@ class RequestContext:
         context: Mapping[str, Any] | None = None,
         action: str | None = None,
     ) -> None:
-        """Allow or refuse the operation; every handler calls this after validating its input
-        and before it changes anything. The action, resources and condition keys come from
-        the operation's row in domain/actions.py; a handler passes what only it knows (a KMS
-        key's ARN and policy). With DryRun set, an allowed request stops here."""
+        """Allow or refuse the operation; every handler calls this once it has found what it
+        acts on and before it changes anything. The action, resources and condition keys come
+        from the operation's row in domain/actions.py; a handler passes what only it knows (a
+        KMS key's ARN and policy). With DryRun set, an allowed request stops here."""
+        self._decide(resources, context, action)
+        self.authorized = True
+        if self.dry_run and self.service.dry_run_error is not None:
+            raise self.service.dry_run_error
+
+    def authorize_first(self) -> None:
+        """The dispatcher's call before the handler's: refuse now what the caller's own
+        policies refuse whatever the resource turns out to be, so that a refused caller
+        learns nothing of what exists. The resource's tags and attributes are not known yet:
+        an Allow that tests them may still apply, a Deny that tests them may not."""
+        first = self.service.authorize_first
+        if first is First.NOTHING or self.principal.is_root:
+            return
+        decision = self._decision((), None, None, unknown=resource_key)
+        if decision is not None and (first is First.IDENTITY
+                                     or decision.decision.effect is policy.Effect.EXPLICIT_DENY):
+            raise self._refusal(*decision)
+
+    def refuse_missing(self, error: ServiceError) -> None:
+        """The dispatcher's call when the handler failed before it authorized: if what it
+        did not find is refused to the caller anyway (judged with the resource's keys
+        missing, as AWS judges them), the refusal is the answer, not the NotFound."""
+        if (self.authorized or self.service.authorize_first is First.NOTHING
+                or self.principal.is_root or not _not_found(error)):
+            return
+        decision = self._decision((), None, None, look_up=False)
+        if decision is not None:
+            raise self._refusal(*decision) from None
+
+    def _decide(self, resources: Sequence[str], context: Mapping[str, Any] | None,
+                action: str | None) -> None:
+        decision = self._decision(resources, context, action)
+        if decision is not None:
+            raise self._refusal(*decision)
+
+    def _decision(self, resources: Sequence[str], context: Mapping[str, Any] | None,
+                  action: str | None, unknown: Callable[[str], bool] | None = None,
+                  look_up: bool = True
+                  ) -> Refusal | None:
+        """The first refusal among `resources`, or None. `look_up`:
+        read the resources' tags (False: the resource is not there, its keys are missing).
+        Session credentials without MFA are refused here, in any phase."""
         asked = self.asked
         action = action or (asked.action if asked else f"{self.service.iam_prefix}:"
                                                        f"{self.operation}")
@@ -104,20 +176,17 @@ class RequestContext:
                 self.service.denial(action, f"User: {self.principal.arn} is not authorized to "
                                     f"perform: {action} with session credentials from "
                                     "GetSessionToken without MFA")
-        tags = self._resource_tags(resources)
-        decision = None
+        tags = self._resource_tags(resources) if look_up and unknown is None else {}
         for resource in resources or ("*",):
             facts = {**conditions}
             for key, value in tags.get(resource, {}).items():
                 facts[f"aws:ResourceTag/{key}"] = value
                 facts[f"{self.service.iam_prefix}:ResourceTag/{key}"] = value
             decision = policy.decide(self.principal, action, [resource],
-                                     {**context, "conditions": facts})
+                                     {**context, "conditions": facts, "unknown": unknown})
             if not decision.allowed:
-                raise self._refusal(action, decision, facts)
-        self.authorized = True
-        if self.dry_run and self.service.dry_run_error is not None:
-            raise self.service.dry_run_error
+                return Refusal(action, decision, facts)
+        return None
 
     def _without_mfa(self, action: str) -> bool:
         """GetSessionToken's credentials (there is no MFA here) may not call IAM, nor STS

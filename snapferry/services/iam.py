@@ -14,7 +14,7 @@ from urllib.parse import quote
 from snapferry.domain import iam as rules
 from snapferry.domain.iam import GROUP, ROLE, USER, Group, ManagedPolicy, Role, User
 from snapferry.errors import ServiceError
-from snapferry.services.context import Output, RequestContext, Service
+from snapferry.services.context import First, Output, RequestContext, Service
 from snapferry.storage import iam as store
 
 # ---- shapes ---------------------------------------------------------------------------------
@@ -660,4 +660,6 @@ SERVICE = Service(
     },
     access_denied=_denied,
     denial=_denied,
+    authorize_first=First.IDENTITY,
+    complete_arns=store.complete_arns,
 )

@@ -19,7 +19,7 @@ from snapferry.domain import keys as rules
 from snapferry.domain.keys import Key
 from snapferry.domain.policy import key_policy, policy_allows
 from snapferry.errors import ServiceError
-from snapferry.services.context import Output, RequestContext, Service
+from snapferry.services.context import First, Output, RequestContext, Service
 from snapferry.storage import keys as store
 from snapferry.storage.tagstore import delete_tags, set_tags, tags_of
 
@@ -590,4 +590,5 @@ SERVICE = Service(
     dry_run_error=ServiceError("DryRunOperationException",
                                "The request would have succeeded, but the DryRun option is set.",
                                status=412),
+    authorize_first=First.DENY,
 )

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from sqlalchemy import and_, delete, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from snapferry.domain import iam as rules
 from snapferry.domain import managed_policies
@@ -33,6 +33,36 @@ from snapferry.storage.metadata import (
     iam_tags,
     iam_users,
 )
+
+# ---- the ARNs requests name ----------------------------------------------------------------
+
+_PATHED = {rules.USER: iam_users, rules.GROUP: iam_groups, rules.ROLE: iam_roles}
+
+
+def complete_arns(engine: Engine, arns: Iterable[str]) -> list[str]:
+    """The ARNs of the users, groups and roles a request names by name alone
+    (`arn:aws:iam::ACCT:user/NAME`), with the path each was created with
+    (`user/division/team/NAME`): a policy judges the full ARN. A name not stored keeps its
+    path-less ARN (the root path, as it would be created)."""
+    arns = list(arns)
+    wanted = {}
+    for index, arn in enumerate(arns):
+        head, _, rest = arn.partition(":iam::")
+        account_id, _, resource = rest.partition(":")
+        kind, _, name = resource.partition("/")
+        if head == "arn:aws" and kind in _PATHED and name and "/" not in name:
+            wanted[index] = (account_id, kind, name)
+    if not wanted:
+        return arns
+    with engine.connect() as conn:
+        for index, (account_id, kind, name) in wanted.items():
+            table = _PATHED[kind]
+            path = conn.execute(select(table.c.path).where(
+                table.c.account_id == account_id, table.c.name == name)).scalar()
+            if path:
+                arns[index] = rules.arn(account_id, kind, path, name)
+    return arns
+
 
 # ---- users ----------------------------------------------------------------------------------
 

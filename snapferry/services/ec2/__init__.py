@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from snapferry.domain import images as image_rules
 from snapferry.errors import ServiceError
-from snapferry.services.context import Service
+from snapferry.services.context import First, Service
 from snapferry.services.ec2 import (
     copies,
     encryption,
@@ -42,4 +42,5 @@ SERVICE = Service(
     dry_run_error=DRY_RUN,
     input_errors={"ImageNameRequest": ServiceError("InvalidAMIName.Malformed",
                                                    image_rules.NAME_MESSAGE)},
+    authorize_first=First.IDENTITY,
 )
