@@ -100,6 +100,18 @@ def check_path(path: str | None) -> str:
     return path
 
 
+_PATH_PREFIX = re.compile(r"/[\x21-\x7f]*")
+
+
+def check_path_prefix(prefix: str | None) -> str:
+    """A List* call's PathPrefix (`/division/`, or a part of a path such as `/div`)."""
+    prefix = prefix or "/"
+    if len(prefix) > 512 or not _PATH_PREFIX.fullmatch(prefix):
+        raise validation(f"The specified value for pathPrefix is invalid: '{prefix[:200]}'. It "
+                         "begins with '/', like /division_abc/.")
+    return prefix
+
+
 def arn(account_id: str, kind: str, path: str, name: str) -> str:
     return f"arn:aws:iam::{account_id}:{kind}{path}{name}"
 

@@ -111,9 +111,10 @@ def get_user(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 
 def list_users(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    prefix = rules.check_path_prefix(params.get("PathPrefix"))
     ctx.authorize()
     with ctx.storage.engine.connect() as conn:
-        users = store.list_users(conn, ctx.account_id, params.get("PathPrefix") or "/")
+        users = store.list_users(conn, ctx.account_id, prefix)
     return _page([_user(u, with_tags=False) for u in users], params, "Users")
 
 
@@ -277,9 +278,10 @@ def get_group(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 
 def list_groups(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    prefix = rules.check_path_prefix(params.get("PathPrefix"))
     ctx.authorize()
     with ctx.storage.engine.connect() as conn:
-        groups = store.list_groups(conn, ctx.account_id, params.get("PathPrefix") or "/")
+        groups = store.list_groups(conn, ctx.account_id, prefix)
     return _page([_group(g) for g in groups], params, "Groups")
 
 
@@ -345,9 +347,10 @@ def get_role(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 
 def list_roles(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    prefix = rules.check_path_prefix(params.get("PathPrefix"))
     ctx.authorize()
     with ctx.storage.engine.connect() as conn:
-        roles = store.list_roles(conn, ctx.account_id, params.get("PathPrefix") or "/")
+        roles = store.list_roles(conn, ctx.account_id, prefix)
     return _page([_role(r) for r in roles], params, "Roles")
 
 
@@ -460,11 +463,11 @@ def _inline(kind: str) -> dict[str, Callable[..., Output]]:
         return {}
 
     def attached(ctx: RequestContext, params: dict[str, Any]) -> Output:
+        prefix = rules.check_path_prefix(params.get("PathPrefix"))
         with ctx.storage.engine.connect() as conn:
             entity = owner(ctx, conn, params)
             ctx.authorize()
             arns = store.attached(conn, ctx.account_id, kind, entity)
-        prefix = params.get("PathPrefix") or "/"
         return _page([{"PolicyName": rules.parse_policy_arn(a)[1], "PolicyArn": a}
                       for a in arns if a.split(":policy", 1)[1].startswith(prefix)],
                      params, "AttachedPolicies")
@@ -600,11 +603,11 @@ def delete_policy(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 
 def list_policies(ctx: RequestContext, params: dict[str, Any]) -> Output:
+    prefix = rules.check_path_prefix(params.get("PathPrefix"))
     ctx.authorize()
     with ctx.storage.engine.connect() as conn:
         found = store.list_policies(conn, ctx.account_id, params.get("Scope") or "All",
-                                    bool(params.get("OnlyAttached")),
-                                    params.get("PathPrefix") or "/")
+                                    bool(params.get("OnlyAttached")), prefix)
     return _page([_policy(p) for p in found], params, "Policies")
 
 
