@@ -20,6 +20,7 @@ from snapferry.config import (
     Settings,
 )
 from snapferry.domain.accounts import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, AccessKey
+from snapferry.domain.clock import Clock
 from snapferry.errors import ServiceError
 from snapferry.storage.datadir import Storage, open_storage
 from snapferry.storage.files import ModeError
@@ -131,7 +132,8 @@ def serve(args: argparse.Namespace) -> int:
                   "--worker-processes use `snapferry faults add`", file=sys.stderr)
             storage.close()
             return 2
-        return _serve_processes(settings, storage, sock, lines, processes, worker_processes)
+        return _serve_processes(settings, storage, sock, lines, processes, worker_processes,
+                                clock)
     app = App(Dispatcher(storage, settings, clock), settings.max_body_bytes,
               body_timeout=settings.connections.body_timeout)
     server = uvicorn.Server(uvicorn_config(app, settings))
@@ -154,7 +156,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve_processes(settings: Settings, storage: Storage, sock: socket.socket,
-                     lines: list[str], processes: int, worker_processes: int) -> int:
+                     lines: list[str], processes: int, worker_processes: int,
+                     clock: Clock | None = None) -> int:
     """The parent of `serve --processes N --worker-processes M` (snapferry/supervisor.py):
     start-up work once, here, then the children; copies run in the worker processes only
     (none at all with --copy-workers 0)."""
@@ -164,7 +167,7 @@ def _serve_processes(settings: Settings, storage: Storage, sock: socket.socket,
     from snapferry.engine.background import Background
     from snapferry.supervisor import supervise
 
-    Background(storage, SystemClock(),
+    Background(storage, clock or SystemClock(),
                dt.timedelta(seconds=settings.orphan_grace_seconds)).start_up()
     storage.close()  # no connection crosses a fork
     copy_threads = settings.copies.workers
@@ -177,7 +180,8 @@ def _serve_processes(settings: Settings, storage: Storage, sock: socket.socket,
     print("\n".join(lines), flush=True)
     try:
         code = supervise(api_settings, sock, processes,
-                         worker_processes if copy_threads else 0, worker_settings=settings)
+                         worker_processes if copy_threads else 0, worker_settings=settings,
+                         clock=clock)
     finally:
         shared_metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
         if "snapferry-metrics-" in shared_metrics:  # ours (serve made it), not an operator's

@@ -26,6 +26,7 @@ import threading
 import time
 
 from snapferry.config import Settings
+from snapferry.domain.clock import Clock
 
 log = logging.getLogger("snapferry.supervisor")
 RESPAWN_PAUSE = 1.0  # seconds between restarts of a child that keeps dying
@@ -41,8 +42,10 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def run_api(settings: Settings, sock: socket.socket, startup: bool) -> int:
-    """One API process on an already listening socket; returns its exit code."""
+def run_api(settings: Settings, sock: socket.socket, startup: bool,
+            clock: Clock | None = None) -> int:
+    """One API process on an already listening socket; returns its exit code. `clock`: the
+    parent's (a test's shifted clock), else the system's."""
     import uvicorn
 
     from snapferry.server import App, Dispatcher
@@ -50,7 +53,7 @@ def run_api(settings: Settings, sock: socket.socket, startup: bool) -> int:
     from snapferry.storage.datadir import open_storage
 
     storage = open_storage(settings)
-    app = App(Dispatcher(storage, settings), settings.max_body_bytes,
+    app = App(Dispatcher(storage, settings, clock), settings.max_body_bytes,
               body_timeout=settings.connections.body_timeout, startup=startup)
     server = uvicorn.Server(uvicorn_config(app, settings))
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -59,7 +62,7 @@ def run_api(settings: Settings, sock: socket.socket, startup: bool) -> int:
     return 0
 
 
-def run_worker(settings: Settings, announce: bool = True) -> int:
+def run_worker(settings: Settings, announce: bool = True, clock: Clock | None = None) -> int:
     """Copy workers until SIGTERM/SIGINT (`snapferry worker`, or a child of serve)."""
     from snapferry.domain.clock import SystemClock
     from snapferry.engine.copier import Copier
@@ -67,7 +70,7 @@ def run_worker(settings: Settings, announce: bool = True) -> int:
     from snapferry.storage.datadir import open_storage
 
     storage = open_storage(settings)
-    clock = SystemClock()
+    clock = clock or SystemClock()
     copier = Copier(storage, KeyRing(storage.box, clock), clock, settings.copies)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -82,10 +85,10 @@ def run_worker(settings: Settings, announce: bool = True) -> int:
 
 
 def supervise(settings: Settings, sock: socket.socket, api: int, workers: int,
-              worker_settings: Settings | None = None) -> int:
+              worker_settings: Settings | None = None, clock: Clock | None = None) -> int:
     """Fork `api` API processes (with `settings`) and `workers` worker processes (with
     `worker_settings`); keep them running until told to stop. The caller has bound `sock`
-    and done the start-up work."""
+    and done the start-up work. `clock`: every child's (serve's --clock-offset-file)."""
     parent = os.getpid()
     children: dict[int, str] = {}
     stopping = threading.Event()
@@ -101,10 +104,10 @@ def supervise(settings: Settings, sock: socket.socket, api: int, workers: int,
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, signal.SIG_DFL)
             if kind == "api":
-                code = run_api(settings, sock, startup=False)
+                code = run_api(settings, sock, startup=False, clock=clock)
             else:
                 sock.close()
-                code = run_worker(worker_settings or settings, announce=False)
+                code = run_worker(worker_settings or settings, announce=False, clock=clock)
         except BaseException:
             log.exception("snapferry %s process failed", kind)
         finally:
