@@ -34,8 +34,10 @@ def describe(principal: Principal, decision: Decision, facts: Mapping[str, Any]
             "policy": m.policy,
             "source": m.source.value,
             "index": m.index,
-        } for m in decision.matched]),
-        "failures": _items([]),
+        } for m in (*decision.matched, *decision.partial)]),
+        # An implicit deny's missing side: which kind of policy allowed nothing.
+        "failures": _items([{"source": decision.missing.value, "reason": decision.reason}]
+                           if decision.missing is not None else []),
         "context": {
             "principal": {"id": principal.user_id, "name": principal.name or None,
                           "arn": principal.arn},

@@ -212,6 +212,9 @@ class Decision:
     resource: str
     matched: tuple[MatchedStatement, ...] = ()
     missing: Source | None = None  # for an implicit deny: which kind of policy did not allow
+    # For an implicit deny: the Allow statements that did match, on the side that was not
+    # missing (a cross-account request's resource side when its identity side is).
+    partial: tuple[MatchedStatement, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -379,7 +382,9 @@ def evaluate(request: Request, identity: Sequence[PolicyDocument] = (),
         missing = Source.IDENTITY
     if required and not (named or by_account) and missing is not Source.SESSION:
         missing = Source.RESOURCE
-    return Decision(Effect.IMPLICIT_DENY, request.action, request.resource, missing=missing)
+    partial = (*from_identity, *(seen for seen, _ in resource_allows))
+    return Decision(Effect.IMPLICIT_DENY, request.action, request.resource, missing=missing,
+                    partial=tuple(partial))
 
 
 # ---- the interface handlers use today ------------------------------------------------------

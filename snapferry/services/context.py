@@ -74,6 +74,9 @@ class Service:
     # The ARNs a request names, completed from what is stored (an IAM user's path); run
     # before any decision, so every phase judges the same names.
     complete_arns: Callable[[Engine, Sequence[str]], Sequence[str]] | None = None
+    # The resource side of a decision a handler does not pass itself: (engine, resource ARN,
+    # caller's account) -> another account's permission list as a ResourcePolicy, or None.
+    resource_side: Callable[[Engine, str, str], policy.ResourcePolicy | None] | None = None
 
 
 @dataclass
@@ -182,8 +185,10 @@ class RequestContext:
             for key, value in tags.get(resource, {}).items():
                 facts[f"aws:ResourceTag/{key}"] = value
                 facts[f"{self.service.iam_prefix}:ResourceTag/{key}"] = value
-            decision = policy.decide(self.principal, action, [resource],
-                                     {**context, "conditions": facts, "unknown": unknown})
+            decide = {**context, "conditions": facts, "unknown": unknown}
+            if look_up and unknown is None and "resource_policy" not in context:
+                decide["resource_policy"] = self._resource_side(resource)
+            decision = policy.decide(self.principal, action, [resource], decide)
             if not decision.allowed:
                 return Refusal(action, decision, facts)
         return None
@@ -199,6 +204,15 @@ class RequestContext:
     def no_permission_needed(self) -> None:
         """For the few operations nobody needs a permission for (sts:GetCallerIdentity)."""
         self.authorized = True
+
+    def _resource_side(self, resource: str) -> policy.ResourcePolicy | None:
+        """Another account's permission list for `resource` (Service.resource_side). An
+        account root is spared the lookup: what it may reach of another account's, the
+        handler's visibility check has already decided by the same list."""
+        side = self.service.resource_side
+        if side is None or self.principal.is_root or self.storage is None:
+            return None
+        return side(self.storage.engine, resource, self.account_id)
 
     def _resource_tags(self, resources: Sequence[str]) -> dict[str, dict[str, str]]:
         """aws:ResourceTag/* of the resources, for callers whose policies may ask (an

@@ -30,6 +30,7 @@ from snapferry.domain.tags import as_list, tags_from_list
 from snapferry.domain.tokens import BLOCK_TOKEN_LIFETIME, PAGE_TOKEN_LIFETIME, TokenError
 from snapferry.engine.background import cancel_idle
 from snapferry.errors import ServiceError
+from snapferry.services import sharing
 from snapferry.services.context import First, Output, RequestContext, Service
 from snapferry.storage import keys as key_store
 from snapferry.storage import manifests
@@ -417,4 +418,5 @@ SERVICE = Service(
     access_denied=_access_denied,
     denial=lambda action, message: ServiceError("AccessDeniedException", message, 403),
     authorize_first=First.IDENTITY,
+    resource_side=sharing.resource_side,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from snapferry.domain import images as image_rules
 from snapferry.errors import ServiceError
+from snapferry.services import sharing
 from snapferry.services.context import First, Service
 from snapferry.services.ec2 import (
     copies,
@@ -43,4 +44,5 @@ SERVICE = Service(
     input_errors={"ImageNameRequest": ServiceError("InvalidAMIName.Malformed",
                                                    image_rules.NAME_MESSAGE)},
     authorize_first=First.IDENTITY,
+    resource_side=sharing.resource_side,
 )
