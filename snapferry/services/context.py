@@ -121,7 +121,9 @@ class RequestContext:
         acts on and before it changes anything. The action, resources and condition keys come
         from the operation's row in domain/actions.py; a handler passes what only it knows (a
         KMS key's ARN and policy). With DryRun set, an allowed request stops here."""
-        self._decide(resources, context, action)
+        refusal = self._decision(resources, context, action)
+        if refusal is not None:
+            raise self._refusal(*refusal)
         self.authorized = True
         if self.dry_run and self.service.dry_run_error is not None:
             raise self.service.dry_run_error
@@ -134,10 +136,10 @@ class RequestContext:
         first = self.service.authorize_first
         if first is First.NOTHING or self.principal.is_root:
             return
-        decision = self._decision((), None, None, unknown=resource_key)
-        if decision is not None and (first is First.IDENTITY
-                                     or decision.decision.effect is policy.Effect.EXPLICIT_DENY):
-            raise self._refusal(*decision)
+        refusal = self._decision((), None, None, unknown=resource_key)
+        if refusal is not None and (first is First.IDENTITY
+                                    or refusal.decision.effect is policy.Effect.EXPLICIT_DENY):
+            raise self._refusal(*refusal)
 
     def refuse_missing(self, error: ServiceError) -> None:
         """The dispatcher's call when the handler failed before it authorized: if what it
@@ -146,23 +148,17 @@ class RequestContext:
         if (self.authorized or self.service.authorize_first is First.NOTHING
                 or self.principal.is_root or not _not_found(error)):
             return
-        decision = self._decision((), None, None, look_up=False)
-        if decision is not None:
-            raise self._refusal(*decision) from None
-
-    def _decide(self, resources: Sequence[str], context: Mapping[str, Any] | None,
-                action: str | None) -> None:
-        decision = self._decision(resources, context, action)
-        if decision is not None:
-            raise self._refusal(*decision)
+        refusal = self._decision((), None, None, look_up=False)
+        if refusal is not None:
+            raise self._refusal(*refusal) from None
 
     def _decision(self, resources: Sequence[str], context: Mapping[str, Any] | None,
                   action: str | None, unknown: Callable[[str], bool] | None = None,
-                  look_up: bool = True
-                  ) -> Refusal | None:
-        """The first refusal among `resources`, or None. `look_up`:
-        read the resources' tags (False: the resource is not there, its keys are missing).
-        Session credentials without MFA are refused here, in any phase."""
+                  look_up: bool = True) -> Refusal | None:
+        """The first refusal among `resources`, or None. `unknown`: the condition keys not
+        known yet (before the lookup); `look_up`: read the resources' tags and resource side
+        (False: the resource is not there, its keys are missing). Session credentials
+        without MFA are refused here, in any phase."""
         asked = self.asked
         action = action or (asked.action if asked else f"{self.service.iam_prefix}:"
                                                        f"{self.operation}")

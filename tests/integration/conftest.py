@@ -65,6 +65,20 @@ def client(server: ServerProcess) -> ClientFactory:
     return make
 
 
+def sts_clients(server: ServerProcess, default_region: str = "us-east-1") -> ClientFactory:
+    """client(service, (key, secret, session token or None), region) -> a boto3 client for
+    the server: one new connection per client, temporary credentials welcome."""
+
+    def make(service: str, creds: tuple[str, str, str | None] = (*DEV, None),
+             region: str = default_region) -> Any:
+        key, secret, token = creds
+        return boto3.client(service, region_name=region, endpoint_url=server.url,
+                            aws_access_key_id=key, aws_secret_access_key=secret,
+                            aws_session_token=token, config=NO_RETRIES)
+
+    return make
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0, every: float = 0.05) -> None:
     """Poll `condition` until true: synchronisation on an observable state, not a guess."""
     import time

@@ -17,9 +17,9 @@ import pytest
 from snapferry.testing import ServerProcess
 
 from .blocks import random_blocks, write_snapshot
-from .conftest import DEV, NO_RETRIES
+from .conftest import sts_clients
 from .test_foundation import refused
-from .test_permissions import Creds, allow, new_user, unique
+from .test_permissions import allow, new_user, unique
 
 REGION = "us-east-1"
 NO_SNAPSHOT = "snap-0000000000000000f"
@@ -30,15 +30,7 @@ NO_KEY = "0000000f-0000-4000-8000-00000000000f"
 
 @pytest.fixture(scope="module")
 def make(server: ServerProcess) -> Any:
-    import boto3
-
-    def client(service: str, creds: Creds = (*DEV, None)) -> Any:
-        key, secret, token = creds
-        return boto3.client(service, region_name=REGION, endpoint_url=server.url,
-                            aws_access_key_id=key, aws_secret_access_key=secret,
-                            aws_session_token=token, config=NO_RETRIES)
-
-    return client
+    return sts_clients(server)
 
 
 def snapshot_arn(snapshot_id: str) -> str:

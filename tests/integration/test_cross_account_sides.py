@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from snapferry.testing import ServerProcess
 
 from .blocks import random_blocks, write_snapshot
-from .conftest import DEV, NO_RETRIES, add_account
+from .conftest import add_account, sts_clients
 from .test_foundation import refused
 from .test_permissions import Creds, allow, new_user
 
@@ -40,13 +39,7 @@ def server(data_dir: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def make(server: ServerProcess) -> Any:
-    def client(service: str, creds: Creds = (*DEV, None)) -> Any:
-        key, secret, token = creds
-        return boto3.client(service, region_name=REGION, endpoint_url=server.url,
-                            aws_access_key_id=key, aws_secret_access_key=secret,
-                            aws_session_token=token, config=NO_RETRIES)
-
-    return client
+    return sts_clients(server)
 
 
 @pytest.fixture(scope="module")

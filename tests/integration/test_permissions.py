@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import boto3
 import pytest
 
 from snapferry.testing import ServerProcess, shift_clock
 
 from .blocks import random_blocks, write_snapshot
-from .conftest import DEV, NO_RETRIES, add_account, run_cli, wait_for
+from .conftest import DEV, add_account, run_cli, sts_clients, wait_for
 from .test_foundation import refused
 
 B_ACCOUNT, B_KEY, B_SECRET = "777777777777", "ROOTKEYOFB", "root-secret-of-account-b"
@@ -43,13 +42,7 @@ Creds = tuple[str, str, str | None]
 
 @pytest.fixture(scope="module")
 def make(server: ServerProcess) -> Any:
-    def client(service: str, creds: Creds = (*DEV, None), region: str = SRC) -> Any:
-        key, secret, token = creds
-        return boto3.client(service, region_name=region, endpoint_url=server.url,
-                            aws_access_key_id=key, aws_secret_access_key=secret,
-                            aws_session_token=token, config=NO_RETRIES)
-
-    return client
+    return sts_clients(server, SRC)
 
 
 def unique(prefix: str) -> str:

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import boto3
 import pytest
 
 from snapferry.testing import ServerProcess, shift_clock
 
-from .conftest import DEV, NO_RETRIES
+from .conftest import sts_clients
 from .test_copies_page_http import call, cookie_value
 from .test_foundation import refused
 from .test_permissions import Creds, allow, unique
@@ -43,13 +42,7 @@ def server(data_dir: Path, clock_file: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def make(server: ServerProcess) -> Any:
-    def client(service: str, creds: Creds = (*DEV, None)) -> Any:
-        key, secret, token = creds  # a new client: a new connection
-        return boto3.client(service, region_name="us-east-1", endpoint_url=server.url,
-                            aws_access_key_id=key, aws_secret_access_key=secret,
-                            aws_session_token=token, config=NO_RETRIES)
-
-    return client
+    return sts_clients(server)
 
 
 def user_with_key(make: Any) -> tuple[str, Creds]:
