@@ -121,6 +121,7 @@ EBS: dict[str, Resources] = {
                                        if p.get(n)],
 }
 
+
 def kms_key_arn(where: Where, key_id: str) -> str:
     """The ARN a KeyId names before the key is looked up: an ARN as given, an alias name or a
     bare key id in the caller's account and region."""
