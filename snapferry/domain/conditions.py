@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -267,17 +268,22 @@ def test(operator: ParsedOperator, key: str, wanted: Iterable[str], facts: Facts
     return all(ok(v) for v in actual) if rule.negated else any(ok(v) for v in actual)
 
 
+_VARIABLE = re.compile(r"\$\{([^}]+)\}")  # the keys a value's policy variables name
+
+
 def holds(block: Mapping[str, Mapping[str, tuple[str, ...]]], facts: Facts,
           variables: bool = True, unknown_holds: bool = False) -> bool:
     """A whole (validated) Condition block: operator -> key -> values, all ANDed. A test of a
-    key whose value is not known yet (Facts.unknown) counts as `unknown_holds`: an Allow may
-    still apply once it is known, a Deny may still not."""
+    key whose value is not known yet (Facts.unknown), or whose values name one in a policy
+    variable, counts as `unknown_holds`: an Allow may still apply once it is known, a Deny
+    may still not."""
     for name, tests in block.items():
         operator = parse_operator(name)
         if operator is None:
             return False  # validation refuses these; never let one allow
         for key, wanted in tests.items():
-            if facts.unknown(key):
+            if facts.unknown(key) or any(facts.unknown(name) for value in wanted
+                                         for name in _VARIABLE.findall(value)):
                 if not unknown_holds:
                     return False
                 continue
