@@ -113,6 +113,10 @@ def test_actions_are_s3s_not_operation_names(client: ClientFactory) -> None:
     assert refused(lambda: right.list_parts(Bucket=bucket, Key="m", UploadId=upload))[0] == \
         "AccessDenied"
     right.abort_multipart_upload(Bucket=bucket, Key="m", UploadId=upload)
+    # Setting an ACL on a write is s3:PutObjectAcl too.
+    right.put_object(Bucket=bucket, Key="plain", Body=b"x")
+    assert refused(lambda: right.put_object(Bucket=bucket, Key="acl", Body=b"x",
+                                            ACL="private"))[0] == "AccessDenied"
     assert bucket in {b["Name"] for b in right.list_buckets()["Buckets"]}
     # DeleteObjects decides every key on its own (s3:DeleteObject).
     _, key, secret = user(client, allow("s3:DeleteObject", f"{arn}/mine/*"))
@@ -214,3 +218,16 @@ def test_session_policies_cap_an_assumed_role(client: ClientFactory) -> None:
                 aws_session_token=credentials["SessionToken"])
     assert s3.get_object(Bucket=bucket, Key="a/1")["ContentLength"] == 11
     assert refused(lambda: s3.get_object(Bucket=bucket, Key="b/2"))[0] == "AccessDenied"
+
+
+def test_create_bucket_with_ownership_controls_needs_that_action(client: ClientFactory) -> None:
+    _, key, secret = user(client, allow("s3:CreateBucket", "*"))
+    s3 = client("s3", key=key, secret=secret)
+    s3.create_bucket(Bucket=unique("made"))
+    assert refused(lambda: s3.create_bucket(Bucket=unique("owned"),
+                                            ObjectOwnership="ObjectWriter"))[0] == \
+        "AccessDenied"
+    _, key, secret = user(client, allow(["s3:CreateBucket", "s3:PutBucketOwnershipControls"],
+                                        "*"))
+    client("s3", key=key, secret=secret).create_bucket(Bucket=unique("owned"),
+                                                       ObjectOwnership="ObjectWriter")
