@@ -238,6 +238,14 @@ def test_each_missing_permission_refuses_the_copy(client: ClientFactory,
             assert regional_bucket(DEV_ACCOUNT, region) not in {
                 b["Name"] for b in client("s3").list_buckets()["Buckets"]}
 
+    # Once the bucket exists, s3:CreateBucket and s3:PutBucketOwnershipControls are not needed.
+    key, secret, _ = _user(client, [a for a in COPY_ACTIONS if a not in (
+        "s3:CreateBucket", "s3:PutBucketOwnershipControls")])
+    theirs = client("ec2", region="us-west-1", key=key, secret=secret)
+    reused = theirs.copy_image(SourceRegion=SRC, SourceImageId=source,
+                               Name=unique("reuse"))["ImageId"]
+    assert settled(theirs, reused)["State"] == "available"
+
     s3 = client("s3", region="us-west-1")
     bucket = regional_bucket(DEV_ACCOUNT, "us-west-1")
     for missing in IN_THE_COPY:
@@ -337,3 +345,17 @@ def test_a_killed_servers_copy_resumes(tmp_path: Path) -> None:
             Bucket=src_bucket, Key=key)["Body"].read()
         assert_identical_bundle(s3, done["ImageLocation"], parts, sha256(manifest))
         assert len(keys_under(s3, bucket, f"{copied}/")) == len(parts) + 1
+
+
+def test_a_bucket_name_taken_by_another_account_refuses_the_copy(
+        client: ClientFactory, account_b: str, tmp_path: Path) -> None:
+    dst = "eu-south-1"
+    source, _, _ = registered(client, tmp_path)
+    squatted = regional_bucket(DEV_ACCOUNT, dst)
+    client("s3", region=dst, key=B_KEY, secret=B_SECRET).create_bucket(
+        Bucket=squatted, CreateBucketConfiguration={"LocationConstraint": dst})
+    ec2 = client("ec2", region=dst)
+    code, _, message = refused(lambda: ec2.copy_image(SourceRegion=SRC, SourceImageId=source,
+                                                      Name=unique("squat")))
+    assert code == "InvalidRequest" and squatted in message
+    assert ec2.describe_images(Owners=["self"])["Images"] == []
