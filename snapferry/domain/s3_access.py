@@ -200,6 +200,28 @@ def resource_of(bucket: str, bucket_owner: str, ownership: str, bucket_acl: Sequ
                     document)
 
 
+ANONYMOUS_KIND = "anonymous"
+
+
+def anonymous() -> Principal:
+    """Who an unsigned request acts as: no account, no policies; only what ACLs grant
+    AllUsers reaches it, and a bucket policy's Deny to everyone still refuses it."""
+    return Principal(account_id="", access_key_id="", kind=ANONYMOUS_KIND)
+
+
+def _anonymous_allowed(action: str, resource: Resource, acl_permission: str | None) -> bool:
+    if resource.bucket_policy is not None and resource.owner == resource.bucket_owner:
+        caller = policy.Caller("", "anonymous")
+        decision = policy.evaluate(
+            policy.Request(caller, action, resource.arn, {}),
+            resource=policy.ResourcePolicy(resource.owner, resource.bucket_policy.statements,
+                                           name="bucket-policy"))
+        if decision.effect is policy.Effect.EXPLICIT_DENY:
+            return False
+    return resource.acl is not None and acl_permission is not None and grants_permission(
+        resource.acl, None, acl_permission)
+
+
 def allowed(principal: Principal | None, action: str, resource: Resource,
             acl_permission: str | None,
             conditions: Mapping[str, Any] | None = None) -> bool:
@@ -211,9 +233,8 @@ def allowed(principal: Principal | None, action: str, resource: Resource,
     another account both must; an explicit Deny anywhere refuses. An ACL grant is one more
     resource-side allow, which the caller's own identity must back (a root's always does in
     its own account; across accounts the grantee account's identity decides)."""
-    if principal is None:
-        return resource.acl is not None and acl_permission is not None and grants_permission(
-            resource.acl, None, acl_permission)
+    if principal is None or principal.kind == ANONYMOUS_KIND:
+        return _anonymous_allowed(action, resource, acl_permission)
     caller = policy.Caller.of(principal)
     facts = {**policy.principal_context(principal), **(conditions or {})}
     request = policy.Request(caller, action, resource.arn, facts)

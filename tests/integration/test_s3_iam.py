@@ -2,7 +2,7 @@
 actions (s3:ListBucket for a listing, s3:GetObject for a HEAD, ...) on bucket and object
 ARNs, s3: condition keys, session policies; in the caller's own account an identity policy
 or the bucket policy allows, across accounts both must; an explicit Deny anywhere wins;
-NoSuchKey only for callers who may list the bucket."""
+NoSuchKey only for callers who may list the bucket; unsigned reads of public-read objects."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore import UNSIGNED
+from botocore.config import Config
 
 from snapferry.testing import ServerProcess
 
@@ -231,3 +234,34 @@ def test_create_bucket_with_ownership_controls_needs_that_action(client: ClientF
                                         "*"))
     client("s3", key=key, secret=secret).create_bucket(Bucket=unique("owned"),
                                                        ObjectOwnership="ObjectWriter")
+
+
+def test_anonymous_reads_of_public_read_objects(client: ClientFactory,
+                                                server: ServerProcess) -> None:
+    root = client("s3", region="eu-west-1")
+    bucket = unique("public")
+    root.create_bucket(Bucket=bucket, ObjectOwnership="ObjectWriter",
+                       CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    root.put_object(Bucket=bucket, Key="open", Body=b"for everyone", ACL="public-read")
+    root.put_object(Bucket=bucket, Key="closed", Body=b"for the owner")
+    # An unsigned client, whatever region it names: the bucket's own region answers.
+    anon = boto3.client("s3", region_name="us-east-1", endpoint_url=server.url,
+                        config=Config(signature_version=UNSIGNED, retries={"max_attempts": 0}))
+    assert anon.get_object(Bucket=bucket, Key="open")["Body"].read() == b"for everyone"
+    assert anon.head_object(Bucket=bucket, Key="open")["ContentLength"] == 12
+    assert anon.get_object(Bucket=bucket, Key="open", Range="bytes=4-6")["Body"].read() == \
+        b"eve"
+    assert refused(lambda: anon.get_object(Bucket=bucket, Key="closed"))[:2] == (
+        "AccessDenied", 403)
+    assert refused(lambda: anon.get_object(Bucket=bucket, Key="none"))[:2] == (
+        "AccessDenied", 403)
+    assert refused(lambda: anon.get_object(Bucket=unique("nobucket"), Key="x"))[:2] == (
+        "NoSuchBucket", 404)
+    assert refused(lambda: anon.list_objects_v2(Bucket=bucket))[1] == 403
+    assert refused(lambda: anon.put_object(Bucket=bucket, Key="w", Body=b"x"))[1] == 403
+    # A Deny to everyone in the bucket policy reaches anonymous callers too.
+    root.put_bucket_policy(Bucket=bucket, Policy=document({
+        "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/open"}))
+    assert refused(lambda: anon.get_object(Bucket=bucket, Key="open"))[:2] == (
+        "AccessDenied", 403)
