@@ -163,7 +163,8 @@ class Dispatcher:
         try:
             if unreadable is not None:
                 raise unreadable
-            if signed is None and unreadable is None:
+            if signed is None and unreadable is None and "AWSAccessKeyId" not in request.query:
+                # (a Signature V2 URL is no anonymous request: it is told to use V4 below)
                 # GET /bucket/key with no Action is no query-protocol call, nor EBS's.
                 answered = self._anonymous(request, request_id, named_s3=isinstance(
                     protocol, RestXmlProtocol) or ("Action=" not in request.raw_query
