@@ -23,7 +23,7 @@ from functools import cache
 from typing import Any
 
 from snapferry.config import Settings
-from snapferry.domain import actions, faults, regions
+from snapferry.domain import actions, faults, regions, s3_access
 from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import Clock, SystemClock
 from snapferry.engine.background import Background
@@ -33,7 +33,9 @@ from snapferry.errors import InvalidInput, ServiceError, engine_unavailable, int
 from snapferry.services import SERVICES
 from snapferry.services.context import RequestContext, Service
 from snapferry.services.keyring import KeyRing
+from snapferry.services.s3.common import no_such_bucket
 from snapferry.storage import faults as fault_store
+from snapferry.storage import s3store
 from snapferry.storage.accounts import Credential
 from snapferry.storage.datadir import Storage
 from snapferry.storage.engines import unavailable
@@ -65,6 +67,8 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 # Prometheus scrapes; /metrics is the path of earlier versions, kept as an alias.
 METRICS_PATHS = ("/_snapferry/metrics", "/metrics")
+# What an unsigned request may do: read an object whose ACL grants AllUsers READ.
+ANONYMOUS_OPERATIONS = ("GetObject", "HeadObject")
 
 
 @cache
@@ -160,6 +164,19 @@ class Dispatcher:
         try:
             if unreadable is not None:
                 raise unreadable
+            if signed is None and unreadable is None and "AWSAccessKeyId" not in request.query:
+                # (a Signature V2 URL is no anonymous request: it is told to use V4 below)
+                # GET /bucket/key with no Action is no query-protocol call, nor EBS's.
+                answered = self._anonymous(request, request_id, named_s3=isinstance(
+                    protocol, RestXmlProtocol) or ("Action=" not in request.raw_query
+                                                   and not request.raw_path.startswith(
+                                                       "/snapshots")))
+                if answered is not None:
+                    operation, response = answered
+                    response.headers.setdefault("x-amzn-RequestId", request_id)
+                    self.metrics.observe("s3", operation, response.status,
+                                         time.perf_counter() - started)
+                    return response
             if signed is None:
                 raise protocol.auth_error(
                     AuthProblem.MISSING,
@@ -206,6 +223,42 @@ class Dispatcher:
         self.metrics.observe(protocol.model.endpoint_prefix, operation, response.status,
                              time.perf_counter() - started)
         return response
+
+    def _anonymous(self, request: IncomingRequest, request_id: str, named_s3: bool
+                   ) -> tuple[str, HttpResponse] | None:
+        """An unsigned GetObject or HeadObject, answered as S3 answers anonymous callers
+        (what ACLs grant AllUsers, in the bucket's own region); None for any other unsigned
+        request, which is refused as unauthenticated. `named_s3`: the request can only be
+        S3's, so a missing bucket is NoSuchBucket; otherwise only an existing bucket makes a
+        path S3's."""
+        protocol = protocol_for("s3")
+        assert isinstance(protocol, RestXmlProtocol)
+        try:
+            operation = protocol.operation_name(request)
+            if operation not in ANONYMOUS_OPERATIONS:
+                if not named_s3 or protocol.target(request).bucket is None:
+                    return None
+                # Any other S3 operation on a bucket: S3's refusal of anonymous callers.
+                return operation, protocol.serialize_error(ServiceError(
+                    "AccessDenied", f"Anonymous users may not call {operation}: sign the "
+                    "request with AWS Signature Version 4.", status=403), request_id)
+            params = protocol.parse(protocol.operation_model(operation), request)
+        except (ServiceError, InvalidInput):
+            return None
+        try:
+            with self.storage.engine.connect() as conn:
+                bucket = s3store.get_bucket(conn, params["Bucket"])
+            if bucket is None:
+                if not named_s3:
+                    return None
+                raise no_such_bucket(params["Bucket"])
+            return operation, self._call(protocol, SERVICES["s3"], s3_access.anonymous(),
+                                         bucket.region, request, request_id, operation)
+        except ServiceError as error:
+            return operation, protocol.serialize_error(error, request_id)
+        except InvalidInput as problem:
+            return operation, protocol.serialize_error(protocol.input_error(problem),
+                                                       request_id)
 
     @staticmethod
     def _chunk_signer(request: IncomingRequest, signed: sigv4.SignedRequest,

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from snapferry.domain import s3_actions
+
 Params = Mapping[str, Any]
 
 
@@ -214,6 +216,10 @@ def resource_key(key: str) -> bool:
 
 def asked(service: str, prefix: str, operation: str, p: Params, where: Where) -> Asked:
     """The action, resources and condition keys of one request."""
+    if service == "s3":  # S3's actions are not its operation names: domain/s3_actions.py
+        return Asked(s3_actions.action(operation),
+                     tuple(s3_actions.resources(operation, p)),
+                     {**conditions(service, p, where), **s3_actions.conditions(operation, p)})
     action = f"{prefix}:{operation}"
     if service == "ec2":
         resources = EC2.get(operation, lambda p, w: [])(p, where)

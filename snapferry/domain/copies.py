@@ -62,6 +62,10 @@ class CopyJob:
     deadline: dt.datetime | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    kind: str | None = None  # None: a snapshot copy; BUNDLE: an instance-store image's objects
+
+
+BUNDLE = "bundle"
 
 
 class CopyFailed(Exception):

@@ -162,16 +162,14 @@ def parse_bucket_policy(text: str, bucket: str) -> PolicyDocument:
     return document
 
 
-# ---- the plug for IAM ---------------------------------------------------------------------
+# ---- IAM --------------------------------------------------------------------------------------
 
 
 def identity_policies(principal: Principal) -> Sequence[PolicyDocument]:
-    """THE PLACE WHERE IAM PLUGS IN: the caller's identity policies for s3:* actions.
-
-    Only account roots exist today, and a root needs none (domain/policy.py lets a root do
-    anything in its own account); IAM users and roles will return their attached, inline and
-    group policies here, and every S3 decision below starts using them."""
-    return ()
+    """The caller's identity policies (a user's inline, attached and groups' policies; a
+    role's), as its credentials were read. A root has none and needs none: domain/policy.py
+    lets a root do anything in its own account."""
+    return principal.policies
 
 
 @dataclass(frozen=True)
@@ -183,23 +181,70 @@ class Resource:
     bucket_policy: PolicyDocument | None
 
 
+def resource_of(bucket: str, bucket_owner: str, ownership: str, bucket_acl: Sequence[Grant],
+                policy_text: str | None, key: str | None = None,
+                object_owner: str | None = None,
+                object_acl: Sequence[Grant] | None = None) -> Resource:
+    """The bucket (key None), a key with no object (the bucket's owner and ACL decide), or
+    an existing object (its owner and ACL)."""
+    enforced = ownership == "BucketOwnerEnforced"
+    document = parse_bucket_policy(policy_text, bucket) if policy_text else None
+    if key is None:
+        return Resource(f"arn:aws:s3:::{bucket}", bucket_owner, bucket_owner,
+                        None if enforced else bucket_acl, document)
+    arn = f"arn:aws:s3:::{bucket}/{key}"
+    if object_owner is None:
+        return Resource(arn, bucket_owner, bucket_owner, None if enforced else bucket_acl,
+                        document)
+    return Resource(arn, object_owner, bucket_owner, None if enforced else object_acl,
+                    document)
+
+
+ANONYMOUS_KIND = "anonymous"
+
+
+def anonymous() -> Principal:
+    """Who an unsigned request acts as: no account, no policies; only what ACLs grant
+    AllUsers reaches it, and a bucket policy's Deny to everyone still refuses it."""
+    return Principal(account_id="", access_key_id="", kind=ANONYMOUS_KIND)
+
+
+def _anonymous_allowed(action: str, resource: Resource, acl_permission: str | None) -> bool:
+    if resource.bucket_policy is not None and resource.owner == resource.bucket_owner:
+        caller = policy.Caller("", "anonymous")
+        decision = policy.evaluate(
+            policy.Request(caller, action, resource.arn, {}),
+            resource=policy.ResourcePolicy(resource.owner, resource.bucket_policy.statements,
+                                           name="bucket-policy"))
+        if decision.effect is policy.Effect.EXPLICIT_DENY:
+            return False
+    return resource.acl is not None and acl_permission is not None and grants_permission(
+        resource.acl, None, acl_permission)
+
+
 def allowed(principal: Principal | None, action: str, resource: Resource,
             acl_permission: str | None,
             conditions: Mapping[str, Any] | None = None) -> bool:
     """Whether the caller (None: anonymous) may perform `action` on `resource`.
-    `acl_permission` is the ACL permission that also allows it (None: no ACL can)."""
-    if principal is None:
-        return resource.acl is not None and acl_permission is not None and grants_permission(
-            resource.acl, None, acl_permission)
+    `acl_permission` is the ACL permission that also allows it (None: no ACL can).
+
+    Through the shared evaluator: the caller's identity and session policies with the bucket
+    policy as the resource side, so in the caller's own account either allows and in
+    another account both must; an explicit Deny anywhere refuses. An ACL grant is one more
+    resource-side allow, which the caller's own identity must back (a root's always does in
+    its own account; across accounts the grantee account's identity decides)."""
+    if principal is None or principal.kind == ANONYMOUS_KIND:
+        return _anonymous_allowed(action, resource, acl_permission)
     caller = policy.Caller.of(principal)
-    facts = {**policy.caller_context(caller), **(conditions or {})}
+    facts = {**policy.principal_context(principal), **(conditions or {})}
     request = policy.Request(caller, action, resource.arn, facts)
     statements = (resource.bucket_policy.statements
                   if resource.bucket_policy is not None and resource.owner == resource.bucket_owner
                   else ())
     identity = identity_policies(principal)
+    session = principal.session_policies
     decision = policy.evaluate(
-        request, identity=identity,
+        request, identity=identity, session=session,
         resource=policy.ResourcePolicy(resource.owner, tuple(statements), name="bucket-policy"))
     if decision.effect is policy.Effect.EXPLICIT_DENY:
         return False
@@ -211,4 +256,17 @@ def allowed(principal: Principal | None, action: str, resource: Resource,
         return False
     # An ACL is a resource-side allow: the caller's own identity must allow the action too.
     own = policy.Request(caller, action, resource.arn, facts)
-    return policy.evaluate(own, identity=identity).allowed
+    return policy.evaluate(own, identity=identity, session=session).allowed
+
+
+def may(principal: Principal, action: str, bucket: Any, key: str | None = None,
+        obj: Any = None, acl_permission: str | None = None,
+        region: str | None = None) -> bool:
+    """`allowed` for a stored bucket and object (storage/s3store.py's Bucket and
+    StoredObject), for those who act on S3 on a caller's behalf: RegisterImage reading a
+    bundle, the copy engine copying one."""
+    where = resource_of(bucket.name, bucket.account_id, bucket.ownership, bucket.acl,
+                        bucket.policy, key, obj.owner if obj is not None else None,
+                        obj.acl if obj is not None else None)
+    conditions = {"aws:RequestedRegion": region or bucket.region}
+    return allowed(principal, action, where, acl_permission, conditions)

@@ -39,6 +39,7 @@ from snapferry.domain.clock import Clock
 from snapferry.domain.copies import CopyFailed, CopyJob
 from snapferry.domain.envelope import BlockCodec
 from snapferry.domain.keys import Key, check_usable
+from snapferry.engine import bundle_copier
 from snapferry.engine.presigned import check_presigned_url
 from snapferry.errors import ServiceError
 from snapferry.services.keyring import KeyRing
@@ -146,11 +147,17 @@ class Copier:
 
     def run(self, job: CopyJob) -> None:
         try:
-            if job.mode is None:
-                self._plan(job)
-            self._copy(job)
+            if job.kind == rules.BUNDLE:
+                bundle_copier.run(self, job)  # an instance-store image's objects
+            else:
+                if job.mode is None:
+                    self._plan(job)
+                self._copy(job)
         except CopyFailed as failure:
-            self._fail(job, str(failure))
+            if job.kind == rules.BUNDLE:
+                bundle_copier.fail(self, job, str(failure))
+            else:
+                self._fail(job, str(failure))
         except LostLease:
             log.info("copy %s was taken over or cancelled", job.job_id)
         except Stopping:
@@ -166,7 +173,11 @@ class Copier:
                 self._stop.wait(UNAVAILABLE_PAUSE)
                 return
             log.exception("copy %s failed", job.job_id)
-            self._fail(job, "The copy failed on an internal error; see the server's log.")
+            message = "The copy failed on an internal error; see the server's log."
+            if job.kind == rules.BUNDLE:
+                bundle_copier.fail(self, job, message)
+            else:
+                self._fail(job, message)
 
     def _principal(self, job: CopyJob) -> Principal:
         """The principal that asked for the copy, with its policies as they are now: the

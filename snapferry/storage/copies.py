@@ -43,7 +43,8 @@ def open_jobs(conn: Connection, account_id: str, region: str) -> int:
     the same transaction holds across processes (two API processes never both see 19)."""
     serialize(conn, "copies", account_id, region)
     return conn.execute(select(func.count()).where(
-        j.account_id == account_id, j.dest_region == region, j.state.in_(OPEN_STATES))
+        j.account_id == account_id, j.dest_region == region, j.state.in_(OPEN_STATES),
+        j.kind.is_(None))  # snapshot copies only: bundle copies count as image copies
     ).scalar_one()
 
 

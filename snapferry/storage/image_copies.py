@@ -12,7 +12,7 @@ from snapferry.domain import images as rules
 from snapferry.domain.images import Image
 from snapferry.storage import copies as job_store
 from snapferry.storage import images as image_store
-from snapferry.storage import manifests
+from snapferry.storage import manifests, s3store
 from snapferry.storage import snapshots as snapshot_store
 from snapferry.storage.tagstore import delete_tags
 
@@ -66,3 +66,31 @@ def remove_snapshots(conn: Connection, image: Image, now: dt.datetime, reason: s
         delete_tags(conn, snapshot_id)
         snapshot_store.delete_snapshot(conn, snapshot_id)
     return doomed
+
+
+def remove_bundle(conn: Connection, image: Image, now: dt.datetime, reason: str) -> list[str]:
+    """Stop an instance-store image copy (its bundle copy job; a worker holding it fails its
+    next checkpoint and commits nothing more) and delete the objects it put in the regional
+    bucket (every key under `<image id>/`). Returns the object files to delete after commit."""
+    job_store.cancel(conn, image.image_id, now, reason)
+    return drop_bundle_objects(conn, image)
+
+
+def drop_bundle_objects(conn: Connection, image: Image) -> list[str]:
+    bucket, _, _ = (image.image_location or "").partition("/")
+    prefix = f"{image.image_id}/"
+    doomed: list[str] = []
+    for key in _keys_under(conn, bucket, prefix):
+        file_id = s3store.delete_object(conn, bucket, key)
+        if file_id is not None:
+            doomed.append(file_id)
+    return doomed
+
+
+def _keys_under(conn: Connection, bucket: str, prefix: str) -> list[str]:
+    found = []
+    for key in s3store.keys_from(conn, bucket, prefix, True):
+        if not key.startswith(prefix):
+            break
+        found.append(key)
+    return found

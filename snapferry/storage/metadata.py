@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -268,7 +268,11 @@ copy_jobs = Table(
     "copy_jobs",
     metadata,
     Column("job_id", String(36), primary_key=True),
-    Column("snapshot_id", String(32), nullable=False, unique=True),  # the destination
+    # The destination: a snapshot id, or for a bundle copy (kind `bundle`) the new image's id.
+    Column("snapshot_id", String(32), nullable=False, unique=True),
+    # None: a snapshot copy; `bundle`: an instance-store image's bundle (manifest and parts,
+    # S3 objects) copied into the regional amis-for-... bucket (engine/bundle_copier.py).
+    Column("kind", String(16)),
     Column("account_id", String(12), nullable=False),
     Column("access_key_id", String(128), nullable=False),  # whose permissions it runs with
     Column("dest_region", String(32), nullable=False),
@@ -671,6 +675,14 @@ def _add_iam(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE access_keys ADD COLUMN {name} {kind}"))
 
 
+def _add_copy_kinds(conn: Connection) -> None:
+    """Version 10: copy jobs have a kind (NULL: a snapshot copy; `bundle`: the objects of an
+    instance-store image copy)."""
+    present = {column["name"] for column in inspect(conn).get_columns("copy_jobs")}
+    if "kind" not in present:  # a step may run again harmlessly
+        conn.execute(text("ALTER TABLE copy_jobs ADD COLUMN kind VARCHAR(16)"))
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_images,
@@ -681,6 +693,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     7: _add_s3,
     8: _add_pair_rates,
     9: _add_iam,
+    10: _add_copy_kinds,
 }
 
 

@@ -8,11 +8,17 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, inspect, select, text
 
 from snapferry.config import Settings
 from snapferry.storage.datadir import open_storage
-from snapferry.storage.metadata import SCHEMA_VERSION, kms_keys, pair_rates, schema_version
+from snapferry.storage.metadata import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    kms_keys,
+    pair_rates,
+    schema_version,
+)
 from snapferry.testing import scaleout_settings
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -86,5 +92,24 @@ def test_version_1_gains_key_rotation_and_keeps_its_keys(settings: Settings) -> 
                 material_sealed=b"\0", rotation_period_days=90, next_rotation_date=NOW))
             new = conn.execute(select(kms_keys).where(kms_keys.c.key_id == "k2")).one()
             assert (new.rotation_period_days, new.next_rotation_date) == (90, NOW)
+    finally:
+        storage.close()
+
+
+def test_version_9_copy_jobs_gain_a_kind(settings: Settings) -> None:
+    """Step 10: copy jobs of an older data dir are snapshot copies (kind NULL); running the
+    step again changes nothing."""
+    storage = open_storage(settings)
+    with storage.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE copy_jobs DROP COLUMN kind"))
+        conn.execute(schema_version.update().values(version=9))
+    storage.close()
+    storage = open_storage(settings)
+    try:
+        with storage.engine.begin() as conn:
+            assert conn.execute(select(schema_version.c.version)).scalar() == SCHEMA_VERSION
+            columns = {c["name"] for c in inspect(conn).get_columns("copy_jobs")}
+            assert "kind" in columns
+            MIGRATIONS[10](conn)  # re-runnable
     finally:
         storage.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from snapferry.domain import bundle_copies as copy_bundle
 from snapferry.domain import copies as copy_rules
 from snapferry.domain import ids, regions
 from snapferry.domain import images as rules
@@ -20,6 +21,7 @@ from snapferry.domain.snapshots import Snapshot
 from snapferry.domain.tags import tags_for
 from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext
+from snapferry.services.ec2 import bundle_copies
 from snapferry.services.ec2.copies import queue_copy
 from snapferry.storage import images as store
 from snapferry.storage import snapshots as snapshot_store
@@ -91,17 +93,17 @@ def copy_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
                 conn, source, ctx.account_id):
             raise rules.not_found(source_id)
         rules.check_copyable(source)
+        bundle = None
         if source.root_device_type == "instance-store":
-            # Its bundle would go through the regional amis-for-... bucket (issue 12, item 3):
-            # refused whole rather than left pending with nothing to copy.
-            raise ServiceError("UnsupportedOperation", f"{source.image_id} is an "
-                               "instance-store image; snapferry does not copy those yet.")
+            # Its bundle goes through the regional amis-for-... bucket (bundle_copies.py).
+            bundle_copies.check_request(source, params)
+            bundle = bundle_copies.source_files(ctx, conn, source)
         codes = store.product_codes(conn, [source.image_id])[source.image_id]
         rules.check_marketplace_copy(source, codes, ctx.account_id)
         rules.check_virtualization_in_region(source.virtualization_type, ctx.region,
                                              ctx.settings.images.no_paravirtual_regions,
                                              "UnsupportedOperation")
-        backing = _backing_snapshots(ctx, conn, source)
+        backing = _backing_snapshots(ctx, conn, source) if bundle is None else {}
         if store.name_in_use(conn, ctx.account_id, ctx.region, name):
             raise rules.duplicate_name(name)
         quota = ctx.settings.copies.image_quota
@@ -109,6 +111,10 @@ def copy_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
             raise rules.copy_quota_exceeded(quota, ctx.region)
         ctx.authorize()
         image_id = ids.new_id("ami")
+        location = rules.image_location(ctx.account_id, None, name)
+        if bundle is not None:
+            target = bundle_copies.regional_bucket(ctx, conn)
+            location = f"{target}/{copy_bundle.target_key(image_id, bundle[2][-1])}"
         copies = {
             snapshot_id: queue_copy(
                 ctx, conn, snapshot,
@@ -124,7 +130,7 @@ def copy_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
             description=description,
             state=rules.PENDING,
             creation_date=ctx.clock.now(),
-            image_location=rules.image_location(ctx.account_id, None, name),
+            image_location=location,
             source_image_id=source.image_id,
             source_image_region=source.region,
             client_token=token,
@@ -137,6 +143,8 @@ def copy_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
                 store.insert_image(conn, image)
         except IntegrityError as error:  # a concurrent request took the name
             raise rules.duplicate_name(name) from error
+        if bundle is not None:
+            bundle_copies.queue_bundle_copy(ctx, conn, source, image_id, bundle[2])
         store.add_product_codes(conn, image_id, codes)  # a copy keeps its product codes
         tags = dict(image_tags)
         if params.get("CopyImageTags"):

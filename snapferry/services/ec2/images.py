@@ -23,6 +23,7 @@ from snapferry.services.ec2.common import (
     paged,
     user_ids,
 )
+from snapferry.services.s3.common import object_files
 from snapferry.storage import copies as job_store
 from snapferry.storage import image_copies, manifests
 from snapferry.storage import images as store
@@ -224,6 +225,7 @@ def _refuse_unknown(ctx: RequestContext, conn: Any, wanted: list[str], found: se
 def deregister_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
     now = ctx.clock.now()
     doomed_blocks: list[str] = []
+    doomed_files: list[str] = []  # S3 object files of a stopped instance-store image copy
     with ctx.storage.engine.begin() as conn:
         image = store.get_image(conn, ctx.region, ids.check_id("ami", params["ImageId"]))
         if image is None or (image.account_id != ctx.account_id
@@ -238,6 +240,9 @@ def deregister_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
             # Stopping a pending copy: its snapshot copies end and what they wrote goes.
             doomed_blocks.extend(image_copies.remove_snapshots(conn, image, now,
                                                                rules.COPY_STOPPED))
+            if image.root_device_type == "instance-store":  # its bundle copy, and objects
+                doomed_files.extend(image_copies.remove_bundle(conn, image, now,
+                                                               rules.COPY_STOPPED))
         store.update_image(conn, image.image_id, state=rules.DEREGISTERED, deregistered_at=now)
         store.remove_permissions(conn, image.image_id)
         delete_tags(conn, image.image_id)
@@ -250,6 +255,8 @@ def deregister_image(ctx: RequestContext, params: dict[str, Any]) -> Output:
                 results.append({"SnapshotId": snapshot_id, "ReturnCode": code})
             output["DeleteSnapshotResults"] = results
     collect(ctx.storage.engine, ctx.storage.blocks, doomed_blocks)
+    for file_id in doomed_files:
+        object_files(ctx).delete(file_id)
     return output
 
 

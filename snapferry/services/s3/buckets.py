@@ -14,6 +14,7 @@ from snapferry.services.s3.common import (
     authorize_owner_only,
     bucket_arn,
     find_bucket,
+    own_action,
     owner_of,
 )
 from snapferry.storage import s3store
@@ -69,7 +70,11 @@ def create_bucket(ctx: RequestContext, params: dict[str, Any]) -> Output:
         raise ServiceError("InvalidBucketAclWithObjectOwnership",
                            "Bucket cannot have ACLs set with ObjectOwnership's "
                            "BucketOwnerEnforced setting")
-    ctx.authorize([bucket_arn(name)], action="s3:CreateBucket")
+    ctx.authorize()  # s3:CreateBucket on the bucket (domain/s3_actions.py)
+    if params.get("ObjectOwnership") is not None:
+        ctx.authorize(action="s3:PutBucketOwnershipControls")
+    if params.get("ACL") not in (None, "private"):
+        ctx.authorize(action="s3:PutBucketAcl")
     with ctx.storage.engine.begin() as conn:
         existing = s3store.get_bucket(conn, name)
         if existing is not None:
@@ -90,12 +95,12 @@ def create_bucket(ctx: RequestContext, params: dict[str, Any]) -> Output:
 def head_bucket(ctx: RequestContext, params: dict[str, Any]) -> Output:
     with ctx.storage.engine.connect() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
-    authorize_bucket(ctx, bucket, "s3:ListBucket", "READ")
+    authorize_bucket(ctx, bucket, own_action(ctx), "READ")
     return {"BucketRegion": bucket.region, "BucketArn": bucket_arn(bucket.name)}
 
 
 def list_buckets(ctx: RequestContext, params: dict[str, Any]) -> Output:
-    ctx.authorize(["*"], action="s3:ListAllMyBuckets")
+    ctx.authorize()  # s3:ListAllMyBuckets
     with ctx.storage.engine.connect() as conn:
         found = s3store.buckets_of(conn, ctx.account_id)
     prefix = params.get("Prefix") or ""
@@ -109,7 +114,7 @@ def list_buckets(ctx: RequestContext, params: dict[str, Any]) -> Output:
 def get_bucket_location(ctx: RequestContext, params: dict[str, Any]) -> Output:
     with ctx.storage.engine.connect() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"], any_region=True)
-    authorize_bucket(ctx, bucket, "s3:GetBucketLocation", None)
+    authorize_bucket(ctx, bucket, own_action(ctx), None)
     # us-east-1 is written as an empty constraint, as S3 does.
     return {"LocationConstraint": "" if bucket.region == "us-east-1" else bucket.region}
 
@@ -117,7 +122,7 @@ def get_bucket_location(ctx: RequestContext, params: dict[str, Any]) -> Output:
 def delete_bucket(ctx: RequestContext, params: dict[str, Any]) -> Output:
     with ctx.storage.engine.begin() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
-        authorize_owner_only(ctx, bucket, "s3:DeleteBucket")
+        authorize_owner_only(ctx, bucket, own_action(ctx))
         if not s3store.is_empty(conn, bucket.name):
             raise ServiceError("BucketNotEmpty", "The bucket you tried to delete is not empty",
                                status=409, BucketName=bucket.name)
@@ -130,7 +135,7 @@ def delete_bucket(ctx: RequestContext, params: dict[str, Any]) -> Output:
 def get_bucket_acl(ctx: RequestContext, params: dict[str, Any]) -> Output:
     with ctx.storage.engine.connect() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
-    authorize_bucket(ctx, bucket, "s3:GetBucketAcl", "READ_ACP")
+    authorize_bucket(ctx, bucket, own_action(ctx), "READ_ACP")
     return {"Owner": owner_of(bucket.account_id), "Grants": bucket.acl}
 
 
@@ -141,7 +146,7 @@ def put_bucket_acl(ctx: RequestContext, params: dict[str, Any]) -> Output:
         if acl is None:
             raise ServiceError("MissingSecurityHeader", "Your request was missing a required "
                                "header: x-amz-acl, x-amz-grant-* or an AccessControlPolicy body.")
-        authorize_bucket(ctx, bucket, "s3:PutBucketAcl", "WRITE_ACP")
+        authorize_bucket(ctx, bucket, own_action(ctx), "WRITE_ACP")
         if bucket.ownership == ENFORCED and not only_owner_full_control(acl, bucket.account_id):
             raise acls_disabled()
         s3store.update_bucket(conn, bucket.name, acl=acl)
@@ -159,7 +164,7 @@ def put_bucket_ownership_controls(ctx: RequestContext, params: dict[str, Any]) -
     ownership = rules_given[0]["ObjectOwnership"]
     with ctx.storage.engine.begin() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
-        authorize_owner_only(ctx, bucket, "s3:PutBucketOwnershipControls")
+        authorize_owner_only(ctx, bucket, own_action(ctx))
         if ownership == ENFORCED and not only_owner_full_control(bucket.acl, bucket.account_id):
             raise ServiceError("InvalidBucketAclWithObjectOwnership",
                                "Bucket cannot have ACLs set with ObjectOwnership's "
@@ -171,7 +176,7 @@ def put_bucket_ownership_controls(ctx: RequestContext, params: dict[str, Any]) -
 def get_bucket_ownership_controls(ctx: RequestContext, params: dict[str, Any]) -> Output:
     with ctx.storage.engine.connect() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
-    authorize_owner_only(ctx, bucket, "s3:GetBucketOwnershipControls")
+    authorize_owner_only(ctx, bucket, own_action(ctx))
     return {"OwnershipControls": {"Rules": [{"ObjectOwnership": bucket.ownership}]}}
 
 
@@ -179,7 +184,7 @@ def delete_bucket_ownership_controls(ctx: RequestContext, params: dict[str, Any]
     """Without controls a bucket behaves as ObjectWriter (S3's behaviour before 2023)."""
     with ctx.storage.engine.begin() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
-        authorize_owner_only(ctx, bucket, "s3:PutBucketOwnershipControls")
+        authorize_owner_only(ctx, bucket, own_action(ctx))
         s3store.update_bucket(conn, bucket.name, ownership="ObjectWriter")
     return {}
 
@@ -193,7 +198,7 @@ def put_bucket_policy(ctx: RequestContext, params: dict[str, Any]) -> Output:
     with ctx.storage.engine.begin() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
         s3_access.parse_bucket_policy(text, bucket.name)
-        authorize_owner_only(ctx, bucket, "s3:PutBucketPolicy")
+        authorize_owner_only(ctx, bucket, own_action(ctx))
         s3store.update_bucket(conn, bucket.name, policy=text)
     return {}
 
@@ -201,7 +206,7 @@ def put_bucket_policy(ctx: RequestContext, params: dict[str, Any]) -> Output:
 def get_bucket_policy(ctx: RequestContext, params: dict[str, Any]) -> Output:
     with ctx.storage.engine.connect() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
-    authorize_owner_only(ctx, bucket, "s3:GetBucketPolicy")
+    authorize_owner_only(ctx, bucket, own_action(ctx))
     if bucket.policy is None:
         raise ServiceError("NoSuchBucketPolicy", "The bucket policy does not exist",
                            status=404, BucketName=bucket.name)
@@ -212,8 +217,8 @@ def delete_bucket_policy(ctx: RequestContext, params: dict[str, Any]) -> Output:
     with ctx.storage.engine.begin() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
         if ctx.account_id != bucket.account_id:
-            raise access_denied("s3:DeleteBucketPolicy")
-        authorize_owner_only(ctx, bucket, "s3:DeleteBucketPolicy")
+            raise access_denied(own_action(ctx))
+        authorize_owner_only(ctx, bucket, own_action(ctx))
         s3store.update_bucket(conn, bucket.name, policy=None)
     return {}
 

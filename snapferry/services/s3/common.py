@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from sqlalchemy.engine import Connection
 
-from snapferry.domain import s3_access
+from snapferry.domain import s3_access, s3_actions
 from snapferry.domain.s3_access import Resource
 from snapferry.errors import ServiceError
 from snapferry.services.context import RequestContext
@@ -27,6 +27,11 @@ def _files(data_dir: Path) -> ObjectFiles:
 
 def object_files(ctx: RequestContext) -> ObjectFiles:
     return _files(ctx.storage.data_dir)
+
+
+def own_action(ctx: RequestContext) -> str:
+    """The IAM action the operation is named for (domain/s3_actions.py)."""
+    return s3_actions.action(ctx.operation)
 
 
 def access_denied(action: str) -> ServiceError:
@@ -73,8 +78,11 @@ def find_bucket(conn: Connection, ctx: RequestContext, name: str,
     return bucket
 
 
-def _policy(bucket: Bucket) -> s3_access.PolicyDocument | None:
-    return s3_access.parse_bucket_policy(bucket.policy, bucket.name) if bucket.policy else None
+def resource(bucket: Bucket, key: str | None = None, obj: StoredObject | None = None
+             ) -> Resource:
+    return s3_access.resource_of(bucket.name, bucket.account_id, bucket.ownership, bucket.acl,
+                                 bucket.policy, key, obj.owner if obj else None,
+                                 obj.acl if obj else None)
 
 
 def acl_of(bucket: Bucket, grants: list[dict]) -> list[dict] | None:
@@ -84,9 +92,7 @@ def acl_of(bucket: Bucket, grants: list[dict]) -> list[dict] | None:
 
 def authorize_bucket(ctx: RequestContext, bucket: Bucket, action: str,
                      acl_permission: str | None) -> None:
-    resource = Resource(bucket_arn(bucket.name), bucket.account_id, bucket.account_id,
-                        acl_of(bucket, bucket.acl), _policy(bucket))
-    _decide(ctx, action, resource, acl_permission)
+    _decide(ctx, action, resource(bucket), acl_permission)
 
 
 def authorize_owner_only(ctx: RequestContext, bucket: Bucket, action: str) -> None:
@@ -94,35 +100,48 @@ def authorize_owner_only(ctx: RequestContext, bucket: Bucket, action: str) -> No
     if ctx.account_id != bucket.account_id:
         raise access_denied(action)
     # The owner's own identity decides; its bucket policy cannot lock it out of these.
-    resource = Resource(bucket_arn(bucket.name), bucket.account_id, bucket.account_id, None,
-                        None)
-    _decide(ctx, action, resource, None)
+    owned = Resource(bucket_arn(bucket.name), bucket.account_id, bucket.account_id, None,
+                     None)
+    _decide(ctx, action, owned, None)
 
 
 def authorize_object(ctx: RequestContext, bucket: Bucket, key: str, obj: StoredObject | None,
                      action: str, acl_permission: str | None) -> None:
     """An existing object: its owner's authority and its ACL; a key with no object (a write
     or a miss): the bucket's (WRITE for writes)."""
-    if obj is None:
-        resource = Resource(object_arn(bucket.name, key), bucket.account_id, bucket.account_id,
-                            acl_of(bucket, bucket.acl), _policy(bucket))
-    else:
-        resource = Resource(object_arn(bucket.name, key), obj.owner, bucket.account_id,
-                            acl_of(bucket, obj.acl), _policy(bucket))
-    _decide(ctx, action, resource, acl_permission)
+    _decide(ctx, action, resource(bucket, key, obj), acl_permission)
 
 
 def authorize_write(ctx: RequestContext, bucket: Bucket, key: str, action: str) -> None:
     """Writing or deleting a key is a right on the bucket (its WRITE permission)."""
-    resource = Resource(object_arn(bucket.name, key), bucket.account_id, bucket.account_id,
-                        acl_of(bucket, bucket.acl), _policy(bucket))
-    _decide(ctx, action, resource, "WRITE")
+    _decide(ctx, action, resource(bucket, key), "WRITE")
 
 
-def _decide(ctx: RequestContext, action: str, resource: Resource,
+def sets_acl(params: dict) -> bool:
+    """Whether a write also sets the object's ACL (a canned ACL or grant headers), which S3
+    authorizes as s3:PutObjectAcl too."""
+    return any(params.get(name) is not None for name in (
+        "ACL", "GrantFullControl", "GrantRead", "GrantReadACP", "GrantWriteACP"))
+
+
+def authorize_new_object(ctx: RequestContext, bucket: Bucket, key: str, params: dict) -> None:
+    """A write of a key: s3:PutObject, and s3:PutObjectAcl when it sets an ACL."""
+    authorize_write(ctx, bucket, key, "s3:PutObject")
+    if sets_acl(params):
+        authorize_write(ctx, bucket, key, "s3:PutObjectAcl")
+
+
+def _decide(ctx: RequestContext, action: str, where: Resource,
             acl_permission: str | None) -> None:
-    conditions = {"aws:RequestedRegion": ctx.region, "aws:SecureTransport": False}
-    if not s3_access.allowed(ctx.principal, action, resource, acl_permission, conditions):
+    # The request's own condition keys (s3:prefix, s3:x-amz-acl, ...: domain/s3_actions.py)
+    # apply to the action the operation is named for, not to a second one it also needs
+    # (CopyObject's s3:GetObject on its source).
+    asked = ctx.asked.conditions if ctx.asked is not None else {}
+    conditions = {**asked, "aws:RequestedRegion": ctx.region, "aws:SecureTransport": False,
+                  "aws:CurrentTime": ctx.clock.now()}
+    if ctx.request is not None and ctx.request.client_ip:
+        conditions.setdefault("aws:SourceIp", ctx.request.client_ip)
+    if not s3_access.allowed(ctx.principal, action, where, acl_permission, conditions):
         raise access_denied(action)
     ctx.authorized = True
 
@@ -148,9 +167,6 @@ def readable_object(ctx: RequestContext, conn: Connection, bucket_name: str, key
     obj = s3store.get_object(conn, bucket_name, key)
     if obj is None:
         return None
-    resource = Resource(object_arn(bucket.name, key), obj.owner, bucket.account_id,
-                        acl_of(bucket, obj.acl), _policy(bucket))
-    conditions = {"aws:RequestedRegion": ctx.region}
-    if not s3_access.allowed(ctx.principal, "s3:GetObject", resource, "READ", conditions):
+    if not s3_access.may(ctx.principal, "s3:GetObject", bucket, key, obj, "READ", ctx.region):
         return None
     return obj

@@ -12,10 +12,12 @@ from snapferry.services.context import Output, RequestContext
 from snapferry.services.s3 import body
 from snapferry.services.s3.common import (
     authorize_bucket,
+    authorize_new_object,
     authorize_write,
     find_bucket,
     no_such_upload,
     object_files,
+    own_action,
     owner_of,
     url_encode,
 )
@@ -53,7 +55,7 @@ def create_multipart_upload(ctx: RequestContext, params: dict[str, Any]) -> Outp
     if params.get("ChecksumType") not in (None, "COMPOSITE"):
         raise ServiceError("InvalidRequest", "snapferry keeps multipart checksums COMPOSITE "
                            "(a checksum of the parts' checksums).")
-    authorize_write(ctx, bucket, key, "s3:PutObject")
+    authorize_new_object(ctx, bucket, key, params)
     upload = Upload(os.urandom(24).hex(), bucket.name, key, ctx.account_id, ctx.clock.now(),
                     {**stored_headers(params), "Grants": params.get("ACL")}, acl, algorithm)
     with ctx.storage.engine.begin() as conn:
@@ -85,7 +87,7 @@ def _store_part(ctx: RequestContext, upload: Upload, number: int,
 
 def upload_part(ctx: RequestContext, params: dict[str, Any]) -> Output:
     number = rules.part_number(params["PartNumber"])
-    _, upload = _upload(ctx, params, "s3:PutObject")
+    _, upload = _upload(ctx, params, own_action(ctx))
     received = body.receive(ctx, params["Body"], params, upload.checksum_algorithm)
     _store_part(ctx, upload, number, received)
     return {"ETag": received.etag, **checksum_output(received.checksums)}
@@ -93,7 +95,7 @@ def upload_part(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 def upload_part_copy(ctx: RequestContext, params: dict[str, Any]) -> Output:
     number = rules.part_number(params["PartNumber"])
-    _, upload = _upload(ctx, params, "s3:PutObject")
+    _, upload = _upload(ctx, params, own_action(ctx))
     source = read_source(ctx, params)
     start, length = 0, source.size
     text = params.get("CopySourceRange")
@@ -113,7 +115,7 @@ def upload_part_copy(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 
 def complete_multipart_upload(ctx: RequestContext, params: dict[str, Any]) -> Output:
-    bucket, upload = _upload(ctx, params, "s3:PutObject")
+    bucket, upload = _upload(ctx, params, own_action(ctx))
     asked_parts = (params.get("MultipartUpload") or {}).get("Parts") or []
     asked = [(p.get("PartNumber") or 0, p.get("ETag") or "") for p in asked_parts]
     with ctx.storage.engine.connect() as conn:
@@ -164,7 +166,7 @@ def _owner(bucket: Bucket, upload: Upload) -> str:
 
 
 def abort_multipart_upload(ctx: RequestContext, params: dict[str, Any]) -> Output:
-    _, upload = _upload(ctx, params, "s3:AbortMultipartUpload")
+    _, upload = _upload(ctx, params, own_action(ctx))
     with ctx.storage.engine.begin() as conn:
         leftovers = s3store.drop_upload(conn, upload.upload_id)
     for file_id in leftovers:
@@ -173,7 +175,7 @@ def abort_multipart_upload(ctx: RequestContext, params: dict[str, Any]) -> Outpu
 
 
 def list_parts(ctx: RequestContext, params: dict[str, Any]) -> Output:
-    _, upload = _upload(ctx, params, "s3:ListMultipartUploadParts")
+    _, upload = _upload(ctx, params, own_action(ctx))
     marker = params.get("PartNumberMarker") or 0
     limit = min(max(params.get("MaxParts") or 1000, 1), 1000)
     with ctx.storage.engine.connect() as conn:
@@ -201,7 +203,7 @@ def list_multipart_uploads(ctx: RequestContext, params: dict[str, Any]) -> Outpu
     limit = min(max(params.get("MaxUploads") or 1000, 1), 1000)
     with ctx.storage.engine.connect() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
-        authorize_bucket(ctx, bucket, "s3:ListBucketMultipartUploads", "READ")
+        authorize_bucket(ctx, bucket, own_action(ctx), "READ")
         found = s3store.uploads_in(conn, bucket.name, params.get("Prefix") or "",
                                    params.get("KeyMarker") or "",
                                    params.get("UploadIdMarker") or "", limit + 1)

@@ -19,11 +19,13 @@ from snapferry.services.s3.buckets import (
 )
 from snapferry.services.s3.common import (
     authorize_bucket,
+    authorize_new_object,
     authorize_object,
     authorize_write,
     find_bucket,
     no_such_key,
     object_files,
+    own_action,
     owner_of,
     url_encode,
 )
@@ -130,7 +132,7 @@ def put_object(ctx: RequestContext, params: dict[str, Any]) -> Output:
         bucket = find_bucket(conn, ctx, params["Bucket"])
         existing = s3store.get_object(conn, bucket.name, key)
     owner, acl = object_acl(ctx, bucket, params)
-    authorize_write(ctx, bucket, key, "s3:PutObject")
+    authorize_new_object(ctx, bucket, key, params)
     _check_write_conditions(existing, params)
     received = body.receive(ctx, params["Body"], params)
     commit_object(ctx, bucket.name, key, received, params, owner, acl, stored_headers(params))
@@ -205,7 +207,7 @@ def _read_output(obj: StoredObject, params: dict[str, Any]) -> tuple[Output, int
 def get_object(ctx: RequestContext, params: dict[str, Any]) -> Output:
     files = object_files(ctx)
     for _ in range(3):  # the object may be replaced between its row and its file
-        _, obj = _lookup(ctx, params, "s3:GetObject")
+        _, obj = _lookup(ctx, params, own_action(ctx))
         output, start, length = _read_output(obj, params)
         try:
             stream: Iterator[bytes] = files.read(obj.file_id, start, length)
@@ -217,7 +219,7 @@ def get_object(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 
 def head_object(ctx: RequestContext, params: dict[str, Any]) -> Output:
-    _, obj = _lookup(ctx, params, "s3:GetObject")
+    _, obj = _lookup(ctx, params, own_action(ctx))
     output, _, _ = _read_output(obj, params)
     return output
 
@@ -228,7 +230,7 @@ def delete_object(ctx: RequestContext, params: dict[str, Any]) -> Output:
     key = params["Key"]
     with ctx.storage.engine.begin() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
-        authorize_write(ctx, bucket, key, "s3:DeleteObject")
+        authorize_write(ctx, bucket, key, own_action(ctx))
         old = s3store.delete_object(conn, bucket.name, key)
     if old is not None:
         object_files(ctx).delete(old)
@@ -252,7 +254,7 @@ def delete_objects(ctx: RequestContext, params: dict[str, Any]) -> Output:
                 raise ServiceError("UserKeyMustBeSpecified", "The request was missing a "
                                    "required header: each Object needs a Key.")
             try:
-                authorize_write(ctx, bucket, key, "s3:DeleteObject")
+                authorize_write(ctx, bucket, key, own_action(ctx))
             except ServiceError as refused:
                 errors.append({"Key": key, "Code": refused.code, "Message": refused.message})
                 continue
@@ -311,7 +313,7 @@ def _list(ctx: RequestContext, params: dict[str, Any], start: str
     max_keys = _max_keys(params)
     with ctx.storage.engine.connect() as conn:
         bucket = find_bucket(conn, ctx, params["Bucket"])
-        authorize_bucket(ctx, bucket, "s3:ListBucket", "READ")
+        authorize_bucket(ctx, bucket, own_action(ctx), "READ")
         listing = rules.walk(lambda b, inc: s3store.keys_from(conn, bucket.name, b, inc),
                              params.get("Prefix") or "", params.get("Delimiter") or "", start,
                              max_keys)
@@ -426,7 +428,7 @@ def copy_object(ctx: RequestContext, params: dict[str, Any]) -> Output:
         bucket = find_bucket(conn, ctx, params["Bucket"])
     source = read_source(ctx, params)
     owner, acl = object_acl(ctx, bucket, params)
-    authorize_write(ctx, bucket, key, "s3:PutObject")
+    authorize_new_object(ctx, bucket, key, params)
     algorithm = params.get("ChecksumAlgorithm")
     full = tuple(name for name, value in source.checksums.items() if "-" not in value)
     wanted = tuple(sorted({*full, *([checksums.algorithm(algorithm)] if algorithm else [])}))
@@ -441,7 +443,7 @@ def copy_object(ctx: RequestContext, params: dict[str, Any]) -> Output:
 # ---- object ACLs -----------------------------------------------------------------------------
 
 def get_object_acl(ctx: RequestContext, params: dict[str, Any]) -> Output:
-    _, obj = _lookup(ctx, params, "s3:GetObjectAcl", "READ_ACP")
+    _, obj = _lookup(ctx, params, own_action(ctx), "READ_ACP")
     return {"Owner": owner_of(obj.owner), "Grants": obj.acl}
 
 
@@ -457,7 +459,7 @@ def put_object_acl(ctx: RequestContext, params: dict[str, Any]) -> Output:
         if acl is None:
             raise ServiceError("MissingSecurityHeader", "Your request was missing a required "
                                "header: x-amz-acl, x-amz-grant-* or an AccessControlPolicy body.")
-        authorize_object(ctx, bucket, key, obj, "s3:PutObjectAcl", "WRITE_ACP")
+        authorize_object(ctx, bucket, key, obj, own_action(ctx), "WRITE_ACP")
         if bucket.ownership == ENFORCED and not only_owner_full_control(acl, bucket.account_id):
             raise acls_disabled()
         s3store.set_object_acl(conn, bucket.name, key, acl)
