@@ -31,8 +31,8 @@ from snapferry.domain.tokens import BLOCK_TOKEN_LIFETIME, PAGE_TOKEN_LIFETIME, T
 from snapferry.engine.background import cancel_idle
 from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext, Service
+from snapferry.storage import blockrows, manifests
 from snapferry.storage import keys as key_store
-from snapferry.storage import manifests
 from snapferry.storage import snapshots as store
 from snapferry.storage.blockdata import CorruptBlock
 from snapferry.storage.tagstore import set_tags, tags_of
@@ -257,10 +257,8 @@ def put_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
     now = ctx.clock.now()
 
     def still_pending(conn: Connection) -> None:
-        touched: dict[str, Any] = {"expires_at": rules.idle_deadline(snapshot, now)}
-        if progress is not None:
-            touched["progress"] = progress
-        if not store.update_snapshot(conn, snapshot_id, only_if_state=rules.PENDING, **touched):
+        deadline = rules.idle_deadline(snapshot, now)
+        if not blockrows.touch_pending(conn, snapshot_id, deadline, progress, rules.PENDING):
             raise _validation(f"The snapshot {snapshot_id} is no longer pending.",
                               "INVALID_SNAPSHOT_ID")
 

@@ -54,7 +54,8 @@ class IsoTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: str | None, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
-        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        # fromisoformat reads this exact form (and 'Z') about 10x faster than strptime.
+        return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
 DATABASE_FILE = "metadata.sqlite3"
 
 metadata = MetaData()
