@@ -385,9 +385,10 @@ def get_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
             raise _validation(f"The block token is not valid for block {index} of "
                               f"{snapshot_id} ({error}).", "INVALID_BLOCK_TOKEN") from None
         ctx.authorize()
-        ref = manifests.block_ref(conn, snapshot_id, index)
-    if ref is None:
+        found = blockrows.block_ref(conn, snapshot_id, index)
+    if found is None:
         raise _validation(f"Block {index} of {snapshot_id} holds no data.", "INVALID_BLOCK")
+    ref = manifests.BlockRef(index, *found)
     try:
         data = ctx.storage.block_data.read(ref, codec)
     except CorruptBlock as problem:
