@@ -270,7 +270,7 @@ class Dispatcher:
         scope = signed.scope
         return ChunkSigner(
             key=sigv4.signing_key(secret, scope.date, scope.region, scope.service),
-            timestamp=signed.timestamp.strftime("%Y%m%dT%H%M%SZ"), scope=scope.text,
+            timestamp=signed.stamp, scope=scope.text,
             seed=signed.signature)
 
     def _throttle(self, service: str, operation: str, region: str, account_id: str) -> None:

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -62,6 +62,22 @@ IO_THREADS = 8  # block reads, crypto and fsync'd writes overlap; all release th
 FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # every intent counts as abandoned
 UNAVAILABLE_PAUSE = 1.0  # seconds before a worker tries again after an engine outage
 SOURCE_KEY_OPERATIONS = ("DescribeKey", "Decrypt", "CreateGrant", "ReEncryptFrom")
+
+
+@dataclass
+class _Moving:
+    """A batch's objects being put on the I/O threads, each under its intent."""
+
+    intents: list[Intent]
+    futures: list[Future[int]]
+
+
+@dataclass
+class _Batch:
+    refs: list[BlockRef]
+    gone: list[int]
+    cursor: int | None  # after the batch; None: nothing was left to copy
+    moving: _Moving | None
 
 
 class LostLease(Exception):
@@ -302,34 +318,64 @@ class Copier:
         throttle = Throttle(rate)
         batch = MAX_BATCH if not rate else max(1, min(MAX_BATCH, int(rate // BLOCK_SIZE)))
         begun, walked = time.monotonic(), 0
-        while True:
-            if self._stop.is_set():
-                raise Stopping()
-            applying = self._fault_rules(job)
-            # A minimum duration in proportion to the blocks walked (server or fault rule),
-            # in batches of about a second's blocks, so progress shows as it goes.
-            pace = faults.seconds_per_gib(applying, self.settings.min_seconds_per_gib)
-            step = batch if not pace else max(1, min(batch, int(GIB / pace / BLOCK_SIZE)))
-            refs, gone, cursor = self._next_batch(job, self._batch_before_fault(
-                job, applying, step))
-            if cursor is None:
-                break
-            intents, moved = self._move(refs, source_codec, dest_codec)
-            delay = max(throttle.delay_after(moved), self._pair_delay(job, moved))
-            walked += (len(refs) + len(gone)) * BLOCK_SIZE
-            if pace:
-                delay = max(delay, begun + walked / GIB * pace - time.monotonic())
-            if delay and self._stop.wait(delay):
-                raise Stopping()
-            try:
-                self._checkpoint(job, refs, gone, cursor, dest_codec, moved, intents)
-            except LostLease:
-                # Cancelled (or taken over): take back what this batch put now, as for a
-                # failed put, rather than a grace period later.
-                collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
-                                  only=[intent.item.key for intent in intents])
-                raise
+        ahead: _Batch | None = None  # the next batch, already moving
+        try:
+            while True:
+                if self._stop.is_set():
+                    raise Stopping()
+                applying = self._fault_rules(job)
+                # A minimum duration in proportion to the blocks walked (server or fault
+                # rule), in batches of about a second's blocks, so progress shows as it goes.
+                pace = faults.seconds_per_gib(applying, self.settings.min_seconds_per_gib)
+                step = batch if not pace else max(1, min(batch, int(GIB / pace / BLOCK_SIZE)))
+                size = self._batch_before_fault(job, applying, step)
+                current, ahead = ahead or self._start_batch(job, job.cursor, size, source_codec,
+                                                            dest_codec), None
+                if current.cursor is None:
+                    break
+                intents, moved = self._end_move(current)
+                if not rate and not pace and not applying and job.deadline is None:
+                    # Nothing paces this copy: the next batch's reads, crypto and fsync'd
+                    # writes run while this one's checkpoint commits, so the disk never
+                    # waits on the database. (A fault rule added meanwhile applies one
+                    # batch later.)
+                    ahead = self._start_batch(job, current.cursor, step, source_codec,
+                                              dest_codec)
+                delay = max(throttle.delay_after(moved), self._pair_delay(job, moved))
+                walked += (len(current.refs) + len(current.gone)) * BLOCK_SIZE
+                if pace:
+                    delay = max(delay, begun + walked / GIB * pace - time.monotonic())
+                if delay and self._stop.wait(delay):
+                    raise Stopping()
+                try:
+                    self._checkpoint(job, current.refs, current.gone, current.cursor,
+                                     dest_codec, moved, intents)
+                except LostLease:
+                    # Cancelled (or taken over): take back what this batch put now, as for
+                    # a failed put, rather than a grace period later.
+                    collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
+                                      only=[intent.item.key for intent in intents])
+                    raise
+        finally:
+            if ahead is not None:  # leaving early: the batch ahead is never recorded
+                self._drop(ahead)
         self._finish(job)
+
+    def _start_batch(self, job: CopyJob, cursor: int, size: int, source: BlockCodec,
+                     dest: BlockCodec) -> _Batch:
+        """The batch at `cursor`, its blocks already moving (nothing when it is empty)."""
+        refs, gone, after = self._next_batch(job, size, cursor)
+        moving = self._start_move(refs, source, dest) if after is not None else None
+        return _Batch(refs, gone, after, moving)
+
+    def _drop(self, batch: _Batch) -> None:
+        """A batch that will not be recorded: wait for its puts, then take back what they
+        put (the same protocol as for a dead writer's objects)."""
+        if batch.moving is None:
+            return
+        wait(batch.moving.futures)
+        collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
+                          only=[intent.item.key for intent in batch.moving.intents])
 
     def _fault_rules(self, job: CopyJob) -> list[faults.FaultRule]:
         """The operator's fault rules for this copy, read afresh at every checkpoint."""
@@ -352,26 +398,27 @@ class Copier:
             raise CopyFailed(rule.message or "")
         return min(batch, target - job.blocks_done)
 
-    def _next_batch(self, job: CopyJob, batch: int
+    def _next_batch(self, job: CopyJob, batch: int, cursor: int
                     ) -> tuple[list[BlockRef], list[int], int | None]:
-        """The next source blocks to copy, the indexes to drop from the destination (blocks
-        the source no longer has), and the cursor after them (None: nothing is left)."""
+        """The next source blocks to copy from `cursor`, the indexes to drop from the
+        destination (blocks the source no longer has), and the cursor after them (None:
+        nothing is left)."""
         with self.storage.engine.connect() as conn:
             if job.base_source_snapshot_id is None:
-                refs = manifests.block_refs(conn, job.source_snapshot_id, job.cursor, batch)
+                refs = manifests.block_refs(conn, job.source_snapshot_id, cursor, batch)
                 return refs, [], refs[-1].block_index + 1 if refs else None
             changes = manifests.changed_blocks(conn, job.base_source_snapshot_id,
-                                               job.source_snapshot_id, job.cursor, batch)
+                                               job.source_snapshot_id, cursor, batch)
         if not changes:
             return [], [], None
         refs = [change.second for change in changes if change.second is not None]
         gone = [change.block_index for change in changes if change.second is None]
         return refs, gone, changes[-1].block_index + 1
 
-    def _move(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec
-              ) -> tuple[list[Intent], int]:
-        """Put the blocks the destination lacks, under intents (storage/manifests.py);
-        returns the intents for the checkpoint to retire, and the bytes written."""
+    def _start_move(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec
+                    ) -> _Moving:
+        """Put the blocks the destination lacks, under intents (storage/manifests.py), on
+        the I/O threads; _end_move waits for them."""
         def pending(ref: BlockRef) -> Pending:
             name = dest.block_id(ref.sha256)
             return Pending(name, lambda: dest.seal(name, self._read_source(ref, source)),
@@ -389,16 +436,22 @@ class Copier:
             self.storage.blocks.put(name, intent.item.stored())
             return intent.item.size
 
-        futures = [self._io.submit(put, intent) for intent in intents]
+        return _Moving(intents, [self._io.submit(put, intent) for intent in intents])
+
+    def _end_move(self, batch: _Batch) -> tuple[list[Intent], int]:
+        """Returns the batch's intents for the checkpoint to retire, and the bytes written."""
+        moving = batch.moving
+        assert moving is not None
+        futures = moving.futures
         wait(futures)  # every put over, failed or not, before anything is taken back
         failed = next((f.exception() for f in futures if f.exception() is not None), None)
         if failed is not None:
             # The batch will not be recorded: take back what it put now, not a grace
             # period later (the same protocol as for a dead writer's objects).
             collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
-                              only=[intent.item.key for intent in intents])
+                              only=[intent.item.key for intent in moving.intents])
             raise failed
-        return intents, sum(f.result() for f in futures)
+        return moving.intents, sum(f.result() for f in futures)
 
     def _read_source(self, ref: BlockRef, source: BlockCodec) -> bytes:
         try:

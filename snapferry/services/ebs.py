@@ -32,8 +32,8 @@ from snapferry.engine.background import cancel_idle
 from snapferry.errors import ServiceError
 from snapferry.services import sharing
 from snapferry.services.context import First, Output, RequestContext, Service
+from snapferry.storage import blockrows, manifests
 from snapferry.storage import keys as key_store
-from snapferry.storage import manifests
 from snapferry.storage import snapshots as store
 from snapferry.storage.blockdata import CorruptBlock
 from snapferry.storage.tagstore import set_tags, tags_of
@@ -258,10 +258,8 @@ def put_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
     now = ctx.clock.now()
 
     def still_pending(conn: Connection) -> None:
-        touched: dict[str, Any] = {"expires_at": rules.idle_deadline(snapshot, now)}
-        if progress is not None:
-            touched["progress"] = progress
-        if not store.update_snapshot(conn, snapshot_id, only_if_state=rules.PENDING, **touched):
+        deadline = rules.idle_deadline(snapshot, now)
+        if not blockrows.touch_pending(conn, snapshot_id, deadline, progress, rules.PENDING):
             raise _validation(f"The snapshot {snapshot_id} is no longer pending.",
                               "INVALID_SNAPSHOT_ID")
 
@@ -388,9 +386,10 @@ def get_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
             raise _validation(f"The block token is not valid for block {index} of "
                               f"{snapshot_id} ({error}).", "INVALID_BLOCK_TOKEN") from None
         ctx.authorize()
-        ref = manifests.block_ref(conn, snapshot_id, index)
-    if ref is None:
+        found = blockrows.block_ref(conn, snapshot_id, index)
+    if found is None:
         raise _validation(f"Block {index} of {snapshot_id} holds no data.", "INVALID_BLOCK")
+    ref = manifests.BlockRef(index, *found)
     try:
         data = ctx.storage.block_data.read(ref, codec)
     except CorruptBlock as problem:

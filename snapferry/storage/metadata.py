@@ -54,7 +54,8 @@ class IsoTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: str | None, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
-        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        # fromisoformat reads this exact form (and 'Z') about 10x faster than strptime.
+        return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
 DATABASE_FILE = "metadata.sqlite3"
 
 metadata = MetaData()
@@ -780,6 +781,14 @@ def upsert(conn: Connection, table: Table, keys: list[str], rows: list[dict[str,
     row's write lock when it exists (SQLite and PostgreSQL alike)."""
     if not rows:
         return
-    statement = _dialect_insert(conn, table)
-    updated = {name: statement.excluded[name] for name in rows[0] if name not in keys}
-    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updated), rows)
+    shape = (conn.dialect.name, table.name, tuple(keys), tuple(rows[0]))
+    statement = _UPSERTS.get(shape)
+    if statement is None:  # built once per shape: building `excluded` costs more than the run
+        insert_ = _dialect_insert(conn, table)
+        updated = {name: insert_.excluded[name] for name in rows[0] if name not in keys}
+        statement = insert_.on_conflict_do_update(index_elements=keys, set_=updated)
+        _UPSERTS[shape] = statement
+    conn.execute(statement, rows)
+
+
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}

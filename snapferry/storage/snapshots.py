@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.snapshots import Snapshot
@@ -59,10 +59,14 @@ def delete_snapshot(conn: Connection, snapshot_id: str) -> None:
     conn.execute(delete(snapshots).where(s.snapshot_id == snapshot_id))
 
 
+# Built once: every EBS direct call reads its snapshot, and building the expression cost
+# more than running it (bench/profile_blocks.py).
+_BY_ID = select(snapshots).where(s.snapshot_id == bindparam("snapshot_id"),
+                                 s.region == bindparam("region"))
+
+
 def get_snapshot(conn: Connection, region: str, snapshot_id: str) -> Snapshot | None:
-    row = conn.execute(
-        select(snapshots).where(s.snapshot_id == snapshot_id, s.region == region)
-    ).first()
+    row = conn.execute(_BY_ID, {"snapshot_id": snapshot_id, "region": region}).first()
     return _snapshot(row) if row else None
 
 

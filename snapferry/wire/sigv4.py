@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from urllib.parse import quote
 
 from botocore.utils import normalize_url_path
@@ -70,6 +70,11 @@ class SignedRequest:
     presigned: bool
     expires: int | None  # seconds, presigned URLs only
 
+    @cached_property
+    def stamp(self) -> str:
+        """The timestamp as the string to sign has it (YYYYMMDDTHHMMSSZ), formatted once."""
+        return self.timestamp.strftime(_AMZ_DATE)
+
 
 def _malformed(message: str) -> AuthenticationError:
     return AuthenticationError(AuthProblem.MALFORMED, message)
@@ -88,6 +93,14 @@ def _parse_scope(credential: str) -> CredentialScope:
 def _parse_time(text: str | None) -> dt.datetime:
     if not text:
         raise _malformed("The request must carry X-Amz-Date (or Date) to be signed.")
+    if (len(text) == 16 and text[8] == "T" and text[15] == "Z" and text.isascii()
+            and text[:8].isdigit() and text[9:15].isdigit()):
+        # What every SDK sends, read without strptime (13% of a simple request's SigV4).
+        try:
+            return dt.datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[9:11]),
+                               int(text[11:13]), int(text[13:15]), tzinfo=dt.UTC)
+        except ValueError:
+            pass  # month 13 and the like: the general path below says so
     try:
         return dt.datetime.strptime(text, _AMZ_DATE).replace(tzinfo=dt.UTC)
     except ValueError:
@@ -213,7 +226,7 @@ def expected_signature(
     string_to_sign = "\n".join(
         (
             ALGORITHM,
-            signed.timestamp.strftime(_AMZ_DATE),
+            signed.stamp,
             signed.scope.text,
             hashlib.sha256(canonical.encode()).hexdigest(),
         )
@@ -224,7 +237,7 @@ def expected_signature(
 
 
 def check_time(signed: SignedRequest, now: dt.datetime) -> None:
-    if signed.timestamp.strftime("%Y%m%d") != signed.scope.date:
+    if signed.stamp.partition("T")[0] != signed.scope.date:
         raise _malformed("The credential scope date does not match X-Amz-Date.")
     if signed.presigned:
         # Without X-Amz-Expires a presigned URL is good for the clock-skew window after its

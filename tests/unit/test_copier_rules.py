@@ -14,7 +14,6 @@ import os
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -413,20 +412,58 @@ def test_no_free_job_is_no_work(storage: Storage) -> None:
 
 
 def test_a_checkpoint_comes_every_64_blocks(storage: Storage) -> None:
-    """Progress moves only at checkpoints: seen from each put, 130 blocks are three batches
-    of 64, 64 and 2 (0%, then 64/130 = 49%, then 128/130 = 98%)."""
+    """Progress moves only at checkpoints: 130 blocks are three batches of 64, 64 and 2
+    (64/130 = 49%, then 128/130 = 98%, then 99% until the copy completes)."""
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(130)))
-    seen: list[int] = []
+    copier, _ = make_copier(storage)
+    real_checkpoint = copier._checkpoint
+    seen: list[tuple[int, int]] = []
+
+    def checkpoint(job_: CopyJob, refs: list[manifests.BlockRef], *rest: object) -> None:
+        real_checkpoint(job_, refs, *rest)  # type: ignore[arg-type]
+        seen.append((len(refs), dest_state(storage, job).progress))
+
+    copier._checkpoint = checkpoint  # type: ignore[method-assign]
+    try:
+        assert copier.run_once()
+    finally:
+        copier.stop()
+    assert seen == [(64, 49), (64, 98), (2, 99)]
+    assert dest_state(storage, job).progress == 100
+
+
+def test_the_next_batch_moves_while_a_checkpoint_commits(storage: Storage) -> None:
+    """Pipelining: the first checkpoint waits until a block of the second batch is being put;
+    a copy engine that moved a batch only after the previous one's checkpoint would make it
+    wait in vain."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(130)))
+    puts: list[str] = []
+    second_batch = threading.Event()
     lock = threading.Lock()
 
-    def observe(_key: str) -> None:
-        progress = dest_state(storage, job).progress
+    def observe(key: str) -> None:
         with lock:
-            seen.append(progress)
+            puts.append(key)
+            if len(puts) > 64:
+                second_batch.set()
 
     hook_puts(storage, observe)
-    run_one(storage)
-    assert Counter(seen) == {0: 64, 49: 64, 98: 2}
+    copier, _ = make_copier(storage)
+    real_checkpoint = copier._checkpoint
+    overlapped: list[bool] = []
+
+    def checkpoint(*args: object) -> None:
+        if not overlapped:
+            overlapped.append(second_batch.wait(timeout=20))
+        real_checkpoint(*args)  # type: ignore[arg-type]
+
+    copier._checkpoint = checkpoint  # type: ignore[method-assign]
+    try:
+        assert copier.run_once()
+    finally:
+        copier.stop()
+    assert overlapped == [True]
+    assert len(puts) == 130 and dest_state(storage, job).progress == 100
 
 
 def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> None:

@@ -26,6 +26,8 @@ class FileBlockStore:
         make_private_dir(root)
         self.tmp = root / TMP_DIR
         make_private_dir(self.tmp)
+        self._root = str(root)
+        self._made: set[str] = set()  # fan-out directories known to exist
 
     def _path(self, key: str) -> Path:
         if not _KEY.fullmatch(key):
@@ -34,7 +36,9 @@ class FileBlockStore:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        if key[:2] not in self._made:  # one mkdir per fan-out directory, not one per put
+            path.parent.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+            self._made.add(key[:2])
         write_atomic(path, data, tmp_dir=self.tmp)  # mode 0600
 
     def get(self, key: str) -> bytes:
@@ -44,7 +48,10 @@ class FileBlockStore:
             raise BlockNotFound(key) from None
 
     def exists(self, key: str) -> bool:
-        return self._path(key).exists()
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"not a block key: {key!r}")
+        # A plain string, no Path objects: every block write asks twice.
+        return os.path.exists(f"{self._root}/{key[:2]}/{key}")
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
