@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import threading
 import time
@@ -28,7 +29,7 @@ from snapferry.domain import snapshots as snapshot_rules
 from snapferry.domain.blocks import BLOCK_SIZE
 from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyFailed, CopyJob
-from snapferry.domain.envelope import PlainBlocks
+from snapferry.domain.envelope import BlockCodec, PlainBlocks
 from snapferry.domain.faults import COPY, FaultRule
 from snapferry.engine.copier import Copier, Throttle
 from snapferry.services.keyring import KeyRing
@@ -39,7 +40,7 @@ from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
 from snapferry.storage.blockdata import BlockData
 from snapferry.storage.datadir import Storage, open_storage
-from snapferry.storage.metadata import copy_jobs
+from snapferry.storage.metadata import block_intents, copy_jobs
 from tests.unit.test_copy_engine import (
     ACCOUNT,
     DST,
@@ -61,14 +62,16 @@ def storage(tmp_path: Path) -> Iterator[Storage]:
     opened.close()
 
 
-def add_source(store: Storage, lineage: str, data: dict[int, bytes]) -> str:
+def add_source(store: Storage, lineage: str, data: dict[int, bytes],
+               codec: BlockCodec | None = None) -> str:
     """A completed source snapshot of `lineage` in SRC holding `data`, written as EBS direct
-    writes it (unchanged blocks share their object with earlier snapshots of the lineage)."""
+    writes it (unchanged blocks share their object with earlier snapshots of the lineage),
+    through `codec` (the lineage's cipher when it is encrypted)."""
     snapshot_id = f"snap-{os.urandom(9).hex()[:17]}"
     with store.engine.begin() as conn:
         snapshot_store.insert_snapshot(conn, snapshot(
             snapshot_id, SRC, snapshot_rules.COMPLETED, lineage, snapshot_rules.ORIGIN_EBS))
-    codec = PlainBlocks(SRC, lineage)
+    codec = codec or PlainBlocks(SRC, lineage)
     digests = {i: hashlib.sha256(b).digest() for i, b in data.items()}
     pending = [BlockData._encode(block, digests[i], codec) for i, block in data.items()]
     intents = store.block_data.intend(pending)
@@ -299,6 +302,62 @@ def test_an_encrypted_source_whose_key_is_disabled_fails_the_copy(storage: Stora
     assert dest_state(storage, job).state_message == rules.KEY_NOT_ACCESSIBLE
 
 
+def encrypted_source(store: Storage, keyring: KeyRing, data: dict[int, bytes],
+                     policy: str | None = None) -> tuple[str, key_rules.Key]:
+    """A completed source in SRC whose blocks are sealed under a customer key of SRC."""
+    with store.engine.begin() as conn:
+        key = keyring.new_key(conn, ACCOUNT, SRC, "source key",
+                              policy or key_rules.default_policy(ACCOUNT))
+        lineage, _ = keyring.new_lineage(conn, key)
+        codec = keyring.codec(conn, lineage, SRC)
+    source_id = add_source(store, lineage, data, codec)
+    with store.engine.begin() as conn:
+        snapshot_store.update_snapshot(conn, source_id, encrypted=True, kms_key_id=key.arn)
+    return source_id, key
+
+
+def test_an_encrypted_source_copied_under_another_key_is_decrypted_and_sealed_again(
+        storage: Storage) -> None:
+    """The copier may use the source's key for what a copy needs (its key policy allows
+    the account), reads the source's blocks through the source lineage's cipher and writes
+    them into a new lineage under the destination key."""
+    data = blocks_of(3)
+    _, keyring = make_copier(storage)
+    source_id, source_key = encrypted_source(storage, keyring, data)
+    dest_key = customer_key(storage, keyring)
+    job = with_fields(storage, copy_job(storage, source_id), encrypted=True,
+                      kms_key_text=dest_key.arn)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert (done.state, done.mode, done.dest_key_arn) == (rules.COMPLETED, rules.FULL,
+                                                          dest_key.arn)
+    dest = dest_state(storage, job)
+    assert (dest.encrypted, dest.kms_key_id) == (True, dest_key.arn)
+    with storage.engine.connect() as conn:
+        source_lineage = snapshot_store.get_snapshot(conn, SRC, source_id)
+        assert source_lineage is not None
+        assert dest.lineage_id != source_lineage.lineage_id
+        lineage_key = key_store.lineage_key(conn, dest.lineage_id)
+    assert lineage_key is not None and lineage_key[0] == dest_key.arn != source_key.arn
+    assert read_back(storage, keyring, job) == data
+
+
+@pytest.mark.parametrize("operation", ["Decrypt", "ReEncryptFrom"])
+def test_a_source_key_whose_policy_denies_what_a_copy_needs_fails_the_copy(
+        storage: Storage, operation: str) -> None:
+    policy = json.loads(key_rules.default_policy(ACCOUNT))
+    policy["Statement"].append({"Sid": "NoCopies", "Effect": "Deny", "Principal": "*",
+                                "Action": f"kms:{operation}", "Resource": "*"})
+    _, keyring = make_copier(storage)
+    source_id, _ = encrypted_source(storage, keyring, blocks_of(2), json.dumps(policy))
+    job = copy_job(storage, source_id)
+    objects = set(storage.blocks.keys())
+    run_one(storage)
+    assert (job_after(storage, job).state, dest_state(storage, job).state_message) == (
+        rules.FAILED, rules.KEY_NOT_ACCESSIBLE)
+    assert set(storage.blocks.keys()) == objects  # nothing was copied
+
+
 def test_a_source_that_is_no_longer_completed_fails_the_copy(storage: Storage) -> None:
     source_id = add_source(storage, str(uuid.uuid4()), blocks_of(1))
     job = copy_job(storage, source_id)
@@ -402,6 +461,53 @@ def test_a_stopping_worker_lets_go_of_its_job_at_once(storage: Storage) -> None:
         again = job_store.claim(conn, "next", dt.datetime.now(dt.UTC), LEASE)
     assert again is not None and again.job_id == job.job_id
     assert dest_state(storage, job).state == snapshot_rules.PENDING
+
+
+def test_a_copy_cancelled_mid_batch_takes_back_what_the_batch_put(storage: Storage) -> None:
+    """DeleteSnapshot on a pending copy cancels its job (storage/copies.py `cancel`): the
+    worker's next checkpoint fails, and the objects its batch had put are deleted at once,
+    not left for a grace period."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(5)))
+    objects = set(storage.blocks.keys())
+    cancelled = threading.Event()
+
+    def cancel_once(_key: str) -> None:
+        if not cancelled.is_set():
+            cancelled.set()
+            with storage.engine.begin() as conn:
+                job_store.cancel(conn, job.snapshot_id, dt.datetime.now(dt.UTC), "deleted")
+
+    hook_puts(storage, cancel_once)
+    run_one(storage)
+    assert cancelled.is_set()
+    left = job_after(storage, job)
+    assert (left.state, left.message, left.blocks_done) == (rules.FAILED, "deleted", 0)
+    assert set(storage.blocks.keys()) == objects
+    with storage.engine.connect() as conn:
+        assert manifests.block_total(conn, job.snapshot_id) == 0
+        assert conn.execute(block_intents.select()).first() is None
+
+
+def test_a_minimum_duration_paces_the_copy_in_batches_of_about_a_second(
+        storage: Storage) -> None:
+    """At 1024 s/GiB (2 blocks of 512 KiB a second) 3 blocks take 1.5 s, in batches of a
+    second's blocks, so progress shows as the copy goes: 2 blocks, then 1."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(3)))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def observe(_key: str) -> None:
+        progress = dest_state(storage, job).progress
+        with lock:
+            seen.append(progress)
+
+    hook_puts(storage, observe)
+    started = time.monotonic()
+    run_one(storage, min_seconds_per_gib=1024.0)
+    took = time.monotonic() - started
+    assert Counter(seen) == {0: 2, 66: 1}
+    assert 1.45 <= took < 30
+    assert job_after(storage, job).state == rules.COMPLETED
 
 
 def test_no_free_job_is_no_work(storage: Storage) -> None:
