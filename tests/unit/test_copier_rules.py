@@ -358,6 +358,24 @@ def test_a_source_key_whose_policy_denies_what_a_copy_needs_fails_the_copy(
     assert set(storage.blocks.keys()) == objects  # nothing was copied
 
 
+@pytest.mark.parametrize("change", ["unknown access key", "another account's key"])
+def test_a_copy_acts_only_with_credentials_of_its_own_account(storage: Storage,
+                                                             change: str) -> None:
+    """The copy runs with the permissions of whoever asked for it, looked up afresh: an
+    access key that is gone, or one of another account, leaves it nobody to act as."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
+    if change == "unknown access key":
+        with_fields(storage, job, access_key_id="AKIAEXAMPLEGONE00000")
+    else:
+        with_fields(storage, job, account_id="999999999999")
+    run_one(storage)
+    failed = job_after(storage, job)
+    assert (failed.state, failed.message) == (
+        rules.FAILED, "The credentials that requested this copy no longer exist or are "
+        "inactive.")
+    assert dest_state(storage, job).state == snapshot_rules.ERROR
+
+
 def test_a_source_that_is_no_longer_completed_fails_the_copy(storage: Storage) -> None:
     source_id = add_source(storage, str(uuid.uuid4()), blocks_of(1))
     job = copy_job(storage, source_id)
