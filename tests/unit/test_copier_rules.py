@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from sqlalchemy import update
 
 from snapferry.config import CopySettings, Settings
@@ -504,6 +505,43 @@ def test_a_copy_cancelled_mid_batch_takes_back_what_the_batch_put(storage: Stora
     with storage.engine.connect() as conn:
         assert manifests.block_total(conn, job.snapshot_id) == 0
         assert conn.execute(block_intents.select()).first() is None
+
+
+@pytest.mark.parametrize("error", ["store unreachable", "a bug"])
+def test_a_failed_put_takes_back_the_batch_and_an_outage_hands_the_job_back(
+        storage: Storage, error: str) -> None:
+    """A put that fails leaves none of its batch's objects behind. An engine that is down
+    (here the block store unreachable) is not the copy's fault: the job goes back, unfailed,
+    for a worker to resume when the store is back; any other error fails the copy."""
+    data = blocks_of(3)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    objects = set(storage.blocks.keys())
+    store = storage.blocks
+
+    def fail(_key: str) -> None:
+        if error == "a bug":
+            raise RuntimeError("disk on fire")
+        raise EndpointConnectionError(endpoint_url="http://blocks.invalid")
+
+    hook_puts(storage, fail)
+    run_one(storage)
+    left = job_after(storage, job)
+    assert set(storage.blocks.keys()) == objects
+    with storage.engine.connect() as conn:
+        assert conn.execute(block_intents.select()).first() is None
+        assert manifests.block_total(conn, job.snapshot_id) == 0
+    if error == "a bug":
+        assert (left.state, left.message) == (
+            rules.FAILED, "The copy failed on an internal error; see the server's log.")
+        assert dest_state(storage, job).state == snapshot_rules.ERROR
+        return
+    assert (left.state, left.lease_owner, left.cursor, left.blocks_done) == (
+        rules.RUNNING, None, 0, 0)
+    assert dest_state(storage, job).state == snapshot_rules.PENDING
+    storage.blocks, storage.block_data = store, BlockData(storage.engine, store)
+    keyring = run_one(storage)  # the store is back: the next worker claims it at once
+    assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
 
 
 def test_a_minimum_duration_paces_the_copy_in_batches_of_about_a_second(
