@@ -343,6 +343,31 @@ def test_an_encrypted_source_copied_under_another_key_is_decrypted_and_sealed_ag
     assert read_back(storage, keyring, job) == data
 
 
+@pytest.mark.parametrize("same_key", [True, False])
+def test_a_copy_in_place_under_another_key_is_sealed_again(storage: Storage,
+                                                           same_key: bool) -> None:
+    """In the source's own region and account, a copy under the source's key shares its
+    lineage; under any other key (the ARN compared by value) its blocks are decrypted and
+    sealed in a new lineage of that key, never left under the source's."""
+    data = blocks_of(2)
+    _, keyring = make_copier(storage)
+    source_id, source_key = encrypted_source(storage, keyring, data)
+    other = customer_key(storage, keyring, region=SRC)
+    wanted = source_key if same_key else other
+    job = with_fields(storage, copy_job(storage, source_id, region=SRC), encrypted=True,
+                      kms_key_text="".join(wanted.arn))
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    dest = dest_state(storage, job)
+    with storage.engine.connect() as conn:
+        lineage_key = key_store.lineage_key(conn, dest.lineage_id)
+    assert lineage_key is not None and lineage_key[0] == wanted.arn
+    assert (done.state, done.dest_key_arn, dest.kms_key_id) == (rules.COMPLETED, wanted.arn,
+                                                                wanted.arn)
+    assert done.mode == (rules.SHARED if same_key else rules.FULL)
+    assert read_back(storage, keyring, job) == data
+
+
 @pytest.mark.parametrize("operation", ["Decrypt", "ReEncryptFrom"])
 def test_a_source_key_whose_policy_denies_what_a_copy_needs_fails_the_copy(
         storage: Storage, operation: str) -> None:
