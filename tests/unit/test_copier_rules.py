@@ -189,6 +189,33 @@ def test_the_next_copy_of_a_lineage_moves_only_what_changed(storage: Storage) ->
     assert read_back(storage, keyring, first) == first_data  # the first copy is untouched
 
 
+def test_the_next_copy_joins_the_previous_copys_lineage_only_under_the_same_key(
+        storage: Storage) -> None:
+    """Copies of one lineage to one place under one key share a destination lineage (the
+    key's ARN compared by value); a copy under another key, or unencrypted, starts a new
+    lineage of its own: blocks are never joined to a lineage sealed under another key."""
+    lineage, data = str(uuid.uuid4()), blocks_of(2)
+    _, keyring = make_copier(storage)
+    key, other = customer_key(storage, keyring), customer_key(storage, keyring)
+    minute = dt.timedelta(minutes=1)
+    jobs = []
+    for step, (text, encrypted) in enumerate([(key.arn, True), (key.key_id, True),
+                                              (other.arn, True), (None, False)]):
+        job = with_fields(storage, copy_job(storage, add_source(storage, lineage, data),
+                                            created=NOW + step * minute),
+                          encrypted=encrypted, kms_key_text=text)
+        keyring = run_one(storage)
+        jobs.append(job_after(storage, job))
+        assert read_back(storage, keyring, job) == data
+    first, same, rekeyed, plain = jobs
+    assert (same.mode, same.dest_lineage_id, same.bytes_moved) == (
+        rules.INCREMENTAL, first.dest_lineage_id, 0)
+    assert (rekeyed.mode, rekeyed.dest_key_arn) == (rules.FULL, other.arn)
+    assert (plain.mode, plain.dest_key_arn) == (rules.FULL, None)
+    lineages = {first.dest_lineage_id, rekeyed.dest_lineage_id, plain.dest_lineage_id}
+    assert len(lineages) == 3
+
+
 def test_a_copy_whose_previous_copy_was_deleted_is_full(storage: Storage) -> None:
     lineage, data = str(uuid.uuid4()), blocks_of(3)
     first = copy_job(storage, add_source(storage, lineage, data))
@@ -486,10 +513,22 @@ def test_a_throttle_spends_its_rate_over_the_life_of_a_copy() -> None:
 
 
 def test_a_rate_limited_copy_takes_its_time(storage: Storage) -> None:
-    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(3)))
+    """5 blocks at 4 blocks/s: 1.25 s, in batches of a second's blocks (4, then 1), so
+    progress shows as it goes."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(5)))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def observe(_key: str) -> None:
+        progress = dest_state(storage, job).progress
+        with lock:
+            seen.append(progress)
+
+    hook_puts(storage, observe)
     started = time.monotonic()
-    run_one(storage, rate_limit=4 * BLOCK_SIZE)  # 3 blocks at 4 blocks/s: 0.75 s
-    assert time.monotonic() - started >= 0.7
+    run_one(storage, rate_limit=4 * BLOCK_SIZE)
+    assert time.monotonic() - started >= 1.2
+    assert Counter(seen) == {0: 4, 80: 1}
     assert job_after(storage, job).state == rules.COMPLETED
 
 
