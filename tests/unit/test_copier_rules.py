@@ -32,7 +32,7 @@ from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyFailed, CopyJob
 from snapferry.domain.envelope import BlockCodec, PlainBlocks
 from snapferry.domain.faults import COPY, FaultRule
-from snapferry.engine.copier import Copier, Throttle
+from snapferry.engine.copier import MAX_BATCH, Copier, Throttle
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
 from snapferry.storage import faults as fault_store
@@ -653,6 +653,41 @@ def test_a_checkpoint_comes_every_64_blocks(storage: Storage) -> None:
     hook_puts(storage, observe)
     run_one(storage)
     assert Counter(seen) == {0: 64, 49: 64, 98: 2}
+    done = job_after(storage, job)
+    assert (done.cursor, done.blocks_done, done.bytes_moved) == (130, 130, 130 * BLOCK_SIZE)
+
+
+def test_a_stopped_copy_resumes_at_its_checkpoint(storage: Storage) -> None:
+    """A worker stopped in its second batch checkpoints what it moved and lets go; the next
+    worker moves only the blocks after the cursor, and the copy reads back whole."""
+    data = blocks_of(130)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    first, _ = make_copier(storage)
+    puts: list[str] = []
+    lock = threading.Lock()
+    stopper: list[threading.Thread] = []
+
+    def count_and_stop(key: str) -> None:
+        with lock:
+            puts.append(key)
+            if len(puts) == MAX_BATCH + 1 and not stopper:  # the first put of batch two
+                stopper.append(threading.Thread(target=first.stop))
+                stopper[0].start()
+
+    hook_puts(storage, count_and_stop)
+    assert first.run_once()
+    stopper[0].join(timeout=30)
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner) == (rules.RUNNING, None)
+    assert left.cursor in (MAX_BATCH, 2 * MAX_BATCH) and left.blocks_done == left.cursor
+    assert dest_state(storage, job).state == snapshot_rules.PENDING
+    moved_first = len(puts)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert done.state == rules.COMPLETED
+    assert len(puts) - moved_first == 130 - left.cursor  # nothing before the cursor again
+    assert done.bytes_moved == 130 * BLOCK_SIZE
+    assert read_back(storage, keyring, job) == data
 
 
 def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> None:
