@@ -429,6 +429,28 @@ def test_a_copy_acts_only_with_credentials_of_its_own_account(storage: Storage,
     assert dest_state(storage, job).state == snapshot_rules.ERROR
 
 
+@pytest.mark.parametrize("which", ["destination", "source"])
+def test_a_key_disabled_after_the_plan_fails_the_copy(storage: Storage, which: str) -> None:
+    """The plan checked both keys; a worker that takes the job up later (after a stop, or
+    another worker's death) finds one disabled: the copy fails with AWS's message, it is
+    no internal error."""
+    _, keyring = make_copier(storage)
+    source_id, source_key = encrypted_source(storage, keyring, blocks_of(2))
+    dest_key = customer_key(storage, keyring)
+    job = with_fields(storage, copy_job(storage, source_id), encrypted=True,
+                      kms_key_text=dest_key.arn)
+    planner, _ = make_copier(storage)
+    planner.stop()
+    assert planner.run_once()  # planned, then let go before moving anything
+    assert job_after(storage, job).mode == rules.FULL
+    with storage.engine.begin() as conn:
+        key_store.update_key(conn, (dest_key if which == "destination" else source_key).key_id,
+                             state=key_rules.DISABLED)
+    run_one(storage)
+    assert (job_after(storage, job).state, dest_state(storage, job).state_message) == (
+        rules.FAILED, rules.KEY_NOT_ACCESSIBLE)
+
+
 def test_a_source_that_is_no_longer_completed_fails_the_copy(storage: Storage) -> None:
     source_id = add_source(storage, str(uuid.uuid4()), blocks_of(1))
     job = copy_job(storage, source_id)
@@ -692,12 +714,16 @@ def test_a_stopped_copy_resumes_at_its_checkpoint(storage: Storage) -> None:
 
 def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> None:
     copier, _ = make_copier(storage, lease_seconds=0.2)
-    real_run_once, rounds = copier.run_once, []
+    real_run_once, failed = copier.run_once, set()
+    lock = threading.Lock()
 
     def failing_first() -> bool:
-        rounds.append(1)
-        if len(rounds) == 1:
-            raise RuntimeError("a bad round")  # the worker must survive it
+        name = threading.current_thread().name
+        with lock:
+            first = name not in failed
+            failed.add(name)
+        if first:
+            raise RuntimeError("a bad round")  # each worker's first: it must survive it
         return real_run_once()
 
     copier.run_once = failing_first  # type: ignore[method-assign]
@@ -710,5 +736,5 @@ def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> Non
             time.sleep(0.05)  # polling the job's state
     finally:
         copier.stop()
-    assert len(copier._threads) == 2
+    assert len(copier._threads) == 2 == len(failed)
     assert not any(thread.is_alive() for thread in copier._threads)
