@@ -230,14 +230,18 @@ def test_a_copy_whose_previous_copy_was_deleted_is_full(storage: Storage) -> Non
     assert done.dest_lineage_id != job_after(storage, first).dest_lineage_id
 
 
+@pytest.mark.parametrize("moved_to", ["00000000-0000-4000-8000-000000000000",
+                                      "ffffffff-ffff-4fff-bfff-ffffffffffff"])
 def test_an_incremental_copy_whose_base_source_left_the_lineage_copies_everything(
-        storage: Storage) -> None:
+        storage: Storage, moved_to: str) -> None:
+    """The base source now in another lineage (sorting before or after this one: lineages
+    are compared by identity, not order) is no base to diff against."""
     lineage, data = str(uuid.uuid4()), blocks_of(3)
     first_source = add_source(storage, lineage, data)
     first = copy_job(storage, first_source)
     run_one(storage)
     with storage.engine.begin() as conn:
-        snapshot_store.update_snapshot(conn, first_source, lineage_id=str(uuid.uuid4()))
+        snapshot_store.update_snapshot(conn, first_source, lineage_id=moved_to)
     second = copy_job(storage, add_source(storage, lineage, data),
                       created=NOW + dt.timedelta(minutes=1))
     keyring = run_one(storage)
