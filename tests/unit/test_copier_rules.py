@@ -168,6 +168,24 @@ def test_a_copy_to_the_same_region_and_account_shares_the_lineage(storage: Stora
     assert read_back(storage, keyring, job) == data
 
 
+def test_a_copy_of_another_accounts_snapshot_in_the_same_region_is_full(
+        storage: Storage) -> None:
+    """Only the owner's copy in its own region shares the source's lineage: a shared
+    snapshot copied by another account (whose id sorts before the owner's) gets a lineage
+    of its own, so nothing the owner does to its blocks reaches the copy."""
+    lineage, data = str(uuid.uuid4()), blocks_of(2)
+    source_id = add_source(storage, lineage, data)
+    with storage.engine.begin() as conn:
+        snapshot_store.update_snapshot(conn, source_id, account_id="999999999999")
+    job = copy_job(storage, source_id, region=SRC)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert (done.state, done.mode, done.bytes_moved) == (rules.COMPLETED, rules.FULL,
+                                                         2 * BLOCK_SIZE)
+    assert done.dest_lineage_id not in (None, "", lineage)
+    assert read_back(storage, keyring, job) == data
+
+
 def test_the_next_copy_of_a_lineage_moves_only_what_changed(storage: Storage) -> None:
     lineage, first_data = str(uuid.uuid4()), blocks_of(10)
     first = copy_job(storage, add_source(storage, lineage, first_data))
