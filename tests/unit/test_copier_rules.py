@@ -734,6 +734,25 @@ def test_a_stopped_copy_resumes_at_its_checkpoint(storage: Storage) -> None:
     assert read_back(storage, keyring, job) == data
 
 
+def test_an_idle_worker_polls_at_most_once_a_second(storage: Storage) -> None:
+    """With no job, a worker waits between rounds (a second at most, half a lease at
+    most) instead of querying the database in a busy loop."""
+    copier, _ = make_copier(storage)
+    real_run_once, rounds = copier.run_once, []
+
+    def counted() -> bool:
+        rounds.append(time.monotonic())
+        return real_run_once()
+
+    copier.run_once = counted  # type: ignore[method-assign]
+    copier.start(1)
+    try:
+        threading.Event().wait(1.5)  # measuring an interval, not waiting for an event
+    finally:
+        copier.stop()
+    assert 1 <= len(rounds) <= 3, len(rounds)
+
+
 def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> None:
     copier, _ = make_copier(storage, lease_seconds=0.2)
     real_run_once, failed = copier.run_once, set()
