@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from sqlalchemy import update
 
 from snapferry.config import CopySettings, Settings
@@ -27,9 +30,9 @@ from snapferry.domain import snapshots as snapshot_rules
 from snapferry.domain.blocks import BLOCK_SIZE
 from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyFailed, CopyJob
-from snapferry.domain.envelope import PlainBlocks
+from snapferry.domain.envelope import BlockCodec, PlainBlocks
 from snapferry.domain.faults import COPY, FaultRule
-from snapferry.engine.copier import Copier, Throttle
+from snapferry.engine.copier import MAX_BATCH, Copier, Throttle
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
 from snapferry.storage import faults as fault_store
@@ -38,7 +41,7 @@ from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
 from snapferry.storage.blockdata import BlockData
 from snapferry.storage.datadir import Storage, open_storage
-from snapferry.storage.metadata import copy_jobs
+from snapferry.storage.metadata import block_intents, copy_jobs
 from tests.unit.test_copy_engine import (
     ACCOUNT,
     DST,
@@ -60,14 +63,16 @@ def storage(tmp_path: Path) -> Iterator[Storage]:
     opened.close()
 
 
-def add_source(store: Storage, lineage: str, data: dict[int, bytes]) -> str:
+def add_source(store: Storage, lineage: str, data: dict[int, bytes],
+               codec: BlockCodec | None = None) -> str:
     """A completed source snapshot of `lineage` in SRC holding `data`, written as EBS direct
-    writes it (unchanged blocks share their object with earlier snapshots of the lineage)."""
+    writes it (unchanged blocks share their object with earlier snapshots of the lineage),
+    through `codec` (the lineage's cipher when it is encrypted)."""
     snapshot_id = f"snap-{os.urandom(9).hex()[:17]}"
     with store.engine.begin() as conn:
         snapshot_store.insert_snapshot(conn, snapshot(
             snapshot_id, SRC, snapshot_rules.COMPLETED, lineage, snapshot_rules.ORIGIN_EBS))
-    codec = PlainBlocks(SRC, lineage)
+    codec = codec or PlainBlocks(SRC, lineage)
     digests = {i: hashlib.sha256(b).digest() for i, b in data.items()}
     pending = [BlockData._encode(block, digests[i], codec) for i, block in data.items()]
     intents = store.block_data.intend(pending)
@@ -163,6 +168,24 @@ def test_a_copy_to_the_same_region_and_account_shares_the_lineage(storage: Stora
     assert read_back(storage, keyring, job) == data
 
 
+def test_a_copy_of_another_accounts_snapshot_in_the_same_region_is_full(
+        storage: Storage) -> None:
+    """Only the owner's copy in its own region shares the source's lineage: a shared
+    snapshot copied by another account (whose id sorts before the owner's) gets a lineage
+    of its own, so nothing the owner does to its blocks reaches the copy."""
+    lineage, data = str(uuid.uuid4()), blocks_of(2)
+    source_id = add_source(storage, lineage, data)
+    with storage.engine.begin() as conn:
+        snapshot_store.update_snapshot(conn, source_id, account_id="999999999999")
+    job = copy_job(storage, source_id, region=SRC)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert (done.state, done.mode, done.bytes_moved) == (rules.COMPLETED, rules.FULL,
+                                                         2 * BLOCK_SIZE)
+    assert done.dest_lineage_id not in (None, "", lineage)
+    assert read_back(storage, keyring, job) == data
+
+
 def test_the_next_copy_of_a_lineage_moves_only_what_changed(storage: Storage) -> None:
     lineage, first_data = str(uuid.uuid4()), blocks_of(10)
     first = copy_job(storage, add_source(storage, lineage, first_data))
@@ -184,6 +207,33 @@ def test_the_next_copy_of_a_lineage_moves_only_what_changed(storage: Storage) ->
     assert read_back(storage, keyring, first) == first_data  # the first copy is untouched
 
 
+def test_the_next_copy_joins_the_previous_copys_lineage_only_under_the_same_key(
+        storage: Storage) -> None:
+    """Copies of one lineage to one place under one key share a destination lineage (the
+    key's ARN compared by value); a copy under another key, or unencrypted, starts a new
+    lineage of its own: blocks are never joined to a lineage sealed under another key."""
+    lineage, data = str(uuid.uuid4()), blocks_of(2)
+    _, keyring = make_copier(storage)
+    key, other = customer_key(storage, keyring), customer_key(storage, keyring)
+    minute = dt.timedelta(minutes=1)
+    jobs = []
+    for step, (text, encrypted) in enumerate([(key.arn, True), (key.key_id, True),
+                                              (other.arn, True), (None, False)]):
+        job = with_fields(storage, copy_job(storage, add_source(storage, lineage, data),
+                                            created=NOW + step * minute),
+                          encrypted=encrypted, kms_key_text=text)
+        keyring = run_one(storage)
+        jobs.append(job_after(storage, job))
+        assert read_back(storage, keyring, job) == data
+    first, same, rekeyed, plain = jobs
+    assert (same.mode, same.dest_lineage_id, same.bytes_moved) == (
+        rules.INCREMENTAL, first.dest_lineage_id, 0)
+    assert (rekeyed.mode, rekeyed.dest_key_arn) == (rules.FULL, other.arn)
+    assert (plain.mode, plain.dest_key_arn) == (rules.FULL, None)
+    lineages = {first.dest_lineage_id, rekeyed.dest_lineage_id, plain.dest_lineage_id}
+    assert len(lineages) == 3
+
+
 def test_a_copy_whose_previous_copy_was_deleted_is_full(storage: Storage) -> None:
     lineage, data = str(uuid.uuid4()), blocks_of(3)
     first = copy_job(storage, add_source(storage, lineage, data))
@@ -198,14 +248,18 @@ def test_a_copy_whose_previous_copy_was_deleted_is_full(storage: Storage) -> Non
     assert done.dest_lineage_id != job_after(storage, first).dest_lineage_id
 
 
+@pytest.mark.parametrize("moved_to", ["00000000-0000-4000-8000-000000000000",
+                                      "ffffffff-ffff-4fff-bfff-ffffffffffff"])
 def test_an_incremental_copy_whose_base_source_left_the_lineage_copies_everything(
-        storage: Storage) -> None:
+        storage: Storage, moved_to: str) -> None:
+    """The base source now in another lineage (sorting before or after this one: lineages
+    are compared by identity, not order) is no base to diff against."""
     lineage, data = str(uuid.uuid4()), blocks_of(3)
     first_source = add_source(storage, lineage, data)
     first = copy_job(storage, first_source)
     run_one(storage)
     with storage.engine.begin() as conn:
-        snapshot_store.update_snapshot(conn, first_source, lineage_id=str(uuid.uuid4()))
+        snapshot_store.update_snapshot(conn, first_source, lineage_id=moved_to)
     second = copy_job(storage, add_source(storage, lineage, data),
                       created=NOW + dt.timedelta(minutes=1))
     keyring = run_one(storage)
@@ -298,6 +352,132 @@ def test_an_encrypted_source_whose_key_is_disabled_fails_the_copy(storage: Stora
     assert dest_state(storage, job).state_message == rules.KEY_NOT_ACCESSIBLE
 
 
+def encrypted_source(store: Storage, keyring: KeyRing, data: dict[int, bytes],
+                     policy: str | None = None) -> tuple[str, key_rules.Key]:
+    """A completed source in SRC whose blocks are sealed under a customer key of SRC."""
+    with store.engine.begin() as conn:
+        key = keyring.new_key(conn, ACCOUNT, SRC, "source key",
+                              policy or key_rules.default_policy(ACCOUNT))
+        lineage, _ = keyring.new_lineage(conn, key)
+        codec = keyring.codec(conn, lineage, SRC)
+    source_id = add_source(store, lineage, data, codec)
+    with store.engine.begin() as conn:
+        snapshot_store.update_snapshot(conn, source_id, encrypted=True, kms_key_id=key.arn)
+    return source_id, key
+
+
+def test_an_encrypted_source_copied_under_another_key_is_decrypted_and_sealed_again(
+        storage: Storage) -> None:
+    """The copier may use the source's key for what a copy needs (its key policy allows
+    the account), reads the source's blocks through the source lineage's cipher and writes
+    them into a new lineage under the destination key."""
+    data = blocks_of(3)
+    _, keyring = make_copier(storage)
+    source_id, source_key = encrypted_source(storage, keyring, data)
+    dest_key = customer_key(storage, keyring)
+    job = with_fields(storage, copy_job(storage, source_id), encrypted=True,
+                      kms_key_text=dest_key.arn)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert (done.state, done.mode, done.dest_key_arn) == (rules.COMPLETED, rules.FULL,
+                                                          dest_key.arn)
+    dest = dest_state(storage, job)
+    assert (dest.encrypted, dest.kms_key_id) == (True, dest_key.arn)
+    with storage.engine.connect() as conn:
+        source_lineage = snapshot_store.get_snapshot(conn, SRC, source_id)
+        assert source_lineage is not None
+        assert dest.lineage_id != source_lineage.lineage_id
+        lineage_key = key_store.lineage_key(conn, dest.lineage_id)
+    assert lineage_key is not None and lineage_key[0] == dest_key.arn != source_key.arn
+    assert read_back(storage, keyring, job) == data
+
+
+@pytest.mark.parametrize("which", ["the source's", "one sorting before", "one sorting after"])
+def test_a_copy_in_place_under_another_key_is_sealed_again(storage: Storage,
+                                                           which: str) -> None:
+    """In the source's own region and account, a copy under the source's key shares its
+    lineage; under any other key (the ARN compared by value, not by order) its blocks are
+    decrypted and sealed in a new lineage of that key, never left under the source's."""
+    data = blocks_of(2)
+    _, keyring = make_copier(storage)
+    source_id, source_key = encrypted_source(storage, keyring, data)
+    same_key = which == "the source's"
+    wanted = source_key
+    for _ in range(0 if same_key else 64):  # key ids are random: make keys until one sorts
+        wanted = customer_key(storage, keyring, region=SRC)  # on the side this case wants
+        if (wanted.arn < source_key.arn) == (which == "one sorting before"):
+            break
+    assert same_key or (wanted.arn < source_key.arn) == (which == "one sorting before")
+    job = with_fields(storage, copy_job(storage, source_id, region=SRC), encrypted=True,
+                      kms_key_text="".join(wanted.arn))
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    dest = dest_state(storage, job)
+    with storage.engine.connect() as conn:
+        lineage_key = key_store.lineage_key(conn, dest.lineage_id)
+    assert lineage_key is not None and lineage_key[0] == wanted.arn
+    assert (done.state, done.dest_key_arn, dest.kms_key_id) == (rules.COMPLETED, wanted.arn,
+                                                                wanted.arn)
+    assert done.mode == (rules.SHARED if same_key else rules.FULL)
+    assert read_back(storage, keyring, job) == data
+
+
+@pytest.mark.parametrize("operation", ["Decrypt", "ReEncryptFrom"])
+def test_a_source_key_whose_policy_denies_what_a_copy_needs_fails_the_copy(
+        storage: Storage, operation: str) -> None:
+    policy = json.loads(key_rules.default_policy(ACCOUNT))
+    policy["Statement"].append({"Sid": "NoCopies", "Effect": "Deny", "Principal": "*",
+                                "Action": f"kms:{operation}", "Resource": "*"})
+    _, keyring = make_copier(storage)
+    source_id, _ = encrypted_source(storage, keyring, blocks_of(2), json.dumps(policy))
+    job = copy_job(storage, source_id)
+    objects = set(storage.blocks.keys())
+    run_one(storage)
+    assert (job_after(storage, job).state, dest_state(storage, job).state_message) == (
+        rules.FAILED, rules.KEY_NOT_ACCESSIBLE)
+    assert set(storage.blocks.keys()) == objects  # nothing was copied
+
+
+@pytest.mark.parametrize("change", ["unknown access key", "another account's key"])
+def test_a_copy_acts_only_with_credentials_of_its_own_account(storage: Storage,
+                                                             change: str) -> None:
+    """The copy runs with the permissions of whoever asked for it, looked up afresh: an
+    access key that is gone, or one of another account, leaves it nobody to act as."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
+    if change == "unknown access key":
+        with_fields(storage, job, access_key_id="AKIAEXAMPLEGONE00000")
+    else:
+        with_fields(storage, job, account_id="999999999999")
+    run_one(storage)
+    failed = job_after(storage, job)
+    assert (failed.state, failed.message) == (
+        rules.FAILED, "The credentials that requested this copy no longer exist or are "
+        "inactive.")
+    assert dest_state(storage, job).state == snapshot_rules.ERROR
+
+
+@pytest.mark.parametrize("which", ["destination", "source"])
+def test_a_key_disabled_after_the_plan_fails_the_copy(storage: Storage, which: str) -> None:
+    """The plan checked both keys; a worker that takes the job up later (after a stop, or
+    another worker's death) finds one disabled: the copy fails with AWS's message, it is
+    no internal error."""
+    _, keyring = make_copier(storage)
+    source_id, source_key = encrypted_source(storage, keyring, blocks_of(2))
+    dest_key = customer_key(storage, keyring)
+    job = with_fields(storage, copy_job(storage, source_id), encrypted=True,
+                      kms_key_text=dest_key.arn)
+    planner, _ = make_copier(storage)
+    planner.stop()
+    assert planner.run_once()  # planned, then let go before moving anything
+    assert job_after(storage, job).mode == rules.FULL
+    with storage.engine.begin() as conn:
+        key_store.update_key(conn, (dest_key if which == "destination" else source_key).key_id,
+                             state=key_rules.DISABLED)
+    run_one(storage)
+    assert (job_after(storage, job).state, dest_state(storage, job).state_message) == (
+        rules.FAILED, rules.KEY_NOT_ACCESSIBLE)
+
+
 def test_a_source_that_is_no_longer_completed_fails_the_copy(storage: Storage) -> None:
     source_id = add_source(storage, str(uuid.uuid4()), blocks_of(1))
     job = copy_job(storage, source_id)
@@ -382,10 +562,22 @@ def test_a_throttle_spends_its_rate_over_the_life_of_a_copy() -> None:
 
 
 def test_a_rate_limited_copy_takes_its_time(storage: Storage) -> None:
-    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(3)))
+    """5 blocks at 4 blocks/s: 1.25 s, in batches of a second's blocks (4, then 1), so
+    progress shows as it goes."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(5)))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def observe(_key: str) -> None:
+        progress = dest_state(storage, job).progress
+        with lock:
+            seen.append(progress)
+
+    hook_puts(storage, observe)
     started = time.monotonic()
-    run_one(storage, rate_limit=4 * BLOCK_SIZE)  # 3 blocks at 4 blocks/s: 0.75 s
-    assert time.monotonic() - started >= 0.7
+    run_one(storage, rate_limit=4 * BLOCK_SIZE)
+    assert time.monotonic() - started >= 1.2
+    assert Counter(seen) == {0: 4, 80: 1}
     assert job_after(storage, job).state == rules.COMPLETED
 
 
@@ -401,6 +593,90 @@ def test_a_stopping_worker_lets_go_of_its_job_at_once(storage: Storage) -> None:
         again = job_store.claim(conn, "next", dt.datetime.now(dt.UTC), LEASE)
     assert again is not None and again.job_id == job.job_id
     assert dest_state(storage, job).state == snapshot_rules.PENDING
+
+
+def test_a_copy_cancelled_mid_batch_takes_back_what_the_batch_put(storage: Storage) -> None:
+    """DeleteSnapshot on a pending copy cancels its job (storage/copies.py `cancel`): the
+    worker's next checkpoint fails, and the objects its batch had put are deleted at once,
+    not left for a grace period."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(5)))
+    objects = set(storage.blocks.keys())
+    cancelled = threading.Event()
+
+    def cancel_once(_key: str) -> None:
+        if not cancelled.is_set():
+            cancelled.set()
+            with storage.engine.begin() as conn:
+                job_store.cancel(conn, job.snapshot_id, dt.datetime.now(dt.UTC), "deleted")
+
+    hook_puts(storage, cancel_once)
+    run_one(storage)
+    assert cancelled.is_set()
+    left = job_after(storage, job)
+    assert (left.state, left.message, left.blocks_done) == (rules.FAILED, "deleted", 0)
+    assert set(storage.blocks.keys()) == objects
+    with storage.engine.connect() as conn:
+        assert manifests.block_total(conn, job.snapshot_id) == 0
+        assert conn.execute(block_intents.select()).first() is None
+
+
+@pytest.mark.parametrize("error", ["store unreachable", "a bug"])
+def test_a_failed_put_takes_back_the_batch_and_an_outage_hands_the_job_back(
+        storage: Storage, error: str) -> None:
+    """A put that fails leaves none of its batch's objects behind. An engine that is down
+    (here the block store unreachable) is not the copy's fault: the job goes back, unfailed,
+    for a worker to resume when the store is back; any other error fails the copy."""
+    data = blocks_of(3)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    objects = set(storage.blocks.keys())
+    store = storage.blocks
+
+    def fail(_key: str) -> None:
+        if error == "a bug":
+            raise RuntimeError("disk on fire")
+        raise EndpointConnectionError(endpoint_url="http://blocks.invalid")
+
+    hook_puts(storage, fail)
+    run_one(storage)
+    left = job_after(storage, job)
+    assert set(storage.blocks.keys()) == objects
+    with storage.engine.connect() as conn:
+        assert conn.execute(block_intents.select()).first() is None
+        assert manifests.block_total(conn, job.snapshot_id) == 0
+    if error == "a bug":
+        assert (left.state, left.message) == (
+            rules.FAILED, "The copy failed on an internal error; see the server's log.")
+        assert dest_state(storage, job).state == snapshot_rules.ERROR
+        return
+    assert (left.state, left.lease_owner, left.cursor, left.blocks_done) == (
+        rules.RUNNING, None, 0, 0)
+    assert dest_state(storage, job).state == snapshot_rules.PENDING
+    storage.blocks, storage.block_data = store, BlockData(storage.engine, store)
+    keyring = run_one(storage)  # the store is back: the next worker claims it at once
+    assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
+
+
+def test_a_minimum_duration_paces_the_copy_in_batches_of_about_a_second(
+        storage: Storage) -> None:
+    """At 1024 s/GiB (2 blocks of 512 KiB a second) 3 blocks take 1.5 s, in batches of a
+    second's blocks, so progress shows as the copy goes: 2 blocks, then 1."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(3)))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def observe(_key: str) -> None:
+        progress = dest_state(storage, job).progress
+        with lock:
+            seen.append(progress)
+
+    hook_puts(storage, observe)
+    started = time.monotonic()
+    run_one(storage, min_seconds_per_gib=1024.0)
+    took = time.monotonic() - started
+    assert Counter(seen) == {0: 2, 66: 1}
+    assert 1.45 <= took < 30
+    assert job_after(storage, job).state == rules.COMPLETED
 
 
 def test_no_free_job_is_no_work(storage: Storage) -> None:
@@ -466,14 +742,70 @@ def test_the_next_batch_moves_while_a_checkpoint_commits(storage: Storage) -> No
     assert len(puts) == 130 and dest_state(storage, job).progress == 100
 
 
-def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> None:
-    copier, _ = make_copier(storage, lease_seconds=0.2)
+def test_a_stopped_copy_resumes_at_its_checkpoint(storage: Storage) -> None:
+    """A worker stopped in its second batch checkpoints what it moved and lets go; the next
+    worker moves only the blocks after the cursor, and the copy reads back whole."""
+    data = blocks_of(130)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    first, _ = make_copier(storage)
+    puts: list[str] = []
+    lock = threading.Lock()
+    stopper: list[threading.Thread] = []
+
+    def count_and_stop(key: str) -> None:
+        with lock:
+            puts.append(key)
+            if len(puts) == MAX_BATCH + 1 and not stopper:  # the first put of batch two
+                stopper.append(threading.Thread(target=first.stop))
+                stopper[0].start()
+
+    hook_puts(storage, count_and_stop)
+    assert first.run_once()
+    stopper[0].join(timeout=30)
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner) == (rules.RUNNING, None)
+    assert left.cursor in (MAX_BATCH, 2 * MAX_BATCH) and left.blocks_done == left.cursor
+    assert dest_state(storage, job).state == snapshot_rules.PENDING
+    moved_first = len(puts)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert done.state == rules.COMPLETED
+    assert len(puts) - moved_first == 130 - left.cursor  # nothing before the cursor again
+    assert done.bytes_moved == 130 * BLOCK_SIZE
+    assert read_back(storage, keyring, job) == data
+
+
+def test_an_idle_worker_polls_at_most_once_a_second(storage: Storage) -> None:
+    """With no job, a worker waits between rounds (a second at most, half a lease at
+    most) instead of querying the database in a busy loop."""
+    copier, _ = make_copier(storage)
     real_run_once, rounds = copier.run_once, []
 
+    def counted() -> bool:
+        rounds.append(time.monotonic())
+        return real_run_once()
+
+    copier.run_once = counted  # type: ignore[method-assign]
+    copier.start(1)
+    try:
+        threading.Event().wait(1.5)  # measuring an interval, not waiting for an event
+    finally:
+        copier.stop()
+    assert 1 <= len(rounds) <= 3, len(rounds)
+
+
+def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> None:
+    copier, _ = make_copier(storage, lease_seconds=0.2)
+    real_run_once, failed = copier.run_once, set()
+    lock = threading.Lock()
+
     def failing_first() -> bool:
-        rounds.append(1)
-        if len(rounds) == 1:
-            raise RuntimeError("a bad round")  # the worker must survive it
+        name = threading.current_thread().name
+        with lock:
+            first = name not in failed
+            failed.add(name)
+        if first:
+            raise RuntimeError("a bad round")  # each worker's first: it must survive it
         return real_run_once()
 
     copier.run_once = failing_first  # type: ignore[method-assign]
@@ -486,5 +818,5 @@ def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> Non
             time.sleep(0.05)  # polling the job's state
     finally:
         copier.stop()
-    assert len(copier._threads) == 2
+    assert len(copier._threads) == 2 == len(failed)
     assert not any(thread.is_alive() for thread in copier._threads)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from snapferry.domain import iam, sessions
 from snapferry.domain.policy import parse_policy
 from snapferry.domain.policy_documents import (
     MANAGED_POLICY_MAX,
@@ -39,11 +40,14 @@ MALFORMED = [
      "Missing required field Action"),
     (doc({**OK, "NotAction": "iam:*"}), Kind.IDENTITY, "both Action and NotAction"),
     (doc({**OK, "Action": "CopySnapshot"}), Kind.IDENTITY, "prefaced by a vendor"),
+    # Text that sorts before "*" is checked like any other (a `!=` is no ordering).
+    (doc({**OK, "Action": "$ec2:CopySnapshot"}), Kind.IDENTITY, "prefaced by a vendor"),
     (doc({**OK, "Action": []}), Kind.IDENTITY, "non-empty string or list"),
     (doc({**OK, "Action": ["ec2:CopySnapshot", 7]}), Kind.IDENTITY, "non-empty string or list"),
     (doc({"Effect": "Allow", "Action": "ec2:*"}), Kind.IDENTITY,
      "Missing required field Resource"),
     (doc({**OK, "Resource": "snap-1234"}), Kind.IDENTITY, "must be in ARN format"),
+    (doc({**OK, "Resource": "(snap-1234)"}), Kind.IDENTITY, "must be in ARN format"),
     (doc({**OK, "NotResource": "*"}), Kind.IDENTITY, "both Resource and NotResource"),
     (doc({**OK, "Resource": "arn:aws:s3:bucket"}), Kind.IDENTITY, "must be in ARN format"),
     (doc({**OK, "Resource": "xyz:aws:s3:::bucket"}), Kind.IDENTITY, "must be in ARN format"),
@@ -128,3 +132,30 @@ def test_a_null_condition_read_from_json_text() -> None:
     text = doc({**OK, "Condition": {"Null": {"aws:RequestTag/team": "true"}}})
     parsed = parse_document(text)
     assert parsed.statements[0].condition == {"Null": {"aws:RequestTag/team": ("true",)}}
+
+
+def _sized(chars: int) -> str:
+    """An identity policy of exactly `chars` characters, white space not counted."""
+    base = len("".join(doc({**OK, "Sid": ""}).split()))
+    text = doc({**OK, "Sid": "S" * (chars - base)})
+    assert len("".join(text.split())) == chars
+    return text
+
+
+@pytest.mark.parametrize(("where", "limit"), [
+    ("user inline", 2048), ("group inline", 5120), ("role inline", 10240),
+    ("managed", 6144), ("session", 2048)])
+def test_each_kind_of_policy_is_held_to_its_own_size_limit(where: str, limit: int) -> None:
+    """IAM's quotas: inline policies 2,048 (user), 5,120 (group), 10,240 (role) characters,
+    a managed policy 6,144, a session policy 2,048; white space not counted. Exactly the
+    limit is accepted, one character more refused."""
+    check = {
+        "user inline": lambda t: iam.identity_document(t, "p", iam.INLINE_MAX[iam.USER]),
+        "group inline": lambda t: iam.identity_document(t, "p", iam.INLINE_MAX[iam.GROUP]),
+        "role inline": lambda t: iam.identity_document(t, "p", iam.INLINE_MAX[iam.ROLE]),
+        "managed": lambda t: iam.identity_document(t, "p"),
+        "session": lambda t: sessions.session_policy_texts(t, [], []),
+    }[where]
+    check(_sized(limit))
+    with pytest.raises(ServiceError, match=f"over the size limit: {limit} characters"):
+        check(_sized(limit + 1))
