@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.wire.shapes import iso8601
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 class IsoTime(TypeDecorator[dt.datetime]):
@@ -116,6 +116,8 @@ snapshots = Table(
     Column("completion_duration_minutes", Integer),
     Index("snapshots_by_owner", "region", "account_id", "snapshot_id"),
     Index("snapshots_pending", "state", "expires_at"),
+    # Since 10: ClientToken lookups are index seeks (a scan of the account's snapshots before).
+    Index("snapshots_by_client_token", "account_id", "region", "client_token"),
 )
 
 volumes = Table(
@@ -139,6 +141,7 @@ volumes = Table(
     Column("client_token", String(255)),
     Column("request_digest", String(64)),
     Index("volumes_by_owner", "region", "account_id", "volume_id"),
+    Index("volumes_by_client_token", "account_id", "region", "client_token"),  # since 10
 )
 
 # The block maps of snapshots and volumes: one row per block that holds data.
@@ -186,6 +189,9 @@ tags = Table(
     Column("region", String(32), nullable=False),
     Column("resource_type", String(32), nullable=False),
     Index("tags_by_owner", "region", "account_id", "resource_type"),
+    # Since 10: a selective `tag:<key>` / `tag-key` filter finds its resources from the tag
+    # side, in resource id order (storage/filtering.py tagged_ids).
+    Index("tags_by_key_value", "region", "key", "value", "resource_id"),
 )
 
 # createVolumePermission: (snapshot, 'user', account id) or (snapshot, 'group', 'all').
@@ -343,6 +349,7 @@ images = Table(
     Column("protected_until", IsoTime()),  # after a disable with cooldown
     Column("deregistered_at", IsoTime()),
     Index("images_by_owner", "region", "account_id", "image_id"),
+    Index("images_by_client_token", "account_id", "region", "client_token"),  # since 10
     # A name is unique per account and region among the images not deregistered.
     Index("images_live_name", "account_id", "region", "name", unique=True,
           sqlite_where=text("state != 'deregistered'"),
@@ -671,6 +678,18 @@ def _add_iam(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE access_keys ADD COLUMN {name} {kind}"))
 
 
+def _add_lookup_indexes(conn: Connection) -> None:
+    """Version 10: indexes that make costs independent of the store's size: ClientToken
+    lookups of snapshots, volumes and images, and tags by key and value. Re-runnable:
+    checkfirst skips an index already there (a fresh schema has them from create_all)."""
+    for table, name in ((snapshots, "snapshots_by_client_token"),
+                        (volumes, "volumes_by_client_token"),
+                        (images, "images_by_client_token"),
+                        (tags, "tags_by_key_value")):
+        next(index for index in table.indexes if index.name == name).create(conn,
+                                                                            checkfirst=True)
+
+
 # version -> step run inside the migration transaction to reach it from the one before.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_images,
@@ -681,6 +700,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     7: _add_s3,
     8: _add_pair_rates,
     9: _add_iam,
+    10: _add_lookup_indexes,
 }
 
 

@@ -10,7 +10,14 @@ from sqlalchemy import and_, delete, exists, insert, literal, or_, select, updat
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.snapshots import Snapshot
-from snapferry.storage.filtering import Field, filter_clauses, page_of, slices
+from snapferry.storage.filtering import (
+    Field,
+    filter_clauses,
+    narrowed,
+    page_of,
+    slices,
+    tagged_ids,
+)
 from snapferry.storage.metadata import snapshot_permissions as perms
 from snapferry.storage.metadata import snapshots
 
@@ -131,7 +138,11 @@ def describe_snapshots(
         query = query.where(_restorable_by(account_id, restorable_by))
     for clause in filter_clauses(filters, SNAPSHOT_FILTERS, s.snapshot_id):
         query = query.where(clause)
-    rows, last = page_of(conn, query, s.snapshot_id, snapshot_ids, limit, after)
+    tagged = tagged_ids(conn, region, filters)
+    wanted = narrowed(snapshot_ids, tagged)
+    if tagged is not None and not wanted:
+        return [], None
+    rows, last = page_of(conn, query, s.snapshot_id, wanted, limit, after)
     return [_snapshot(row) for row in rows], last
 
 
