@@ -54,7 +54,9 @@ class IsoTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: str | None, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
-        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        # fromisoformat reads the trailing Z as UTC (3.11+); strptime, which looks the locale
+        # up on every call, took a third of an unpaged DescribeSnapshots.
+        return dt.datetime.fromisoformat(value)
 DATABASE_FILE = "metadata.sqlite3"
 
 metadata = MetaData()

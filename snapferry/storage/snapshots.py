@@ -44,7 +44,8 @@ SNAPSHOT_FILTERS = {
 
 
 def _snapshot(row: Any) -> Snapshot:
-    return Snapshot(**{name: row._mapping[name] for name in _FIELDS})
+    mapping = row._mapping  # built once, not once a field
+    return Snapshot(**{name: mapping[name] for name in _FIELDS})
 
 
 def insert_snapshot(conn: Connection, snapshot: Snapshot) -> None:

@@ -33,7 +33,8 @@ VOLUME_FILTERS = {
 
 
 def _volume(row: Any) -> Volume:
-    return Volume(**{name: row._mapping[name] for name in _FIELDS})
+    mapping = row._mapping  # built once, not once a field
+    return Volume(**{name: mapping[name] for name in _FIELDS})
 
 
 def insert_volume(conn: Connection, volume: Volume) -> None:
