@@ -9,7 +9,7 @@ PORT   ?= 4747
 DATA   ?= ./snapferry-data
 CYCLES ?= 100
 
-.PHONY: run test test-scaleout lint bench bench-scale fuzz crash mutation clean
+.PHONY: run test test-scaleout lint bench bench-scale bench-metadata fuzz crash mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,12 @@ bench: $(VENV)/.installed-bench $(VENV)/.installed-test
 # 1 and 2 API processes (BENCHMARKS.md, "Scale"). SCALE_ARGS e.g. "--size-mib 64".
 bench-scale: $(VENV)/.installed-test
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)
+
+# Costs that do not grow with the store: 100k snapshots and images on SQLite and PostgreSQL,
+# moto at 1k for reference (BENCHMARKS.md, "Metadata at scale"). METADATA_ARGS e.g.
+# "--count 20000 --engines sqlite".
+bench-metadata: $(VENV)/.installed-bench $(VENV)/.installed-test
+	$(BIN)/python -m bench.scale_metadata $(METADATA_ARGS)
 
 # kill -9 cycles against a real server and worker; prints lost/torn/stuck/orphan figures
 crash: $(VENV)/.installed-test

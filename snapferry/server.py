@@ -454,8 +454,10 @@ class App:
             (name.encode("latin-1"), value.encode("latin-1"))
             for name, value in response.headers.items()
         ]
-        # HeadObject and GetObject state the object's length themselves.
-        if not any(name.lower() == "content-length" for name in response.headers):
+        # HeadObject and GetObject state the object's length themselves; a streamed
+        # Describe* output has none (sent chunked).
+        if response.stream is None and not any(
+                name.lower() == "content-length" for name in response.headers):
             headers_out.append((b"content-length", str(len(response.body)).encode()))
         headers_out.append((b"server", b"snapferry"))
         try:

@@ -67,6 +67,18 @@ def _value_match(name: str, spec: Field, value: str) -> ColumnElement[bool]:
     return spec.column == int(number)
 
 
+def _any_text(column: Any, values: list[str]) -> ColumnElement[bool]:
+    """`column` matches one of `values`: the exact ones as one IN list (an index seek per
+    value, where an OR of equalities made SQLite scan), the wildcard ones as LIKEs."""
+    exact = [value for value in values if "*" not in value and "?" not in value]
+    matches = [text_match(column, value) for value in values if value not in exact]
+    if len(exact) == 1:
+        matches.insert(0, column == exact[0])
+    elif exact:
+        matches.insert(0, column.in_(exact))
+    return or_(*matches) if matches else false()
+
+
 def filter_clauses(
     filters: list[dict[str, Any]] | None,
     fields: Mapping[str, Field],
@@ -79,39 +91,74 @@ def filter_clauses(
     for item in filters or ():
         name = item.get("Name") or ""
         values = item.get("Values") or []
-        if name.startswith("tag:"):
-            key = name[4:]
-            matches = [
-                exists(
-                    select(tags.c.resource_id).where(
-                        tags.c.resource_id == resource_id,
-                        tags.c.key == key,
-                        text_match(tags.c.value, value),
-                    )
-                )
-                for value in values
-            ]
+        if not values:
+            matches: list[ColumnElement[bool]] = []
+        elif name.startswith("tag:"):
+            matches = [exists(select(tags.c.resource_id).where(
+                tags.c.resource_id == resource_id, tags.c.key == name[4:],
+                _any_text(tags.c.value, values)))]
         elif name == "tag-key":
-            matches = [
-                exists(
-                    select(tags.c.resource_id).where(
-                        tags.c.resource_id == resource_id, text_match(tags.c.key, value)
-                    )
-                )
-                for value in values
-            ]
+            matches = [exists(select(tags.c.resource_id).where(
+                tags.c.resource_id == resource_id, _any_text(tags.c.key, values)))]
+        elif name in fields and fields[name].kind == "text" and fields[name].within is None:
+            matches = [_any_text(fields[name].column, values)]
         elif name in fields:
             spec = fields[name]
             matches = [_value_match(name, spec, value) for value in values]
             if spec.within is not None:
                 matches = [spec.within(match) for match in matches]
-        else:
+        if name not in fields and not name.startswith("tag:") and name != "tag-key":
             known = ", ".join(sorted([*fields, "tag:<key>", "tag-key"]))
             raise ServiceError(
                 "InvalidParameterValue", f"The filter '{name}' is invalid; valid filters: {known}."
             )
         clauses.append(or_(*matches) if matches else false())
     return clauses
+
+
+# A tag filter matching at most this many resources of the region is selective: the page is
+# cut from those ids (primary key seeks) instead of walking every resource testing its tags.
+SELECTIVE_TAG = 1000
+
+
+def _exact(values: list[str]) -> bool:
+    return bool(values) and not any("*" in value or "?" in value for value in values)
+
+
+def tagged_ids(conn: Any, region: str, filters: list[dict[str, Any]] | None
+               ) -> list[str] | None:
+    """The ids of the resources in `region` that a selective `tag:<key>` or `tag-key` filter
+    without wildcards matches, or None when no such filter is selective. Each probe reads at
+    most SELECTIVE_TAG + 1 entries of the tags_by_key_value index per value, so a common tag
+    costs a bounded probe and then the ordinary walk, never a read of every tag."""
+    best: set[str] | None = None
+    for item in filters or ():
+        name, values = item.get("Name") or "", list(item.get("Values") or ())
+        if not _exact(values) or not (name.startswith("tag:") or name == "tag-key"):
+            continue
+        found: set[str] = set()
+        for value in dict.fromkeys(values):
+            query = select(tags.c.resource_id).where(tags.c.region == region)
+            if name == "tag-key":
+                query = query.where(tags.c.key == value)
+            else:
+                query = query.where(tags.c.key == name[4:], tags.c.value == value)
+            found.update(conn.execute(query.limit(SELECTIVE_TAG + 1)).scalars())
+            if len(found) > SELECTIVE_TAG:
+                break
+        if len(found) <= SELECTIVE_TAG and (best is None or len(found) < len(best)):
+            best = found
+    return sorted(best) if best is not None else None
+
+
+def narrowed(ids: list[str] | None, tagged: list[str] | None) -> list[str] | None:
+    """The ids a page is restricted to: those asked for, within those a tag filter found."""
+    if tagged is None:
+        return ids
+    if not ids:
+        return tagged
+    allowed = set(tagged)
+    return [resource_id for resource_id in ids if resource_id in allowed]
 
 
 def all_of(clauses: list[ColumnElement[bool]]) -> ColumnElement[bool] | None:

@@ -30,7 +30,7 @@ from snapferry.domain.images import (
     BlockDevice,
     Image,
 )
-from snapferry.storage.filtering import Field, filter_clauses, page
+from snapferry.storage.filtering import Field, filter_clauses, narrowed, page_of, tagged_ids
 from snapferry.storage.metadata import image_block_devices as bdm
 from snapferry.storage.metadata import image_permissions as perms
 from snapferry.storage.metadata import image_product_codes as codes
@@ -203,8 +203,6 @@ def describe_images(
     the next page starts (None on the last page). Deregistered images are never listed."""
     query = select(images).where(i.region == region, i.state != DEREGISTERED,
                                  _visible_to(account_id))
-    if image_ids:
-        query = query.where(i.image_id.in_(image_ids))
     if owners:
         query = query.where(_owned_by(account_id, owners))
     if executable_by:
@@ -216,7 +214,11 @@ def describe_images(
         query = query.where(i.state != DISABLED)
     for clause in filter_clauses(filters, IMAGE_FILTERS, i.image_id):
         query = query.where(clause)
-    rows, last = page(conn, query, i.image_id, limit, after)
+    tagged = tagged_ids(conn, region, filters)
+    wanted = narrowed(image_ids, tagged)
+    if tagged is not None and not wanted:
+        return [], None
+    rows, last = page_of(conn, query, i.image_id, wanted, limit, after)
     return _images(conn, rows), last
 
 

@@ -10,7 +10,14 @@ from sqlalchemy import and_, bindparam, delete, exists, insert, literal, or_, se
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.snapshots import Snapshot
-from snapferry.storage.filtering import Field, filter_clauses, page_of, slices
+from snapferry.storage.filtering import (
+    Field,
+    filter_clauses,
+    narrowed,
+    page_of,
+    slices,
+    tagged_ids,
+)
 from snapferry.storage.metadata import snapshot_permissions as perms
 from snapferry.storage.metadata import snapshots
 
@@ -37,7 +44,8 @@ SNAPSHOT_FILTERS = {
 
 
 def _snapshot(row: Any) -> Snapshot:
-    return Snapshot(**{name: row._mapping[name] for name in _FIELDS})
+    mapping = row._mapping  # built once, not once a field
+    return Snapshot(**{name: mapping[name] for name in _FIELDS})
 
 
 def insert_snapshot(conn: Connection, snapshot: Snapshot) -> None:
@@ -135,7 +143,11 @@ def describe_snapshots(
         query = query.where(_restorable_by(account_id, restorable_by))
     for clause in filter_clauses(filters, SNAPSHOT_FILTERS, s.snapshot_id):
         query = query.where(clause)
-    rows, last = page_of(conn, query, s.snapshot_id, snapshot_ids, limit, after)
+    tagged = tagged_ids(conn, region, filters)
+    wanted = narrowed(snapshot_ids, tagged)
+    if tagged is not None and not wanted:
+        return [], None
+    rows, last = page_of(conn, query, s.snapshot_id, wanted, limit, after)
     return [_snapshot(row) for row in rows], last
 
 

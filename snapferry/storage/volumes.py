@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from snapferry.domain.volumes import Volume
-from snapferry.storage.filtering import Field, filter_clauses, page_of
+from snapferry.storage.filtering import Field, filter_clauses, narrowed, page_of, tagged_ids
 from snapferry.storage.metadata import volumes
 
 _FIELDS = [field.name for field in dataclasses.fields(Volume)]
@@ -33,7 +33,8 @@ VOLUME_FILTERS = {
 
 
 def _volume(row: Any) -> Volume:
-    return Volume(**{name: row._mapping[name] for name in _FIELDS})
+    mapping = row._mapping  # built once, not once a field
+    return Volume(**{name: mapping[name] for name in _FIELDS})
 
 
 def insert_volume(conn: Connection, volume: Volume) -> None:
@@ -78,5 +79,9 @@ def describe_volumes(
     query = select(volumes).where(v.region == region, v.account_id == account_id)
     for clause in filter_clauses(filters, VOLUME_FILTERS, v.volume_id):
         query = query.where(clause)
-    rows, last = page_of(conn, query, v.volume_id, volume_ids, limit, after)
+    tagged = tagged_ids(conn, region, filters)
+    wanted = narrowed(volume_ids, tagged)
+    if tagged is not None and not wanted:
+        return [], None
+    rows, last = page_of(conn, query, v.volume_id, wanted, limit, after)
     return [_volume(row) for row in rows], last

@@ -8,6 +8,7 @@ ours, decides what each name means. Output is written by walking the output shap
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -22,6 +23,9 @@ _VALUE = ""  # the key under which a tree node keeps its own value
 # Parameters that carry the request's envelope or its presigned signature, not input.
 _ENVELOPE = frozenset({"Action", "Version"})
 _XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
+# A streamed response (a Describe output whose list is an iterator) is sent in pieces of
+# about this many written parts (tens of KiB), so its memory does not grow with its length.
+_STREAM_PARTS = 4096
 
 # Characters XML 1.0 cannot carry, not even as character references (and lone surrogates,
 # which JSON input can smuggle in and UTF-8 cannot encode).
@@ -243,6 +247,39 @@ class QueryProtocol(Protocol):
             status, "".join(parts).encode("utf-8"), {"Content-Type": "text/xml;charset=UTF-8"}
         )
 
+    def _streamed_response(self, head: list[str], shape: Shape, output: dict[str, Any],
+                           tail: str) -> HttpResponse:
+        """The output written as its list members' iterators yield items (an unpaged
+        Describe* fetching page after page), sent in pieces: the status and headers go
+        first, so anything the handler can refuse it must refuse before returning."""
+
+        def pieces() -> Iterator[bytes]:
+            out = head
+            for name, member, tag in self._output_members(shape):
+                value = output.get(name)
+                if value is None:
+                    continue
+                if member.type_name != "list" or not isinstance(value, Iterator):
+                    self._write(out, member, value, tag)
+                    continue
+                flattened = member.serialization.get("flattened")
+                item_tag = tag if flattened else member.member.serialization.get("name",
+                                                                                 "member")
+                if not flattened:
+                    out.append(f"<{tag}>")
+                for item in value:
+                    self._write(out, member.member, item, item_tag)
+                    if len(out) >= _STREAM_PARTS:
+                        yield "".join(out).encode("utf-8")
+                        out = []
+                if not flattened:
+                    out.append(f"</{tag}>")
+            out.append(tail)
+            yield "".join(out).encode("utf-8")
+
+        return HttpResponse(200, b"", {"Content-Type": "text/xml;charset=UTF-8"},
+                            stream=pieces())
+
     def _output_members(self, shape: Shape) -> list[tuple[str, Shape, str]]:
         """(member name, member shape, XML tag) for each member, worked out once per shape:
         output is written on every request, the shape never changes."""
@@ -353,6 +390,8 @@ class EC2Protocol(QueryProtocol):
         shape = operation.output_shape
         if shape is None or not shape.members:
             parts.append("<return>true</return>")
+        elif any(isinstance(value, Iterator) for value in output.values()):
+            return self._streamed_response(parts, shape, output, f"</{operation.name}Response>")
         else:
             self._write_members(parts, shape, output)
         parts.append(f"</{operation.name}Response>")

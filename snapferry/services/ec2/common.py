@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from snapferry.domain import ids
@@ -44,6 +44,28 @@ def paged(key: str, items: list[Any], last_id: str | None) -> dict[str, Any]:
     if last_id:
         output["NextToken"] = base64.urlsafe_b64encode(last_id.encode()).decode()
     return output
+
+
+# An unpaged Describe* reads the database this many resources at a time and streams its
+# output (wire/query.py), so its memory does not grow with the number of resources.
+STREAM_PAGE = 1000
+
+
+def streamed(first: list[Any], last_id: str | None,
+             next_page: Callable[[str], tuple[list[Any], str | None]]) -> Iterator[Any]:
+    """The items of `first`, then of each page after `last_id` as the output is written."""
+    yield from first
+    while last_id is not None:
+        items, last_id = next_page(last_id)
+        yield from items
+
+
+def unpaged(key: str, first: list[Any], last_id: str | None,
+            next_page: Callable[[str], tuple[list[Any], str | None]]) -> dict[str, Any]:
+    """An unpaged Describe output: a plain list when one page held it all, else streamed."""
+    if last_id is None:
+        return {key: first}
+    return {key: streamed(first, last_id, next_page)}
 
 
 def decode_next_token(params: dict[str, Any], prefix: str) -> str | None:

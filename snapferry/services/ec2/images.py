@@ -17,10 +17,12 @@ from snapferry.domain.tags import as_list, tags_for
 from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext
 from snapferry.services.ec2.common import (
+    STREAM_PAGE,
     checked_ids,
     decode_next_token,
     page_size,
     paged,
+    unpaged,
     user_ids,
 )
 from snapferry.services.s3.common import object_files
@@ -189,19 +191,25 @@ def describe_images(ctx: RequestContext, params: dict[str, Any]) -> Output:
                            "MaxResults cannot be combined with ImageIds.")
     after = decode_next_token(params, "ami")
     ctx.authorize()
-    with ctx.storage.engine.connect() as conn:
-        found, last = store.describe_images(
-            conn, ctx.account_id, ctx.region, ctx.clock.now(), wanted, owners, executable,
-            params.get("Filters"), bool(params.get("IncludeDeprecated")),
-            bool(params.get("IncludeDisabled")), limit, after)
-        if wanted:
-            _refuse_unknown(ctx, conn, wanted, {image.image_id for image in found})
-        image_ids = [image.image_id for image in found]
-        tags, public = tags_of(conn, image_ids), store.public_ids(conn, image_ids)
-        codes = store.product_codes(conn, image_ids)
-    return paged("Images", [image_output(ctx, image, tags[image.image_id],
-                                         image.image_id in public, codes[image.image_id])
-                            for image in found], last)
+    now = ctx.clock.now()
+
+    def page(limit: int | None, after: str | None) -> tuple[list[Output], str | None]:
+        with ctx.storage.engine.connect() as conn:
+            found, last = store.describe_images(
+                conn, ctx.account_id, ctx.region, now, wanted, owners, executable,
+                params.get("Filters"), bool(params.get("IncludeDeprecated")),
+                bool(params.get("IncludeDisabled")), limit, after)
+            if wanted:
+                _refuse_unknown(ctx, conn, wanted, {image.image_id for image in found})
+            image_ids = [image.image_id for image in found]
+            tags, public = tags_of(conn, image_ids), store.public_ids(conn, image_ids)
+            codes = store.product_codes(conn, image_ids)
+        return [image_output(ctx, image, tags[image.image_id], image.image_id in public,
+                             codes[image.image_id]) for image in found], last
+
+    if limit is None and not wanted:  # every image: streamed, page by page
+        return unpaged("Images", *page(STREAM_PAGE, after), lambda last: page(STREAM_PAGE, last))
+    return paged("Images", *page(limit, after))
 
 
 def _refuse_unknown(ctx: RequestContext, conn: Any, wanted: list[str], found: set[str]) -> None:

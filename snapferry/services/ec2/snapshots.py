@@ -15,12 +15,14 @@ from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext
 from snapferry.services.ec2.common import (
     ACCOUNT_ID,
+    STREAM_PAGE,
     checked_ids,
     decode_next_token,
     page_size,
     paged,
     refuse_unknown,
     snapshot_output,
+    unpaged,
     user_ids,
 )
 from snapferry.storage import copies as job_store
@@ -86,14 +88,21 @@ def describe_snapshots(ctx: RequestContext, params: dict[str, Any]) -> Output:
     ctx.authorize()
     if owners:  # `amazon`: the snapshots behind images an operator imported
         owners = [ALIAS_ACCOUNTS["amazon"] if owner == "amazon" else owner for owner in owners]
-    with ctx.storage.engine.connect() as conn:
-        found, last = store.describe_snapshots(
-            conn, ctx.account_id, ctx.region, wanted, owners, restorable,
-            params.get("Filters"), limit, after)
-        if wanted and not params.get("Filters") and not owners and not restorable:
-            refuse_unknown(wanted, {s.snapshot_id for s in found}, rules.not_found)
-        tags = tags_of(conn, [s.snapshot_id for s in found])
-    return paged("Snapshots", [snapshot_output(s, tags[s.snapshot_id]) for s in found], last)
+
+    def page(limit: int | None, after: str | None) -> tuple[list[Output], str | None]:
+        with ctx.storage.engine.connect() as conn:
+            found, last = store.describe_snapshots(
+                conn, ctx.account_id, ctx.region, wanted, owners, restorable,
+                params.get("Filters"), limit, after)
+            if wanted and not params.get("Filters") and not owners and not restorable:
+                refuse_unknown(wanted, {s.snapshot_id for s in found}, rules.not_found)
+            tags = tags_of(conn, [s.snapshot_id for s in found])
+        return [snapshot_output(s, tags[s.snapshot_id]) for s in found], last
+
+    if limit is None and not wanted:  # every snapshot: streamed, page by page
+        return unpaged("Snapshots", *page(STREAM_PAGE, after),
+                       lambda last: page(STREAM_PAGE, last))
+    return paged("Snapshots", *page(limit, after))
 
 
 def owned_snapshot(ctx: RequestContext, conn: Any, snapshot_id: str) -> Snapshot:

@@ -79,6 +79,21 @@ def delete_tags_handler(ctx: RequestContext, params: dict[str, Any]) -> Output:
     return {}
 
 
+def tags_query(account_id: str, region: str, filters: list[dict[str, Any]] | None,
+               after: tuple[str, str] | None, limit: int | None) -> Any:
+    """One page of the account's tags in (resource id, key) order. Exact resource ids go in
+    one IN list, so the primary key is seeked per id and already gives the order (an OR of
+    equalities made SQLite read and sort every tag of the account)."""
+    query = select(tags).where(tags.c.account_id == account_id, tags.c.region == region)
+    for clause in filter_clauses(filters, TAG_FILTERS, tags.c.resource_id):
+        query = query.where(clause)
+    if after:
+        query = query.where((tags.c.resource_id > after[0])
+                            | ((tags.c.resource_id == after[0]) & (tags.c.key > after[1])))
+    query = query.order_by(tags.c.resource_id, tags.c.key)
+    return query.limit(limit + 1) if limit is not None else query
+
+
 def describe_tags(ctx: RequestContext, params: dict[str, Any]) -> Output:
     limit = page_size(params)
     token = params.get("NextToken")
@@ -89,15 +104,7 @@ def describe_tags(ctx: RequestContext, params: dict[str, Any]) -> Output:
             raise ServiceError("InvalidNextToken", "The NextToken is not valid.")
         after = (resource_id, key)
     ctx.authorize()
-    query = select(tags).where(tags.c.account_id == ctx.account_id, tags.c.region == ctx.region)
-    for clause in filter_clauses(params.get("Filters"), TAG_FILTERS, tags.c.resource_id):
-        query = query.where(clause)
-    if after:
-        query = query.where((tags.c.resource_id > after[0])
-                            | ((tags.c.resource_id == after[0]) & (tags.c.key > after[1])))
-    query = query.order_by(tags.c.resource_id, tags.c.key)
-    if limit is not None:
-        query = query.limit(limit + 1)
+    query = tags_query(ctx.account_id, ctx.region, params.get("Filters"), after, limit)
     with ctx.storage.engine.connect() as conn:
         rows = list(conn.execute(query))
     output: Output = {"Tags": [

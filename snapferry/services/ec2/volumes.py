@@ -17,11 +17,13 @@ from snapferry.domain.volumes import Volume
 from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext
 from snapferry.services.ec2.common import (
+    STREAM_PAGE,
     checked_ids,
     decode_next_token,
     page_size,
     paged,
     refuse_unknown,
+    unpaged,
 )
 from snapferry.storage import keys as key_store
 from snapferry.storage import manifests
@@ -211,13 +213,19 @@ def describe_volumes(ctx: RequestContext, params: dict[str, Any]) -> Output:
                            "MaxResults cannot be combined with VolumeIds.")
     after = decode_next_token(params, "vol")
     ctx.authorize()
-    with ctx.storage.engine.connect() as conn:
-        found, last = store.describe_volumes(conn, ctx.account_id, ctx.region, wanted,
-                                             params.get("Filters"), limit, after)
-        if wanted and not params.get("Filters"):
-            refuse_unknown(wanted, {v.volume_id for v in found}, rules.not_found)
-        tags = tags_of(conn, [v.volume_id for v in found])
-    return paged("Volumes", [volume_output(v, tags[v.volume_id]) for v in found], last)
+
+    def page(limit: int | None, after: str | None) -> tuple[list[Output], str | None]:
+        with ctx.storage.engine.connect() as conn:
+            found, last = store.describe_volumes(conn, ctx.account_id, ctx.region, wanted,
+                                                 params.get("Filters"), limit, after)
+            if wanted and not params.get("Filters"):
+                refuse_unknown(wanted, {v.volume_id for v in found}, rules.not_found)
+            tags = tags_of(conn, [v.volume_id for v in found])
+        return [volume_output(v, tags[v.volume_id]) for v in found], last
+
+    if limit is None and not wanted:  # every volume: streamed, page by page
+        return unpaged("Volumes", *page(STREAM_PAGE, after), lambda last: page(STREAM_PAGE, last))
+    return paged("Volumes", *page(limit, after))
 
 
 def delete_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
