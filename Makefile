@@ -39,22 +39,26 @@ $(JS)/node_modules/.installed: $(JS)/package.json $(JS)/package-lock.json
 run: $(VENV)/.installed
 	$(BIN)/snapferry serve --port $(PORT) --data-dir $(DATA)
 
+# The integration suite again on the scale-out engines (PostgreSQL + SeaweedFS, 2 API and 2
+# worker processes per server; tests/engines_plugin.py). The scale-out tests proper
+# (test_scaleout_*.py) start their own engines and run in the first pass, so not here.
+SCALEOUT_TESTS := SNAPFERRY_TEST_BACKEND=scaleout $(BIN)/python -m pytest -q -n auto \
+	--dist loadfile tests/integration --ignore-glob='*/test_scaleout_*.py'
+
+# The whole suite on the embedded engines (SQLite + files, one process), with the scale-out
+# tests proper. The scale-out pass (test-scaleout) is not in it yet: its 2026-12-02 run had
+# 17 failures and errors, mostly timeouts on a machine at load 20 (README, scale-out status).
 test: $(VENV)/.installed-test
 	scripts/test-deps.sh
 	$(MAKE) --no-print-directory $(JS)/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
-# The integration suite again on the scale-out engines (PostgreSQL + SeaweedFS, 2 API and 2
-# worker processes per server; tests/engines_plugin.py). Not yet part of `make test`: on a
-# loaded 2-core machine some timing-bound tests still fail there (issue 13's note). The
-# scale-out fault tests and cross-process limits run in `make test` already.
+# The integration suite on the scale-out engines (to join `make test` once green).
 test-scaleout: $(VENV)/.installed-test
 	scripts/test-deps.sh
 	$(MAKE) --no-print-directory $(JS)/node_modules/.installed
-	SNAPFERRY_TEST_BACKEND=scaleout $(BIN)/python -m pytest -q -n auto --dist loadfile \
-		tests/integration --deselect tests/integration/test_scaleout_faults.py \
-		--deselect tests/integration/test_scaleout_limits.py
+	$(SCALEOUT_TESTS)
 
 # The long fuzz run (>= 10,000 requests; `make test` runs the same tests small). Its figures
 # go in RELIABILITY.md, "Fuzz".

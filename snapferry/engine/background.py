@@ -21,7 +21,7 @@ from sqlalchemy import select
 from snapferry.domain import snapshots as rules
 from snapferry.domain import volumes as volume_rules
 from snapferry.domain.clock import Clock
-from snapferry.storage import manifests
+from snapferry.storage import creators, manifests
 from snapferry.storage import snapshots as store
 from snapferry.storage.collector import collect, collect_abandoned, collect_unreferenced
 from snapferry.storage.datadir import Storage
@@ -84,6 +84,7 @@ class Background:
                 log.exception("background round failed")
 
     def run_once(self) -> None:
+        self.fail_interrupted_volumes(at_startup=False)
         self.finish_volume_snapshots()
         self.cancel_idle_snapshots()
         self.collect_abandoned()
@@ -93,15 +94,20 @@ class Background:
         older_than = dt.datetime.now(dt.UTC) - self.orphan_grace
         collect_abandoned(self.storage.engine, self.storage.blocks, older_than)
 
-    def fail_interrupted_volumes(self) -> None:
-        """Volumes whose blocks were being encrypted anew when the process died: `error`,
-        their partial blocks freed (collected right after by start())."""
+    def fail_interrupted_volumes(self, at_startup: bool = True) -> None:
+        """Volumes whose blocks were being encrypted anew when their process died: `error`,
+        their partial blocks freed. Never one a live process (another API machine) is
+        creating (storage/creators.py); on PostgreSQL checked every round, not only at
+        start-up, so a machine that died is noticed by those still running."""
+        doomed: list[str] = []
         with self.storage.engine.begin() as conn:
             stuck = conn.execute(select(volumes.c.volume_id).where(
                 volumes.c.state == volume_rules.CREATING)).scalars().all()
-            for volume_id in stuck:
-                set_volume_state(conn, volume_id, volume_rules.ERROR)
-                manifests.drop_manifest(conn, volume_id)
+            for volume_id in creators.abandoned(conn, list(stuck), at_startup):
+                if set_volume_state(conn, volume_id, volume_rules.ERROR,
+                                    only_if=volume_rules.CREATING):
+                    doomed += manifests.drop_manifest(conn, volume_id)
+        collect(self.storage.engine, self.storage.blocks, doomed)
 
     def finish_volume_snapshots(self) -> None:
         with self.storage.engine.begin() as conn:

@@ -2,7 +2,10 @@
 
 A worker holds a job under a lease (owner, expiry) and a fencing number. Each batch of
 blocks is made durable first (objects put), then one transaction checks the fencing
-number, renews the lease, adds the batch's manifest rows and advances the cursor. A worker
+number, renews the lease, adds the batch's manifest rows and advances the cursor. While a
+batch runs, a heartbeat renews the lease on a timer (a third of the lease), so a batch
+slower than the lease (a slow disk or object store, a paced copy) is not taken over; a
+heartbeat that finds the fencing number moved stops the batch (nothing more is put). A worker
 that dies leaves a lease that expires; the next worker to claim the job gets a higher
 fencing number and resumes at the cursor, so the dead worker, should it wake, can commit
 nothing. Blocks the dead worker had put but not recorded are found in place and adopted
@@ -86,6 +89,48 @@ class LostLease(Exception):
 
 class Stopping(Exception):
     """The worker is shutting down: leave the job for the next one."""
+
+
+class Heartbeat:
+    """Renews one job's lease every third of the lease while its worker moves blocks, in a
+    thread of its own: a batch is then never bounded by the lease. Fenced like a
+    checkpoint: once the renewal finds the job taken over or cancelled, `lost` is set and
+    the worker stops at its next step, putting nothing more."""
+
+    def __init__(self, storage: Storage, clock: Clock, job: CopyJob, lease: dt.timedelta
+                 ) -> None:
+        self.storage, self.clock, self.job, self.lease = storage, clock, job, lease
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"snapferry-lease-{job.job_id[:8]}")
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise LostLease()
+
+    def _run(self) -> None:
+        period = self.lease.total_seconds() / 3
+        while not self._done.wait(period):
+            try:
+                with self.storage.engine.begin() as conn:
+                    held = job_store.checkpoint(conn, self.job, self.clock.now(), self.lease)
+            except Exception as error:  # an engine outage: the next beat tries again, and
+                log.warning("copy %s: lease renewal failed: %s", self.job.job_id, error)
+                continue  # the fencing number still guards every checkpoint
+            if not held:
+                log.info("copy %s lost its lease (taken over or cancelled): stopping",
+                         self.job.job_id)
+                self.lost.set()
+                return
 
 
 @dataclass
@@ -319,53 +364,54 @@ class Copier:
         batch = MAX_BATCH if not rate else max(1, min(MAX_BATCH, int(rate // BLOCK_SIZE)))
         begun, walked = time.monotonic(), 0
         ahead: _Batch | None = None  # the next batch, already moving
-        try:
-            while True:
-                if self._stop.is_set():
-                    raise Stopping()
-                applying = self._fault_rules(job)
-                # A minimum duration in proportion to the blocks walked (server or fault
-                # rule), in batches of about a second's blocks, so progress shows as it goes.
-                pace = faults.seconds_per_gib(applying, self.settings.min_seconds_per_gib)
-                step = batch if not pace else max(1, min(batch, int(GIB / pace / BLOCK_SIZE)))
-                size = self._batch_before_fault(job, applying, step)
-                current, ahead = ahead or self._start_batch(job, job.cursor, size, source_codec,
-                                                            dest_codec), None
-                if current.cursor is None:
-                    break
-                intents, moved = self._end_move(current)
-                if not rate and not pace and not applying and job.deadline is None:
-                    # Nothing paces this copy: the next batch's reads, crypto and fsync'd
-                    # writes run while this one's checkpoint commits, so the disk never
-                    # waits on the database. (A fault rule added meanwhile applies one
-                    # batch later.)
-                    ahead = self._start_batch(job, current.cursor, step, source_codec,
-                                              dest_codec)
-                delay = max(throttle.delay_after(moved), self._pair_delay(job, moved))
-                walked += (len(current.refs) + len(current.gone)) * BLOCK_SIZE
-                if pace:
-                    delay = max(delay, begun + walked / GIB * pace - time.monotonic())
-                if delay and self._stop.wait(delay):
-                    raise Stopping()
-                try:
-                    self._checkpoint(job, current.refs, current.gone, current.cursor,
-                                     dest_codec, moved, intents)
-                except LostLease:
-                    # Cancelled (or taken over): take back what this batch put now, as for
-                    # a failed put, rather than a grace period later.
-                    collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
-                                      only=[intent.item.key for intent in intents])
-                    raise
-        finally:
-            if ahead is not None:  # leaving early: the batch ahead is never recorded
-                self._drop(ahead)
+        with Heartbeat(self.storage, self.clock, job, self.lease) as beat:
+            try:
+                while True:
+                    if self._stop.is_set():
+                        raise Stopping()
+                    beat.check()
+                    applying = self._fault_rules(job)
+                    # A minimum duration in proportion to the blocks walked (server or fault
+                    # rule), in batches of about a second's blocks, so progress shows as it goes.
+                    pace = faults.seconds_per_gib(applying, self.settings.min_seconds_per_gib)
+                    step = batch if not pace else max(1, min(batch, int(GIB / pace / BLOCK_SIZE)))
+                    size = self._batch_before_fault(job, applying, step)
+                    current, ahead = ahead or self._start_batch(job, job.cursor, size, source_codec,
+                                                                dest_codec, beat), None
+                    if current.cursor is None:
+                        break
+                    intents, moved = self._end_move(current)
+                    if not rate and not pace and not applying and job.deadline is None:
+                        # Nothing paces this copy: the next batch's reads, crypto and fsync'd
+                        # writes run while this one's checkpoint commits, so the disk never
+                        # waits on the database. (A fault rule added meanwhile applies one
+                        # batch later.)
+                        ahead = self._start_batch(job, current.cursor, step, source_codec,
+                                                  dest_codec, beat)
+                    delay = max(throttle.delay_after(moved), self._pair_delay(job, moved))
+                    walked += (len(current.refs) + len(current.gone)) * BLOCK_SIZE
+                    if pace:
+                        delay = max(delay, begun + walked / GIB * pace - time.monotonic())
+                    try:
+                        self._pause(delay, beat)
+                        self._checkpoint(job, current.refs, current.gone, current.cursor,
+                                         dest_codec, moved, intents)
+                    except LostLease:
+                        # Cancelled (or taken over): take back what this batch put now, as for
+                        # a failed put, rather than a grace period later.
+                        collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
+                                          only=[intent.item.key for intent in intents])
+                        raise
+            finally:
+                if ahead is not None:  # leaving early: the batch ahead is never recorded
+                    self._drop(ahead)
         self._finish(job)
 
     def _start_batch(self, job: CopyJob, cursor: int, size: int, source: BlockCodec,
-                     dest: BlockCodec) -> _Batch:
+                     dest: BlockCodec, beat: Heartbeat) -> _Batch:
         """The batch at `cursor`, its blocks already moving (nothing when it is empty)."""
         refs, gone, after = self._next_batch(job, size, cursor)
-        moving = self._start_move(refs, source, dest) if after is not None else None
+        moving = self._start_move(refs, source, dest, beat) if after is not None else None
         return _Batch(refs, gone, after, moving)
 
     def _drop(self, batch: _Batch) -> None:
@@ -376,6 +422,14 @@ class Copier:
         wait(batch.moving.futures)
         collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
                           only=[intent.item.key for intent in batch.moving.intents])
+
+    def _pause(self, seconds: float, beat: Heartbeat) -> None:
+        """Wait out a rate or pace delay; stop early on shutdown or a lost lease."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._stop.wait(min(left, 0.25)):
+                raise Stopping()
+            beat.check()
 
     def _fault_rules(self, job: CopyJob) -> list[faults.FaultRule]:
         """The operator's fault rules for this copy, read afresh at every checkpoint."""
@@ -415,8 +469,8 @@ class Copier:
         gone = [change.block_index for change in changes if change.second is None]
         return refs, gone, changes[-1].block_index + 1
 
-    def _start_move(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec
-                    ) -> _Moving:
+    def _start_move(self, refs: list[BlockRef], source: BlockCodec, dest: BlockCodec,
+                    beat: Heartbeat) -> _Moving:
         """Put the blocks the destination lacks, under intents (storage/manifests.py), on
         the I/O threads; _end_move waits for them."""
         def pending(ref: BlockRef) -> Pending:
@@ -430,6 +484,7 @@ class Copier:
                 blocks.c.block_id.in_([intent.item.key for intent in intents]))).scalars())
 
         def put(intent: Intent) -> int:
+            beat.check()  # taken over while the batch ran: put nothing more
             name = intent.item.key
             if name in present or self.storage.blocks.exists(name):
                 return 0  # already in the destination lineage (or adopted from a crash)

@@ -144,6 +144,7 @@ def _tag_entity(kind: str, require: Callable[..., Any]) -> Callable[..., Output]
     def tag(ctx: RequestContext, params: dict[str, Any]) -> Output:
         tags = _given_tags(params)
         with ctx.storage.engine.begin() as conn:
+            store.lock_tags(conn, ctx.account_id, kind, params[name_param])
             entity = require(conn, ctx.account_id, params[name_param])
             ctx.authorize()
             if len({**entity.tags, **tags}) > 50:

@@ -32,6 +32,7 @@ from snapferry.storage.metadata import (
     iam_roles,
     iam_tags,
     iam_users,
+    serialize,
 )
 
 # ---- the ARNs requests name ----------------------------------------------------------------
@@ -151,6 +152,12 @@ def get_tags(conn: Connection, account_id: str, kind: str, owner: str) -> dict[s
         iam_tags.c.account_id == account_id, iam_tags.c.kind == kind,
         iam_tags.c.owner == owner).order_by(iam_tags.c.key))
     return {r.key: r.value for r in rows}
+
+
+def lock_tags(conn: Connection, account_id: str, kind: str, owner: str) -> None:
+    """Before a count-then-add of a user's or role's tags (the 50-tag limit): its tag lock,
+    to the end of the transaction, so two API processes take turns."""
+    serialize(conn, "iam-tags", account_id, kind, owner)
 
 
 def set_tags(conn: Connection, account_id: str, kind: str, owner: str, tags: dict[str, str],

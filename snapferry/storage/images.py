@@ -277,6 +277,10 @@ def remove_permissions(conn: Connection, image_id: str,
 
 def by_client_token(conn: Connection, account_id: str, region: str, token: str
                     ) -> Image | None:
+    """The image copy this ClientToken made, if any. Takes the token's lock first, held to the
+    end of the transaction: a lookup followed by the insert in the same transaction holds
+    across processes (two API processes given the same token never both insert)."""
+    serialize(conn, "client-token", "image", account_id, region, token)
     rows = list(conn.execute(select(images).where(
         i.account_id == account_id, i.region == region, i.client_token == token)))
     return _images(conn, rows)[0] if rows else None

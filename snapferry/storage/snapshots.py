@@ -18,8 +18,8 @@ from snapferry.storage.filtering import (
     slices,
     tagged_ids,
 )
+from snapferry.storage.metadata import serialize, snapshots
 from snapferry.storage.metadata import snapshot_permissions as perms
-from snapferry.storage.metadata import snapshots
 
 GROUP_ALL = ("group", "all")
 _FIELDS = [field.name for field in dataclasses.fields(Snapshot)]
@@ -80,6 +80,10 @@ def get_snapshot(conn: Connection, region: str, snapshot_id: str) -> Snapshot | 
 
 def by_client_token(conn: Connection, account_id: str, region: str, token: str
                     ) -> Snapshot | None:
+    """The snapshot this ClientToken made, if any. Takes the token's lock first, held to the
+    end of the transaction: a lookup followed by the insert in the same transaction holds
+    across processes (two API processes given the same token never both insert)."""
+    serialize(conn, "client-token", "snapshot", account_id, region, token)
     row = conn.execute(
         select(snapshots).where(s.account_id == account_id, s.region == region,
                                 s.client_token == token)

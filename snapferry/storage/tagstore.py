@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from snapferry.storage.filtering import slices
-from snapferry.storage.metadata import tags
+from snapferry.storage.metadata import serialize, tags
 
 
 def tags_of(conn: Connection, resource_ids: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -25,6 +25,17 @@ def tags_of(conn: Connection, resource_ids: Iterable[str]) -> dict[str, dict[str
         for row in rows:
             found[row.resource_id][row.key] = row.value
     return found
+
+
+def tags_to_change(conn: Connection, resource_ids: Iterable[str]
+                   ) -> dict[str, dict[str, str]]:
+    """tags_of, for a count-then-add (the 50-tag limit): each resource's tag lock is taken
+    first, held to the end of the transaction, so two API processes adding tags to one
+    resource take turns (in a fixed order: no deadlock between two multi-resource calls)."""
+    ids = list(resource_ids)
+    for resource_id in sorted(set(ids)):
+        serialize(conn, "tags", resource_id)
+    return tags_of(conn, ids)
 
 
 def set_tags(

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from snapferry.domain.volumes import Volume
 from snapferry.storage.filtering import Field, filter_clauses, narrowed, page_of, tagged_ids
-from snapferry.storage.metadata import volumes
+from snapferry.storage.metadata import serialize, volumes
 
 _FIELDS = [field.name for field in dataclasses.fields(Volume)]
 v = volumes.c
@@ -41,8 +41,13 @@ def insert_volume(conn: Connection, volume: Volume) -> None:
     conn.execute(insert(volumes).values(**dataclasses.asdict(volume)))
 
 
-def set_volume_state(conn: Connection, volume_id: str, state: str) -> None:
-    conn.execute(update(volumes).where(v.volume_id == volume_id).values(state=state))
+def set_volume_state(conn: Connection, volume_id: str, state: str,
+                     only_if: str | None = None) -> bool:
+    """False when `only_if` is given and the volume was not in that state."""
+    query = update(volumes).where(v.volume_id == volume_id)
+    if only_if is not None:
+        query = query.where(v.state == only_if)
+    return conn.execute(query.values(state=state)).rowcount == 1
 
 
 def delete_volume(conn: Connection, volume_id: str) -> None:
@@ -60,6 +65,10 @@ def get_volume(conn: Connection, account_id: str, region: str, volume_id: str
 
 def by_client_token(conn: Connection, account_id: str, region: str, token: str
                     ) -> Volume | None:
+    """The volume this ClientToken made, if any. Takes the token's lock first, held to the
+    end of the transaction: a lookup followed by the insert in the same transaction holds
+    across processes (two API processes given the same token never both insert)."""
+    serialize(conn, "client-token", "volume", account_id, region, token)
     row = conn.execute(
         select(volumes).where(v.account_id == account_id, v.region == region,
                               v.client_token == token)

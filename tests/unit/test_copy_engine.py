@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +26,7 @@ from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyJob
 from snapferry.domain.envelope import PlainBlocks
 from snapferry.domain.snapshots import Snapshot
-from snapferry.engine.copier import Copier
+from snapferry.engine.copier import IO_THREADS, MAX_BATCH, Copier
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
 from snapferry.storage import manifests
@@ -279,3 +281,102 @@ def test_block_puts_are_fsynced(storage: Storage, monkeypatch: pytest.MonkeyPatc
     assert any(Path(path).parent == storage.data_dir / "blocks" / "tmp" and key in path
                for path in synced), synced  # the temp file's data, before its rename
     assert str(directory) in synced  # the rename itself
+
+
+class ManualClock:
+    """The leases' clock, moved by the test: a batch outlasts its lease without a sleep."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+
+def lease_of(storage: Storage, job: CopyJob) -> CopyJob:
+    with storage.engine.connect() as conn:
+        found = job_store.get_job(conn, job.job_id)
+    assert found is not None
+    return found
+
+
+def poll(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_a_batch_slower_than_its_lease_keeps_its_job(storage: Storage) -> None:
+    """The heartbeat renews the lease while a batch is held up: the clock passes the lease
+    granted at claim, yet no other worker can take the job, and it completes on the first
+    worker's fencing number."""
+    source_id, data = source(storage, 3)
+    job = copy_job(storage, source_id)
+    putting, release = threading.Event(), threading.Event()
+
+    def hold(_key: str) -> None:
+        putting.set()
+        release.wait(60)  # a put (a slow object store) held until the test lets it go
+
+    hook_puts(storage, hold)
+    clock = ManualClock(NOW)
+    copier = Copier(storage, KeyRing(storage.box, clock), clock,
+                    CopySettings(workers=0, lease_seconds=0.3))
+    thread = threading.Thread(target=copier.run_once)
+    thread.start()
+    try:
+        assert putting.wait(30)
+        claimed = lease_of(storage, job)
+        assert claimed.lease_expires is not None
+        clock.at = claimed.lease_expires + dt.timedelta(seconds=1)  # past the first lease
+        poll(lambda: lease_of(storage, job).lease_expires > clock.at,  # type: ignore[operator]
+             "the lease was not renewed while the batch ran")
+        with storage.engine.begin() as conn:
+            assert job_store.claim(conn, "worker-b", clock.at, LEASE) is None
+    finally:
+        release.set()
+        thread.join(60)
+        copier.stop()
+    done = lease_of(storage, job)
+    assert (done.state, done.fencing) == (rules.COMPLETED, 1)
+    assert read_all(storage, job) == data
+
+
+def test_a_heartbeat_that_finds_the_job_taken_over_stops_the_batch(
+        storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="snapferry.engine.copier")
+    source_id, _ = source(storage)
+    objects_before = set(storage.blocks.keys())
+    job = copy_job(storage, source_id)
+    puts: list[str] = []
+    putting, release = threading.Event(), threading.Event()
+
+    def hold(key: str) -> None:
+        puts.append(key)
+        putting.set()
+        release.wait(60)
+
+    hook_puts(storage, hold)
+    clock = ManualClock(NOW)
+    copier = Copier(storage, KeyRing(storage.box, clock), clock,
+                    CopySettings(workers=0, lease_seconds=0.3))
+    thread = threading.Thread(target=copier.run_once)
+    thread.start()
+    try:
+        assert putting.wait(30)
+        with storage.engine.begin() as conn:  # another worker, its clock past the lease
+            taken = job_store.claim(conn, "worker-b", NOW + LEASE, LEASE)
+        assert taken is not None and taken.fencing == 2
+        poll(lambda: any("lost its lease" in r.getMessage() for r in caplog.records),
+             "the heartbeat did not notice the takeover")
+    finally:
+        release.set()
+        thread.join(60)
+        copier.stop()
+    # Only the puts already under way finished; the rest of the 64-block batch was not put,
+    # and what was put is taken back at once.
+    assert len(puts) <= IO_THREADS < MAX_BATCH
+    assert set(storage.blocks.keys()) == objects_before
+    after = lease_of(storage, job)
+    assert (after.lease_owner, after.fencing, after.cursor) == ("worker-b", 2, 0)

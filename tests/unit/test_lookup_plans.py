@@ -129,7 +129,11 @@ def test_client_token_lookups_seek_their_index(engine: Engine) -> None:
         with _recorded(engine) as seen, engine.connect() as conn:
             found = store.by_client_token(conn, ACCOUNT, REGION, "token-1234")
         assert found is not None and found.client_token == "token-1234"
-        plan = _plans(engine, seen)[0]  # then an image's mappings, by its id
+        # The lookup itself (on PostgreSQL after the token's advisory lock; for an image,
+        # before its mappings are read by its id).
+        lookup = next((statement, parameters) for statement, parameters in seen
+                      if f"FROM {table}" in statement)
+        plan = _plans(engine, [lookup])[0]
         assert LOOKUP_INDEXES[table] in plan, plan
 
 

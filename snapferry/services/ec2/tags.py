@@ -13,7 +13,7 @@ from snapferry.services.context import Output, RequestContext
 from snapferry.services.ec2.common import page_size
 from snapferry.storage.filtering import Field, filter_clauses
 from snapferry.storage.metadata import images, snapshots, tags, volumes
-from snapferry.storage.tagstore import delete_tags, set_tags, tags_of
+from snapferry.storage.tagstore import delete_tags, set_tags, tags_of, tags_to_change
 
 TAG_FILTERS = {
     "key": Field(tags.c.key),
@@ -57,7 +57,7 @@ def create_tags(ctx: RequestContext, params: dict[str, Any]) -> Output:
     new = tags_from_list(params["Tags"])
     with ctx.storage.engine.begin() as conn:
         resources = _owned_resources(ctx, conn, params["Resources"])
-        current = tags_of(conn, resources)
+        current = tags_to_change(conn, resources)
         for resource_id in resources:
             if len(current[resource_id] | new) > MAX_TAGS:
                 raise ServiceError("TagLimitExceeded",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -30,6 +31,7 @@ from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
 from snapferry.storage import volumes as store
 from snapferry.storage.collector import collect
+from snapferry.storage.creators import Creating
 from snapferry.storage.tagstore import delete_tags, set_tags, tags_of
 
 
@@ -126,64 +128,70 @@ def create_volume(ctx: RequestContext, params: dict[str, Any]) -> Output:
     tags = tags_for(params.get("TagSpecifications"), "volume")
     digest = request_digest(params)
     token = params.get("ClientToken")
-    with ctx.storage.engine.begin() as conn:
-        snapshot = None
-        if snapshot_id:
-            snapshot = snapshot_store.get_snapshot(conn, ctx.region, snapshot_id)
-            if snapshot is None or not snapshot_store.can_restore(conn, snapshot, ctx.account_id):
-                raise snapshot_rules.not_found(snapshot_id)
-            if snapshot.state != snapshot_rules.COMPLETED:
-                raise ServiceError("IncorrectState",
-                                   f"Snapshot '{snapshot_id}' is not 'completed'.")
-        size = rules.size_for(params.get("Size"), snapshot.volume_size if snapshot else None,
-                              snapshot_id)
-        rules.check_type_and_size(volume_type, size)
-        rules.check_performance(volume_type, size, params.get("Iops"), params.get("Throughput"))
-        iops, throughput = rules.provisioned(volume_type, size, params.get("Iops"),
-                                             params.get("Throughput"))
-        outcome, key, _ = _choose_key(ctx, conn, params, snapshot)
-        ctx.authorize()
-        if token:
-            existing = store.by_client_token(conn, ctx.account_id, ctx.region, token)
-            if existing is not None:
-                check_same_request(existing.request_digest, digest, "CreateVolume")
-                return volume_output(existing, tags_of(conn, [existing.volume_id])[
-                    existing.volume_id])
-        cipher = None
-        if outcome.encrypted and (outcome.recode or snapshot is None):
-            assert key is not None
-            lineage_id, cipher = ctx.keyring.new_lineage(conn, key)
-        else:
-            lineage_id = snapshot.lineage_id if snapshot else str(uuid.uuid4())
-        volume = Volume(
-            volume_id=ids.new_id("vol"),
-            account_id=ctx.account_id,
-            region=ctx.region,
-            availability_zone=zone,
-            size=size,
-            volume_type=volume_type,
-            snapshot_id=snapshot_id or "",
-            state=rules.CREATING if outcome.recode else rules.AVAILABLE,
-            encrypted=outcome.encrypted,
-            kms_key_id=key.arn if key else None,
-            lineage_id=lineage_id,
-            create_time=ctx.clock.now(),
-            multi_attach=bool(params.get("MultiAttachEnabled")),
-            iops=iops,
-            throughput=throughput,
-            client_token=token,
-            request_digest=digest,
-        )
-        store.insert_volume(conn, volume)
-        if snapshot is not None and not outcome.recode:
-            # The volume holds the snapshot's blocks, shared: no data is copied.
-            manifests.copy_manifest(conn, snapshot.snapshot_id, volume.volume_id)
-        set_tags(conn, volume.volume_id, "volume", ctx.account_id, ctx.region, tags)
-        source_codec = (ctx.keyring.codec(conn, snapshot.lineage_id, ctx.region)
-                        if outcome.recode and snapshot is not None else None)
-    if outcome.recode:
-        assert snapshot is not None and cipher is not None and source_codec is not None
-        _recode_into(ctx, volume, snapshot.snapshot_id, source_codec, cipher)
+    # Held from before a `creating` volume is committed until its state is final: no other
+    # process fails it as a dead one's meanwhile (storage/creators.py).
+    with contextlib.ExitStack() as creating:
+        with ctx.storage.engine.begin() as conn:
+            snapshot = None
+            if snapshot_id:
+                snapshot = snapshot_store.get_snapshot(conn, ctx.region, snapshot_id)
+                if snapshot is None or not snapshot_store.can_restore(conn, snapshot,
+                                                                      ctx.account_id):
+                    raise snapshot_rules.not_found(snapshot_id)
+                if snapshot.state != snapshot_rules.COMPLETED:
+                    raise ServiceError("IncorrectState",
+                                       f"Snapshot '{snapshot_id}' is not 'completed'.")
+            size = rules.size_for(params.get("Size"), snapshot.volume_size if snapshot else None,
+                                  snapshot_id)
+            rules.check_type_and_size(volume_type, size)
+            rules.check_performance(volume_type, size, params.get("Iops"), params.get("Throughput"))
+            iops, throughput = rules.provisioned(volume_type, size, params.get("Iops"),
+                                                 params.get("Throughput"))
+            outcome, key, _ = _choose_key(ctx, conn, params, snapshot)
+            ctx.authorize()
+            if token:
+                existing = store.by_client_token(conn, ctx.account_id, ctx.region, token)
+                if existing is not None:
+                    check_same_request(existing.request_digest, digest, "CreateVolume")
+                    return volume_output(existing, tags_of(conn, [existing.volume_id])[
+                        existing.volume_id])
+            cipher = None
+            if outcome.encrypted and (outcome.recode or snapshot is None):
+                assert key is not None
+                lineage_id, cipher = ctx.keyring.new_lineage(conn, key)
+            else:
+                lineage_id = snapshot.lineage_id if snapshot else str(uuid.uuid4())
+            volume = Volume(
+                volume_id=ids.new_id("vol"),
+                account_id=ctx.account_id,
+                region=ctx.region,
+                availability_zone=zone,
+                size=size,
+                volume_type=volume_type,
+                snapshot_id=snapshot_id or "",
+                state=rules.CREATING if outcome.recode else rules.AVAILABLE,
+                encrypted=outcome.encrypted,
+                kms_key_id=key.arn if key else None,
+                lineage_id=lineage_id,
+                create_time=ctx.clock.now(),
+                multi_attach=bool(params.get("MultiAttachEnabled")),
+                iops=iops,
+                throughput=throughput,
+                client_token=token,
+                request_digest=digest,
+            )
+            if volume.state == rules.CREATING:
+                creating.enter_context(Creating(ctx.storage.engine, volume.volume_id))
+            store.insert_volume(conn, volume)
+            if snapshot is not None and not outcome.recode:
+                # The volume holds the snapshot's blocks, shared: no data is copied.
+                manifests.copy_manifest(conn, snapshot.snapshot_id, volume.volume_id)
+            set_tags(conn, volume.volume_id, "volume", ctx.account_id, ctx.region, tags)
+            source_codec = (ctx.keyring.codec(conn, snapshot.lineage_id, ctx.region)
+                            if outcome.recode and snapshot is not None else None)
+        if outcome.recode:
+            assert snapshot is not None and cipher is not None and source_codec is not None
+            _recode_into(ctx, volume, snapshot.snapshot_id, source_codec, cipher)
     return volume_output(volume, tags)
 
 
@@ -199,7 +207,10 @@ def _recode_into(ctx: RequestContext, volume: Volume, snapshot_id: str,
         raise
     finally:
         with ctx.storage.engine.begin() as conn:
-            store.set_volume_state(conn, volume.volume_id, volume.state)
+            if not store.set_volume_state(conn, volume.volume_id, volume.state,
+                                          only_if=rules.CREATING):
+                volume.state = rules.ERROR  # failed meanwhile (its lock was lost with the
+                # database's connection): what this request put goes too
             doomed = (manifests.drop_manifest(conn, volume.volume_id)
                       if volume.state == rules.ERROR else [])
         collect(ctx.storage.engine, ctx.storage.blocks, doomed)
