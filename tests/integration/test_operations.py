@@ -109,8 +109,11 @@ def test_metrics_count_requests_and_copies_run_by_a_separate_worker(tmp_path: Pa
 def test_lease_takeovers_are_counted_across_processes(tmp_path: Path) -> None:
     """A server stopped cleanly hands its copy back (no takeover); a killed one's copy is
     taken over by the next server once its lease runs out: exactly one takeover."""
-    size = 64  # blocks: 32 MiB at 2 MiB/s, so both interruptions land mid-copy
-    slow = ["--copy-rate-limit", str(2 * 2**20), "--copy-lease-seconds", "6"]
+    # 64 blocks: 32 MiB at 512 KiB/s, a minute of copying for each server, so both
+    # interruptions land mid-copy even when a loaded machine takes many seconds to see
+    # progress (each look is a `snapferry copies` process).
+    size = 64
+    slow = ["--copy-rate-limit", str(2**19), "--copy-lease-seconds", "6"]
     first = ServerProcess(tmp_path, slow).start()
     ebs, ec2, _ = clients(first.url)
     copy = ec2.copy_snapshot(SourceRegion=SRC, SourceSnapshotId=write_snapshot(
