@@ -46,15 +46,15 @@ SCALEOUT_TESTS := SNAPFERRY_TEST_BACKEND=scaleout $(BIN)/python -m pytest -q -n 
 	--dist loadfile tests/integration --ignore-glob='*/test_scaleout_*.py'
 
 # The whole suite on the embedded engines (SQLite + files, one process), with the scale-out
-# tests proper. The scale-out pass (test-scaleout) is not in it yet: it passed whole once, on
-# a quiet machine (298 tests, 10 min; README, scale-out status), after failing under load.
+# tests proper; then the integration suite again on the scale-out engines.
 test: $(VENV)/.installed-test
 	scripts/test-deps.sh
 	$(MAKE) --no-print-directory $(JS)/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(SCALEOUT_TESTS)
 
-# The integration suite on the scale-out engines (to join `make test` once green).
+# The scale-out pass of `make test` alone.
 test-scaleout: $(VENV)/.installed-test
 	scripts/test-deps.sh
 	$(MAKE) --no-print-directory $(JS)/node_modules/.installed
