@@ -123,4 +123,6 @@ def count_event(conn: Connection, name: str, by: int = 1) -> None:
 
 
 def event_totals(conn: Connection) -> dict[str, int]:
-    return dict(conn.execute(select(event_counts.c.name, event_counts.c.value)).tuples().all())
+    # A Row is a tuple (SQLAlchemy 2.1 deprecates Result.tuples()): unpack it directly.
+    return {name: value for name, value in
+            conn.execute(select(event_counts.c.name, event_counts.c.value))}

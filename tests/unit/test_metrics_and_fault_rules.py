@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert
+from sqlalchemy.exc import SADeprecationWarning
 
 from snapferry.config import Settings
 from snapferry.domain import copies as rules
@@ -93,6 +95,18 @@ def test_copy_figures_are_counted_from_the_jobs_table(storage: Storage) -> None:
     assert found[("snapferry_block_store_objects", ())] == 2
     assert found[("snapferry_block_store_bytes", ())] == 1024
     assert found[("snapferry_copy_lease_takeovers_total", ())] == 3
+
+
+def test_event_totals_read_without_a_deprecation_warning(storage: Storage) -> None:
+    """The counters as a dict, read with no SQLAlchemy deprecation (Result.tuples() warned
+    on every metrics scrape)."""
+    with storage.engine.begin() as conn:
+        fault_store.count_event(conn, job_store.LEASE_TAKEOVERS, by=2)
+        fault_store.count_event(conn, "other", by=5)
+        fault_store.count_event(conn, job_store.LEASE_TAKEOVERS)
+    with warnings.catch_warnings(), storage.engine.connect() as conn:
+        warnings.simplefilter("error", SADeprecationWarning)
+        assert fault_store.event_totals(conn) == {job_store.LEASE_TAKEOVERS: 3, "other": 5}
 
 
 def test_a_copy_started_this_instant_does_not_divide_by_zero(storage: Storage) -> None:
