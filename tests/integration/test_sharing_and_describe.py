@@ -170,6 +170,36 @@ def test_tags_follow_ec2_rules(client: ClientFactory) -> None:
     assert tags() == {}
 
 
+def test_describe_tags_pages_through_many_ids_in_order(client: ClientFactory) -> None:
+    """DescribeTags by resource id, paged: every tag once, in (resource id, key) order, with
+    its type and value; a wildcard id beside the exact ones still matches."""
+    ec2 = client("ec2")
+    volumes = [ec2.create_volume(AvailabilityZone="us-east-1c", Size=1)["VolumeId"]
+               for _ in range(6)]
+    for n, volume in enumerate(volumes):
+        ec2.create_tags(Resources=[volume], Tags=[{"Key": "name", "Value": f"v<{n}>&"},
+                                                  {"Key": "n", "Value": str(n)}])
+    expected = sorted((volume, key, value) for n, volume in enumerate(volumes)
+                      for key, value in (("name", f"v<{n}>&"), ("n", str(n))))
+    ids = [*volumes, "vol-nothere0000000", *volumes[:2]]  # unknown and repeated ids
+    pages, token = [], None
+    while True:
+        page = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": ids}],
+                                 MaxResults=5, **({"NextToken": token} if token else {}))
+        pages.append(page["Tags"])
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert [len(tags) for tags in pages] == [5, 5, 2]
+    found = [tag for tags in pages for tag in tags]
+    assert [(t["ResourceId"], t["Key"], t["Value"]) for t in found] == expected
+    assert {t["ResourceType"] for t in found} == {"volume"}
+    wild = ec2.describe_tags(Filters=[{"Name": "resource-id",
+                                       "Values": [volumes[0], volumes[1][:-2] + "*"]}])["Tags"]
+    assert sorted((t["ResourceId"], t["Key"]) for t in wild) == [
+        (v, k) for v in sorted(volumes[:2]) for k in ("n", "name")]
+
+
 def test_volumes_follow_ec2_rules(client: ClientFactory) -> None:
     ec2, ebs = client("ec2"), client("ebs")
     pending = ebs.start_snapshot(VolumeSize=8)["SnapshotId"]
