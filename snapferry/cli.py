@@ -210,11 +210,14 @@ def copies(args: argparse.Namespace) -> int:
         jobs = list_jobs(conn)
     storage.close()
     now = dt.datetime.now(dt.UTC)
-    print(f"{'SNAPSHOT':22} {'SOURCE':34} {'DEST':14} {'STATE':9} {'MODE':11} "
+    # COPY is the destination: a snapshot, or for a bundle copy (an instance-store image's
+    # S3 objects; PROGRESS counts its files) the new image.
+    print(f"{'COPY':22} {'KIND':8} {'SOURCE':34} {'DEST':14} {'STATE':9} {'MODE':11} "
           f"{'PROGRESS':>8} {'BYTES MOVED':>12} RATE")
     for job in jobs:
         done = f"{job.blocks_done}/{job.blocks_total}" if job.blocks_total is not None else "-"
-        print(f"{job.snapshot_id:22} {job.source_region + ':' + job.source_snapshot_id:34} "
+        print(f"{job.snapshot_id:22} {job.kind or 'snapshot':8} "
+              f"{job.source_region + ':' + job.source_snapshot_id:34} "
               f"{job.dest_region:14} {job.state:9} {job.mode or '-':11} {done:>8} "
               f"{job.bytes_moved:>12} {rate_text(job, now)}")
     return 0
@@ -368,7 +371,8 @@ def parser() -> argparse.ArgumentParser:
     copy_options(work, "copy worker threads (default 2)")
     work.set_defaults(func=worker)
 
-    listing_copies = commands.add_parser("copies", help="list snapshot copy jobs")
+    listing_copies = commands.add_parser(
+        "copies", help="list copy jobs (snapshots, and instance-store images' bundles)")
     data_dir(listing_copies)
     listing_copies.set_defaults(func=copies)
 

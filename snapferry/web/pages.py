@@ -8,13 +8,16 @@ import datetime as dt
 from collections.abc import Iterable
 from html import escape
 
-from snapferry.domain.copies import CopyJob
+from snapferry.domain.copies import BUNDLE, CopyJob
 from snapferry.domain.images import Image
 from snapferry.domain.snapshots import Snapshot
 from snapferry.storage.overview import Overview
 from snapferry.web.figures import figures
 
 PREFIX = "/_snapferry/"
+# How the page and `snapferry copies` name a copy job of an instance-store image's bundle.
+BUNDLE_KIND = "S3 bundle"
+INSTANCE_STORE = "instance-store"
 POLL_MILLISECONDS = 1000
 
 
@@ -141,19 +144,25 @@ def _copies_table(region: str, jobs: list[CopyJob], image_copies: list[Image],
     for image in image_copies:
         found = figures(overview.image_copy_jobs.get(image.image_id, []), now)
         row_id = f"copy-{e(image.image_id)}"
+        kind = "image" if image.root_device_type != INSTANCE_STORE else f"image ({BUNDLE_KIND})"
         rows.append(
             f'<tr class="copy image-copy" data-id="{e(image.image_id)}">'
-            f'<th scope="row" id="{row_id}">{e(image.image_id)}</th><td>image</td>'
+            f'<th scope="row" id="{row_id}">{e(image.image_id)}</th><td>{e(kind)}</td>'
             f"<td>{e(image.source_image_region)}:{e(image.source_image_id)}</td>"
             f"<td>{_progress(row_id, found.percent)}</td><td>{e(found.rate)}</td>"
             f"<td>{e(found.eta)}</td><td>{_state(image.state)}</td>"
             f"<td>{_message(image.state_reason_message)}</td></tr>")
+    shown = {image.image_id for image in image_copies}
     for job in jobs:
+        if job.kind == BUNDLE and job.snapshot_id in shown:
+            continue  # its image's row above shows it (a bundle job's destination is the image)
         found = figures([job], now)
         row_id = f"copy-{e(job.snapshot_id)}"
+        kind, css = ("snapshot", "snapshot-copy") if job.kind is None else (BUNDLE_KIND,
+                                                                            "bundle-copy")
         rows.append(
-            f'<tr class="copy snapshot-copy" data-id="{e(job.snapshot_id)}">'
-            f'<th scope="row" id="{row_id}">{e(job.snapshot_id)}</th><td>snapshot</td>'
+            f'<tr class="copy {css}" data-id="{e(job.snapshot_id)}">'
+            f'<th scope="row" id="{row_id}">{e(job.snapshot_id)}</th><td>{e(kind)}</td>'
             f"<td>{e(job.source_region)}:{e(job.source_snapshot_id)}</td>"
             f"<td>{_progress(row_id, found.percent)}</td><td>{e(found.rate)}</td>"
             f"<td>{e(found.eta)}</td><td>{_state(job.state)}</td>"

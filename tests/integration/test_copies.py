@@ -47,14 +47,15 @@ def finished(ec2: Any, snapshot_id: str, timeout: float = 60) -> dict[str, Any]:
 
 
 def copy_jobs(data_dir: Path) -> dict[str, dict[str, str]]:
-    """`snapferry copies`, parsed: destination snapshot id -> its columns."""
+    """`snapferry copies`, parsed: destination (snapshot, or a bundle copy's image) id ->
+    its columns."""
     listing = run_cli("copies", data_dir=data_dir)
     assert listing.returncode == 0, listing.stderr
     jobs = {}
     for line in listing.stdout.splitlines()[1:]:
-        snapshot, source, dest, state, mode, progress, moved, *_ = line.split()
-        jobs[snapshot] = {"source": source, "dest": dest, "state": state, "mode": mode,
-                          "progress": progress, "bytes": moved}
+        copy, kind, source, dest, state, mode, progress, moved, *_ = line.split()
+        jobs[copy] = {"kind": kind, "source": source, "dest": dest, "state": state,
+                      "mode": mode, "progress": progress, "bytes": moved}
     return jobs
 
 

@@ -8,7 +8,10 @@ seconds per GiB), never by sleeping."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
+import re
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from snapferry.domain.s3_access import EC2_CANONICAL_ID
 from snapferry.testing import ServerProcess
 
 from .conftest import DEV, NO_RETRIES, ClientFactory, add_account, run_cli, wait_for
+from .test_copies import copy_jobs
 from .test_foundation import refused
 from .test_s3_bundles import upload_bundle
 
@@ -307,6 +311,54 @@ def test_deregistering_a_pending_copy_stops_it(client: ClientFactory, data_dir: 
         assert len(parts) >= 2
     finally:
         faults("clear", data_dir=data_dir)
+
+
+def live_page(url: str, key: str = DEV[0], secret: str = DEV[1]) -> str:
+    """The copies page's live fragment, as the page's own poll reads it after logging in."""
+    where = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    try:
+        connection.request("POST", "/_snapferry/login", urllib.parse.urlencode(
+            {"access_key_id": key, "secret_access_key": secret}),
+            {"Content-Type": "application/x-www-form-urlencoded"})
+        answer = connection.getresponse()
+        answer.read()
+        cookie = (answer.getheader("Set-Cookie") or "").split(";")[0]
+        assert answer.status in (302, 303) and cookie, answer.status
+        connection.request("GET", "/_snapferry/live", headers={"Cookie": cookie})
+        answer = connection.getresponse()
+        assert answer.status == 200
+        return answer.read().decode()
+    finally:
+        connection.close()
+
+
+def test_a_bundle_copy_is_listed_with_its_kind(client: ClientFactory, server: ServerProcess,
+                                               data_dir: Path, tmp_path: Path) -> None:
+    """`snapferry copies` and the copies page show a pending instance-store image copy as
+    what it is: a bundle job (not a snapshot copy), and on the page one image row whose
+    progress is that job's."""
+    dst = "sa-east-1"
+    source, _, _ = registered(client, tmp_path)
+    rule = unique("hold")
+    faults("add", "copy", "--rule-id", rule, "--image-id", source, "--seconds-per-gib", HOLD,
+           data_dir=data_dir)
+    ec2 = client("ec2", region=dst)
+    copied = ec2.copy_image(SourceRegion=SRC, SourceImageId=source,
+                            Name=unique("listed"))["ImageId"]
+    try:
+        listed = copy_jobs(data_dir)[copied]
+        assert (listed["kind"], listed["source"], listed["dest"]) == (
+            "bundle", f"{SRC}:{source}", dst)
+        rows = re.findall(rf'<tr class="copy ([a-z-]+)" data-id="{copied}">(.*?)</tr>',
+                          live_page(server.url), re.S)
+        assert [css for css, _ in rows] == ["image-copy"], rows  # once, as the image's copy
+        cells = rows[0][1]
+        assert "<td>image (S3 bundle)</td>" in cells and f"{SRC}:{source}" in cells
+        assert '<progress max="100" value="' in cells, cells  # the bundle job's files
+    finally:
+        faults("clear", rule, data_dir=data_dir)
+        ec2.deregister_image(ImageId=copied)
 
 
 def test_a_killed_servers_copy_resumes(tmp_path: Path) -> None:
