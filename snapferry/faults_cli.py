@@ -1,4 +1,4 @@
-"""`snapferry faults add copy|throttle`, `faults list`, `faults clear`: the operator's fault
+"""`snapferry faults add copy|hold|throttle`, `faults list`, `faults clear`: the operator's fault
 rules (domain/faults.py), written to the database of a data dir, where a running server and
 its workers read them at the next request or copy checkpoint."""
 
@@ -62,7 +62,9 @@ def describe(rule: FaultRule) -> str:
          rule.resource_id),
         ("service", rule.service), ("operation", rule.operation)) if value is not None]
     does = []
-    if rule.fail_at is not None:
+    if rule.kind == faults.HOLD:
+        does.append(f"hold at {rule.fail_at or 0:.0%} until removed")
+    elif rule.fail_at is not None:
         does.append(f"fail at {rule.fail_at:.0%} with {rule.message!r}")
     if rule.seconds_per_gib is not None:
         does.append(f"take at least {rule.seconds_per_gib:g} s/GiB")
@@ -115,7 +117,7 @@ def add_commands(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
         parser.add_argument("--region", help="only in this region (a copy's destination)")
         parser.add_argument("--account-id", help="only for this account")
 
-    adding = sub.add_parser("add", help="add a rule (copy or throttle)")
+    adding = sub.add_parser("add", help="add a rule (copy, hold or throttle)")
     kinds = adding.add_subparsers(dest="kind_command", required=True)
     copy = kinds.add_parser("copy", help="fail and/or slow down matching snapshot copies")
     common(copy, faults.COPY)
@@ -128,6 +130,16 @@ def add_commands(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     copy.add_argument("--message", help="the StateMessage the failed copy shows")
     copy.add_argument("--seconds-per-gib", type=float,
                       help="make matching copies take at least this long per GiB")
+
+    hold = kinds.add_parser("hold", help="stop matching snapshot copies at a point of their "
+                            "progress until the rule is removed")
+    common(hold, faults.HOLD)
+    held = hold.add_mutually_exclusive_group()
+    held.add_argument("--snapshot-id", help="only copies of or to this snapshot")
+    held.add_argument("--image-id",
+                      help="only the snapshot copies of image copies of or to this image")
+    hold.add_argument("--at", dest="fail_at", type=float, metavar="FRACTION", required=True,
+                      help="wait once this fraction of the copy is done (0 to below 1)")
 
     throttle = kinds.add_parser("throttle",
                               help="answer matching API calls with AWS's throttling error")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import math
 import os
 import socket
 import threading
@@ -370,7 +369,7 @@ class Copier:
                     if self._stop.is_set():
                         raise Stopping()
                     beat.check()
-                    applying = self._fault_rules(job)
+                    applying = self._held(job, self._fault_rules(job), beat)
                     # A minimum duration in proportion to the blocks walked (server or fault
                     # rule), in batches of about a second's blocks, so progress shows as it goes.
                     pace = faults.seconds_per_gib(applying, self.settings.min_seconds_per_gib)
@@ -440,14 +439,27 @@ class Copier:
         return faults.copy_rules(rules, job.dest_region, job.account_id,
                                  (job.source_snapshot_id, job.snapshot_id, *images))
 
+    def _held(self, job: CopyJob, rules: list[faults.FaultRule], beat: Heartbeat
+              ) -> list[faults.FaultRule]:
+        """Wait, checkpointed and keeping the lease, while a hold rule stops this copy where
+        it is; a shutdown hands the job back meanwhile. Returns the rules as they are after."""
+        while faults.holding(rules, job.blocks_done, job.blocks_total):
+            self._pause(faults.HOLD_CHECK_SECONDS, beat)
+            rules = self._fault_rules(job)
+        return rules
+
     @staticmethod
     def _batch_before_fault(job: CopyJob, rules: list[faults.FaultRule], batch: int) -> int:
         """Fail the copy once it reached a rule's fraction of progress; until then, end each
-        batch at the failure point so the copy stops there, not a batch later."""
+        batch at the failure point (or at a hold rule's point) so the copy stops there, not a
+        batch later."""
+        hold = faults.next_hold(rules, job.blocks_done, job.blocks_total)
+        if hold is not None:
+            batch = min(batch, hold - job.blocks_done)
         rule = faults.failing(rules)
         if rule is None or rule.fail_at is None:
             return batch
-        target = math.ceil(rule.fail_at * (job.blocks_total or 0))
+        target = faults.stop_at(rule.fail_at, job.blocks_total)
         if job.blocks_done >= target:
             raise CopyFailed(rule.message or "")
         return min(batch, target - job.blocks_done)

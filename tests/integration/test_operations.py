@@ -108,33 +108,37 @@ def test_metrics_count_requests_and_copies_run_by_a_separate_worker(tmp_path: Pa
 
 def test_lease_takeovers_are_counted_across_processes(tmp_path: Path) -> None:
     """A server stopped cleanly hands its copy back (no takeover); a killed one's copy is
-    taken over by the next server once its lease runs out: exactly one takeover."""
-    # 64 blocks: 32 MiB at 512 KiB/s, a minute of copying for each server, so both
-    # interruptions land mid-copy even when a loaded machine takes many seconds to see
-    # progress (each look is a `snapferry copies` process).
-    size = 64
-    slow = ["--copy-rate-limit", str(2**19), "--copy-lease-seconds", "6"]
-    first = ServerProcess(tmp_path, slow).start()
+    taken over by the next server once its lease runs out: exactly one takeover. Each
+    interruption lands at a known point: a hold rule stops the copy there (checkpointed,
+    lease kept) until it is removed, so no timing decides where a server stops."""
+    size = 64  # blocks; held at 16, then at 32
+    lease = ["--copy-lease-seconds", "6"]
+    first = ServerProcess(tmp_path, lease).start()
     ebs, ec2, _ = clients(first.url)
-    copy = ec2.copy_snapshot(SourceRegion=SRC, SourceSnapshotId=write_snapshot(
-        ebs, random_blocks(list(range(size)))))["SnapshotId"]
+    source = write_snapshot(ebs, random_blocks(list(range(size))))
+    faults("add", "hold", "--rule-id", "hold", "--snapshot-id", source, "--at", "0.25",
+           data_dir=tmp_path)
+    copy = ec2.copy_snapshot(SourceRegion=SRC, SourceSnapshotId=source)["SnapshotId"]
 
     def done() -> int:
         progress = copy_jobs(tmp_path)[copy]["progress"]
         return 0 if progress == "-" else int(progress.split("/")[0])
 
-    wait_for(lambda: done() > 0, timeout=60)
+    wait_for(lambda: done() == 16, timeout=120, every=0.5)
     assert first.stop() == 0
-    handed_back = done()
-    assert handed_back < size
-    second = ServerProcess(tmp_path, slow).start()
-    wait_for(lambda: done() > handed_back, timeout=60)
+    assert done() == 16  # handed back where it was held
+    faults("clear", "hold", data_dir=tmp_path)
+    faults("add", "hold", "--rule-id", "hold", "--snapshot-id", source, "--at", "0.5",
+           data_dir=tmp_path)
+    second = ServerProcess(tmp_path, lease).start()
+    wait_for(lambda: done() == 32, timeout=120, every=0.5)
     assert value(scrape(second.url), "snapferry_copy_lease_takeovers_total") == 0
     assert second.process is not None
     second.process.send_signal(signal.SIGKILL)
     second.process.wait(timeout=30)
-    assert done() < size
-    with ServerProcess(tmp_path, ["--copy-lease-seconds", "6"]) as third:
+    assert done() == 32
+    faults("clear", "hold", data_dir=tmp_path)
+    with ServerProcess(tmp_path, lease) as third:
         _, ec2, _ = clients(third.url)
         assert finished(ec2, copy, timeout=120)["State"] == "completed"
         assert value(scrape(third.url), "snapferry_copy_lease_takeovers_total") == 1

@@ -22,7 +22,7 @@ from snapferry.config import Settings
 from snapferry.domain import copies as rules
 from snapferry.domain import faults
 from snapferry.domain.copies import CopyJob
-from snapferry.domain.faults import COPY, THROTTLE, FaultRule
+from snapferry.domain.faults import COPY, HOLD, THROTTLE, FaultRule
 from snapferry.engine import background
 from snapferry.engine.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Metrics, rate_text
 from snapferry.storage import copies as job_store
@@ -177,13 +177,20 @@ def test_background_runs_every_5_seconds_with_an_hours_orphan_grace() -> None:
     FaultRule("r", THROTTLE, service="ec2"),
     FaultRule("r", THROTTLE, service="iam", operation="X", fraction=0.001, remaining=1),
     FaultRule("r", THROTTLE, operation="X", remaining=2),
+    FaultRule("r", HOLD, fail_at=0.0),
+    FaultRule("r", HOLD, fail_at=0.999),
 ])
 def test_rules_at_their_bounds_are_accepted(rule: FaultRule) -> None:
     faults.check(rule)
 
 
 @pytest.mark.parametrize(("rule", "problem"), [
-    (FaultRule("r", "slow"), "one of copy, throttle, not 'slow'"),
+    (FaultRule("r", "slow"), "one of copy, hold, throttle, not 'slow'"),
+    (FaultRule("r", HOLD), "--at"),
+    (FaultRule("r", HOLD, fail_at=1.0), "below 1"),
+    (FaultRule("r", HOLD, fail_at=-0.1), "--at"),
+    (FaultRule("r", HOLD, fail_at=0.5, message="m"), "only holds"),
+    (FaultRule("r", HOLD, fail_at=0.5, seconds_per_gib=1.0), "only holds"),
     (FaultRule("r", COPY, fail_at=-0.01, message="m"), "from 0 to 1"),
     (FaultRule("r", COPY, fail_at=1.01, message="m"), "from 0 to 1"),
     (FaultRule("r", COPY, fail_at=0.5, message=""), "--message"),
@@ -205,6 +212,20 @@ def test_a_copy_rule_fails_the_copy_at_its_fraction_even_at_zero() -> None:
     assert faults.failing([half, zero]) == zero
     assert faults.failing([zero, half]) == zero
     assert faults.failing([]) is None
+
+
+def test_a_hold_rule_stops_a_copy_at_its_point_and_never_fails_it() -> None:
+    quarter = FaultRule("q", HOLD, fail_at=0.25)
+    half = FaultRule("h", HOLD, fail_at=0.5)
+    assert faults.failing([quarter, half]) is None  # holding is not failing
+    assert faults.next_hold([half, quarter], 0, 64) == 16  # a batch ends at the nearest
+    assert faults.next_hold([half, quarter], 16, 64) == 32
+    assert faults.next_hold([half, quarter], 32, 64) is None
+    assert not faults.holding([half, quarter], 15, 64)
+    assert faults.holding([half, quarter], 16, 64)
+    assert faults.holding([FaultRule("z", HOLD, fail_at=0.0)], 0, 64)
+    assert not faults.holding([FaultRule("f", COPY, fail_at=0.25, message="m")], 30, 64)
+    assert faults.copy_rules([half], "eu-west-1", "111111111111", ("snap-1",)) == [half]
 
 
 def test_the_slowest_pace_wins_and_no_pace_is_none() -> None:
