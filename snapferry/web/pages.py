@@ -12,7 +12,7 @@ from snapferry.domain.copies import BUNDLE, CopyJob
 from snapferry.domain.images import Image
 from snapferry.domain.snapshots import Snapshot
 from snapferry.storage.overview import Overview
-from snapferry.web.figures import figures
+from snapferry.web.figures import Figures, figures
 
 PREFIX = "/_snapferry/"
 # How the page and `snapferry copies` name a copy job of an instance-store image's bundle.
@@ -138,35 +138,37 @@ def _table(region: str, kind: str, caption: str, headings: Iterable[str],
             f"<thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
 
 
+def _copy_row(css: str, copy_id: str, kind: str, source: str, found: Figures, state: str,
+              message: str | None) -> str:
+    """One row of the copies table: an image copy, a snapshot copy or a bundle copy."""
+    row_id = f"copy-{e(copy_id)}"
+    return (f'<tr class="copy {css}" data-id="{e(copy_id)}">'
+            f'<th scope="row" id="{row_id}">{e(copy_id)}</th><td>{e(kind)}</td>'
+            f"<td>{e(source)}</td>"
+            f"<td>{_progress(row_id, found.percent)}</td><td>{e(found.rate)}</td>"
+            f"<td>{e(found.eta)}</td><td>{_state(state)}</td>"
+            f"<td>{_message(message)}</td></tr>")
+
+
 def _copies_table(region: str, jobs: list[CopyJob], image_copies: list[Image],
                   overview: Overview, now: dt.datetime) -> str:
     rows = []
     for image in image_copies:
-        found = figures(overview.image_copy_jobs.get(image.image_id, []), now)
-        row_id = f"copy-{e(image.image_id)}"
         kind = "image" if image.root_device_type != INSTANCE_STORE else f"image ({BUNDLE_KIND})"
-        rows.append(
-            f'<tr class="copy image-copy" data-id="{e(image.image_id)}">'
-            f'<th scope="row" id="{row_id}">{e(image.image_id)}</th><td>{e(kind)}</td>'
-            f"<td>{e(image.source_image_region)}:{e(image.source_image_id)}</td>"
-            f"<td>{_progress(row_id, found.percent)}</td><td>{e(found.rate)}</td>"
-            f"<td>{e(found.eta)}</td><td>{_state(image.state)}</td>"
-            f"<td>{_message(image.state_reason_message)}</td></tr>")
+        rows.append(_copy_row(
+            "image-copy", image.image_id, kind,
+            f"{image.source_image_region}:{image.source_image_id}",
+            figures(overview.image_copy_jobs.get(image.image_id, []), now), image.state,
+            image.state_reason_message))
     shown = {image.image_id for image in image_copies}
     for job in jobs:
         if job.kind == BUNDLE and job.snapshot_id in shown:
             continue  # its image's row above shows it (a bundle job's destination is the image)
-        found = figures([job], now)
-        row_id = f"copy-{e(job.snapshot_id)}"
-        kind, css = ("snapshot", "snapshot-copy") if job.kind is None else (BUNDLE_KIND,
-                                                                            "bundle-copy")
-        rows.append(
-            f'<tr class="copy {css}" data-id="{e(job.snapshot_id)}">'
-            f'<th scope="row" id="{row_id}">{e(job.snapshot_id)}</th><td>{e(kind)}</td>'
-            f"<td>{e(job.source_region)}:{e(job.source_snapshot_id)}</td>"
-            f"<td>{_progress(row_id, found.percent)}</td><td>{e(found.rate)}</td>"
-            f"<td>{e(found.eta)}</td><td>{_state(job.state)}</td>"
-            f"<td>{_message(job.message)}</td></tr>")
+        css, kind = ("snapshot-copy", "snapshot") if job.kind is None else ("bundle-copy",
+                                                                            BUNDLE_KIND)
+        rows.append(_copy_row(css, job.snapshot_id, kind,
+                              f"{job.source_region}:{job.source_snapshot_id}",
+                              figures([job], now), job.state, job.message))
     return _table(region, "copies", f"Copies into {region}",
                   ("Copy", "Kind", "From", "Progress", "Rate", "Time left", "State",
                    "Message"), rows)
