@@ -12,12 +12,8 @@ import datetime as dt
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
-
-from snapferry.config import Settings
 from snapferry.domain import snapshots as rules
 from snapferry.domain import volumes as volume_rules
 from snapferry.domain.envelope import PlainBlocks
@@ -28,7 +24,7 @@ from snapferry.storage import manifests
 from snapferry.storage import snapshots as store
 from snapferry.storage import volumes as volume_store
 from snapferry.storage.blockdata import BlockData
-from snapferry.storage.datadir import Storage, open_storage
+from snapferry.storage.datadir import Storage
 
 PLAIN = PlainBlocks("us-east-1", "lineage")
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -37,13 +33,6 @@ NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 class FixedClock:
     def now(self) -> dt.datetime:
         return NOW
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    opened = open_storage(Settings(data_dir=tmp_path))
-    yield opened
-    opened.close()
 
 
 def pending(storage: Storage, origin: str, timeout: int | None = None) -> str:

@@ -16,14 +16,12 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from sqlalchemy import update
 
-from snapferry.config import CopySettings, Settings
+from snapferry.config import CopySettings
 from snapferry.domain import copies as rules
 from snapferry.domain import keys as key_rules
 from snapferry.domain import snapshots as snapshot_rules
@@ -40,7 +38,7 @@ from snapferry.storage import keys as key_store
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
 from snapferry.storage.blockdata import BlockData
-from snapferry.storage.datadir import Storage, open_storage
+from snapferry.storage.datadir import Storage
 from snapferry.storage.metadata import block_intents, copy_jobs
 from tests.unit.test_copy_engine import (
     ACCOUNT,
@@ -54,13 +52,6 @@ from tests.unit.test_copy_engine import (
 )
 
 LEASE = dt.timedelta(seconds=10)
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    opened = open_storage(Settings(data_dir=tmp_path))
-    yield opened
-    opened.close()
 
 
 def add_source(store: Storage, lineage: str, data: dict[int, bytes],

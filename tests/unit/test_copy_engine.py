@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from snapferry.config import CopySettings, Settings
+from snapferry.config import CopySettings
 from snapferry.domain import copies as rules
 from snapferry.domain import snapshots as snapshot_rules
 from snapferry.domain.accounts import DEV_ACCESS_KEY_ID
@@ -34,20 +34,13 @@ from snapferry.storage import snapshots as snapshot_store
 from snapferry.storage.blockdata import BlockData
 from snapferry.storage.blocks import BlockStore
 from snapferry.storage.collector import collect_abandoned
-from snapferry.storage.datadir import Storage, open_storage
+from snapferry.storage.datadir import Storage
 from snapferry.storage.metadata import block_intents
 
 ACCOUNT, SRC, DST = "000000000000", "us-east-1", "eu-central-1"
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(seconds=10)
 BLOCKS = 130  # three checkpoints of at most 64 blocks
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    opened = open_storage(Settings(data_dir=tmp_path))
-    yield opened
-    opened.close()
 
 
 def snapshot(snapshot_id: str, region: str, state: str, lineage: str, origin: str) -> Snapshot:

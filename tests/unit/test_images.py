@@ -10,22 +10,14 @@ import pytest
 from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from snapferry.config import Settings
 from snapferry.domain import images as rules
 from snapferry.domain.images import BlockDevice, Image
 from snapferry.storage import images as store
 from snapferry.storage import metadata
-from snapferry.storage.datadir import Storage, open_storage
+from snapferry.storage.datadir import Storage
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 OWNER, USER = "000000000000", "222222222222"
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    opened = open_storage(Settings(data_dir=tmp_path))
-    yield opened
-    opened.close()
 
 
 def image(image_id: str, region: str = "us-east-1", source: Image | None = None,

@@ -11,12 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from snapferry.config import Settings
 from snapferry.domain import keys as rules
 from snapferry.domain.accounts import Principal
 from snapferry.domain.clock import SystemClock
@@ -24,17 +21,10 @@ from snapferry.domain.envelope import BlockCipher, PlainBlocks
 from snapferry.errors import ServiceError
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import keys as store
-from snapferry.storage.datadir import Storage, open_storage
+from snapferry.storage.datadir import Storage
 
 OWNER, OTHER = "111111111111", "222222222222"
 REGION, ELSEWHERE = "us-east-1", "eu-west-1"
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    opened = open_storage(Settings(data_dir=tmp_path))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

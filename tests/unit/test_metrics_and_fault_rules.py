@@ -10,15 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert
 from sqlalchemy.exc import SADeprecationWarning
 
-from snapferry.config import Settings
 from snapferry.domain import copies as rules
 from snapferry.domain import faults
 from snapferry.domain.copies import CopyJob
@@ -27,7 +24,7 @@ from snapferry.engine import background
 from snapferry.engine.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Metrics, rate_text
 from snapferry.storage import copies as job_store
 from snapferry.storage import faults as fault_store
-from snapferry.storage.datadir import Storage, open_storage
+from snapferry.storage.datadir import Storage
 from snapferry.storage.metadata import blocks
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -37,13 +34,6 @@ MIB = 2**20
 class FixedClock:
     def now(self) -> dt.datetime:
         return NOW
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    opened = open_storage(Settings(data_dir=tmp_path))
-    yield opened
-    opened.close()
 
 
 def job(state: str, mode: str | None = None, moved: int = 0,

@@ -7,11 +7,9 @@ import datetime as dt
 import hashlib
 import os
 import threading
-from pathlib import Path
 
 import pytest
 
-from snapferry.config import Settings
 from snapferry.domain import snapshots as rules
 from snapferry.domain.envelope import PlainBlocks
 from snapferry.domain.snapshots import Snapshot
@@ -21,17 +19,10 @@ from snapferry.storage import manifests
 from snapferry.storage import snapshots as store
 from snapferry.storage.blockdata import BlockData
 from snapferry.storage.collector import collect, collect_abandoned, collect_unreferenced
-from snapferry.storage.datadir import Storage, open_storage
+from snapferry.storage.datadir import Storage
 
 PLAIN = PlainBlocks("us-east-1", "lineage")
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    opened = open_storage(Settings(data_dir=tmp_path))
-    yield opened
-    opened.close()
 
 
 def pending_snapshot(storage: Storage, timeout: int | None = None) -> Snapshot:
