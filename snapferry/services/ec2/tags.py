@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, String, any_, bindparam, select
 
 from snapferry.domain import ids
+from snapferry.domain.filters import check_filter_limits
 from snapferry.domain.tags import MAX_TAGS, keys_to_delete, tags_from_list
 from snapferry.errors import ServiceError
 from snapferry.services.context import Output, RequestContext
@@ -80,14 +81,27 @@ def delete_tags_handler(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 
 def tags_query(account_id: str, region: str, filters: list[dict[str, Any]] | None,
-               after: tuple[str, str] | None, limit: int | None) -> Any:
+               after: tuple[str, str] | None, limit: int | None,
+               ids_as_array: bool = False) -> Any:
     """One page of the account's tags in (resource id, key) order. Exact resource ids go in
     one IN list, so the primary key is seeked per id and already gives the order (an OR of
-    equalities made SQLite read and sort every tag of the account)."""
+    equalities made SQLite read and sort every tag of the account). `ids_as_array`
+    (PostgreSQL): a resource-id filter of exact ids is ONE array parameter, `= ANY(:ids)`,
+    instead of a parameter per id: binding 200 of them took half the statement's time."""
     # Only the columns the answer carries (account and region are the caller's).
     query = select(tags.c.resource_id, tags.c.key, tags.c.value, tags.c.resource_type).where(
         tags.c.account_id == account_id, tags.c.region == region)
-    for clause in filter_clauses(filters, TAG_FILTERS, tags.c.resource_id):
+    check_filter_limits(filters)
+    rest = []
+    for item in filters or ():
+        values = item.get("Values") or []
+        if (ids_as_array and item.get("Name") == "resource-id" and values
+                and not any("*" in value or "?" in value for value in values)):
+            query = query.where(tags.c.resource_id == any_(
+                bindparam(None, list(values), type_=ARRAY(String))))
+        else:
+            rest.append(item)
+    for clause in filter_clauses(rest, TAG_FILTERS, tags.c.resource_id):
         query = query.where(clause)
     if after:
         query = query.where((tags.c.resource_id > after[0])
@@ -106,7 +120,8 @@ def describe_tags(ctx: RequestContext, params: dict[str, Any]) -> Output:
             raise ServiceError("InvalidNextToken", "The NextToken is not valid.")
         after = (resource_id, key)
     ctx.authorize()
-    query = tags_query(ctx.account_id, ctx.region, params.get("Filters"), after, limit)
+    query = tags_query(ctx.account_id, ctx.region, params.get("Filters"), after, limit,
+                       ids_as_array=ctx.storage.engine.dialect.name == "postgresql")
     with ctx.storage.engine.connect() as conn:
         rows = conn.execute(query).all()  # one fetchall, not a fetch per row
     # Rows unpacked as tuples: reading a Row's columns by name costs more than the query.
