@@ -8,10 +8,11 @@ writes them). For each engine and size, side by side, alternating call by call s
 shared machine hits both alike:
 
   handle   Dispatcher.handle on a botocore-signed request: SigV4, parsing, the handler, XML
-  sql      the handler's statement alone, executed and fetched
+  sql      the handler's statement alone, executed and fetched (on PostgreSQL, the ids as
+           one array parameter, as the handler sends them)
   before   Dispatcher.handle with the handler and the XML writer as they were before session
-           21 (every column of every tag as a Row read by attribute; every string member
-           through the generic writer), to compare against `handle`
+           21 (every column of every tag as a Row read by attribute, a bound parameter per
+           id; every string member through the generic writer), to compare against `handle`
 
 Medians in ms; --profile prints a cProfile of `handle` at the largest size.
 """
@@ -161,7 +162,7 @@ def measure(storage: Storage, chosen: list[str], repeat: int) -> dict[str, float
     body = body_for(chosen)
     headers = signed(body)
     query = tags_query(ACCOUNT, REGION, [{"Name": "resource-id", "Values": chosen}], None,
-                       1000)
+                       1000, ids_as_array=storage.engine.dialect.name == "postgresql")
 
     def handle() -> None:
         response = dispatcher.handle(IncomingRequest("POST", "/", "", headers, body))
