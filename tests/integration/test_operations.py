@@ -118,6 +118,8 @@ def test_lease_takeovers_are_counted_across_processes(tmp_path: Path) -> None:
     source = write_snapshot(ebs, random_blocks(list(range(size))))
     faults("add", "hold", "--rule-id", "hold", "--snapshot-id", source, "--at", "0.25",
            data_dir=tmp_path)
+    assert (f"hold  hold      snapshot={source}: hold at 25% until removed"
+            in faults("list", data_dir=tmp_path))
     copy = ec2.copy_snapshot(SourceRegion=SRC, SourceSnapshotId=source)["SnapshotId"]
 
     def done() -> int:
