@@ -385,8 +385,11 @@ class Copier:
                         # writes run while this one's checkpoint commits, so the disk never
                         # waits on the database. (A fault rule added meanwhile applies one
                         # batch later.)
-                        ahead = self._start_batch(job, current.cursor, step, source_codec,
-                                                  dest_codec, beat)
+                        try:
+                            ahead = self._start_batch(job, current.cursor, step, source_codec,
+                                                      dest_codec, beat)
+                        except Stopping:
+                            ahead = None  # shutting down: this batch is still recorded below
                     delay = max(throttle.delay_after(moved), self._pair_delay(job, moved))
                     walked += (len(current.refs) + len(current.gone)) * BLOCK_SIZE
                     if pace:
@@ -503,7 +506,21 @@ class Copier:
             self.storage.blocks.put(name, intent.item.stored())
             return intent.item.size
 
-        return _Moving(intents, [self._io.submit(put, intent) for intent in intents])
+        futures: list[Future[int]] = []
+        try:
+            for intent in intents:
+                futures.append(self._io.submit(put, intent))
+        except RuntimeError:
+            # The I/O pool was shut down: stop() gave up waiting for this worker (a batch
+            # longer than its join) or was called from another thread. That is a shutdown,
+            # not the copy's failure: take back what this batch put and hand the job back.
+            if not self._stop.is_set():
+                raise
+            wait(futures)
+            collect_abandoned(self.storage.engine, self.storage.blocks, FAR_FUTURE,
+                              only=[intent.item.key for intent in intents])
+            raise Stopping() from None
+        return _Moving(intents, futures)
 
     def _end_move(self, batch: _Batch) -> tuple[list[Intent], int]:
         """Returns the batch's intents for the checkpoint to retire, and the bytes written."""
