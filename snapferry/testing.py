@@ -6,6 +6,7 @@ first line of its output, so there is no guessing and no sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from snapferry.config import Settings
+    from snapferry.storage.blocks import BlockStore
 
 READY_PREFIX = "snapferry listening on "
 
@@ -189,9 +191,10 @@ def scaleout_settings(data_dir: Path) -> Settings:
                     s3_endpoint_url=env["SNAPFERRY_S3_ENDPOINT_URL"])
 
 
-def stored_block_keys(data_dir: Path) -> list[str]:
-    """The keys of every block object of this data dir's block store (files or bucket),
-    listed as an audit would: the service itself never lists the store."""
+@contextlib.contextmanager
+def block_store_of(data_dir: Path) -> Iterator[BlockStore | None]:
+    """This data dir's block store (files or bucket), opened as the server opens it, for an
+    audit or a test that tampers with stored objects; None when nothing was stored yet."""
     from snapferry.config import Settings
     from snapferry.storage.datadir import open_block_store
 
@@ -199,17 +202,25 @@ def stored_block_keys(data_dir: Path) -> list[str]:
     settings = Settings(data_dir=Path(data_dir), block_store=env.get("SNAPFERRY_BLOCK_STORE"),
                         s3_endpoint_url=env.get("SNAPFERRY_S3_ENDPOINT_URL"))
     if settings.block_store is None and not (Path(data_dir) / "blocks").exists():
-        return []
+        yield None
+        return
     previous = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # the store's credentials
     try:
-        return list(open_block_store(settings).keys())
+        yield open_block_store(settings)
     finally:
         for name, value in previous.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def stored_block_keys(data_dir: Path) -> list[str]:
+    """The keys of every block object of this data dir's block store (files or bucket),
+    listed as an audit would: the service itself never lists the store."""
+    with block_store_of(data_dir) as store:
+        return [] if store is None else list(store.keys())
 
 
 def stored_block_contents(data_dir: Path) -> Iterator[tuple[str, bytes]]:

@@ -19,7 +19,7 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -29,6 +29,7 @@ from snapferry.errors import ServiceError
 
 BLOB_VERSION = 1
 _NONCE = 12
+_TAG = 16  # AES-GCM's tag, after the ciphertext
 
 
 def new_material() -> bytes:
@@ -75,9 +76,15 @@ class BlockCodec(Protocol):
 
     def block_id(self, digest: bytes) -> str: ...
 
-    def seal(self, block_id: str, plaintext: bytes) -> bytes: ...
+    def seal(self, block_id: str, plaintext: bytes) -> bytes | bytearray: ...
 
     def open(self, block_id: str, stored: bytes) -> bytes: ...
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether `open` succeeding proves the plaintext is the block `block_id` names:
+        then the plaintext's SHA-256 is known without hashing it again (BlockCipher)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -93,34 +100,64 @@ class PlainBlocks:
         scope = f"snapferry block\n{self.region}\n{self.lineage_id}\n".encode()
         return hashlib.sha256(scope + digest).hexdigest()
 
-    def seal(self, block_id: str, plaintext: bytes) -> bytes:
+    def seal(self, block_id: str, plaintext: bytes) -> bytes | bytearray:
         return plaintext
 
     def open(self, block_id: str, stored: bytes) -> bytes:
         return stored
 
+    @property
+    def authenticated(self) -> bool:
+        return False  # stored as is: only hashing the bytes read shows they are the block
+
 
 @dataclass(frozen=True)
 class BlockCipher:
-    """Encrypts the blocks of one lineage under its data key."""
+    """Encrypts the blocks of one lineage under its data key.
+
+    The AES-GCM key schedule and the block-id key are made once per cipher, and a cipher is
+    made once per lineage (services/keyring.py caches it), not once a block. AESGCM objects
+    are immutable, so threads share one."""
 
     lineage_id: str
     data_key: bytes
+    _aead: AESGCM = field(init=False, repr=False, compare=False)
+    _dedup_key: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_aead", AESGCM(self.data_key))
+        object.__setattr__(self, "_dedup_key", hmac.new(
+            self.data_key, b"snapferry block ids", hashlib.sha256).digest())
 
     def block_id(self, digest: bytes) -> str:
-        dedup_key = hmac.new(self.data_key, b"snapferry block ids", hashlib.sha256).digest()
-        return hmac.new(dedup_key, digest, hashlib.sha256).hexdigest()
+        return hmac.new(self._dedup_key, digest, hashlib.sha256).hexdigest()
 
     def _aad(self, block_id: str) -> bytes:
         return f"{self.lineage_id}\n{block_id}".encode()
 
-    def seal(self, block_id: str, plaintext: bytes) -> bytes:
+    def seal(self, block_id: str, plaintext: bytes) -> bytes | bytearray:
+        """nonce + ciphertext + tag, encrypted straight into the one buffer that is stored
+        (no concatenation: that would copy the 512 KiB once more)."""
         nonce = os.urandom(_NONCE)
-        return nonce + AESGCM(self.data_key).encrypt(nonce, plaintext, self._aad(block_id))
+        stored = bytearray(_NONCE + len(plaintext) + _TAG)
+        stored[:_NONCE] = nonce
+        self._aead.encrypt_into(nonce, plaintext, self._aad(block_id),
+                                memoryview(stored)[_NONCE:])
+        return stored
 
     def open(self, block_id: str, stored: bytes) -> bytes:
+        view = memoryview(stored)  # slices without copying 512 KiB
         try:
-            return AESGCM(self.data_key).decrypt(stored[:_NONCE], stored[_NONCE:],
-                                                 self._aad(block_id))
+            return self._aead.decrypt(view[:_NONCE], view[_NONCE:], self._aad(block_id))
         except InvalidTag:
             raise ValueError(f"block {block_id} does not decrypt under its lineage key") from None
+
+    @property
+    def authenticated(self) -> bool:
+        """True: the AAD binds the lineage and the block id, and every block id is the keyed
+        HMAC of the SHA-256 its plaintext was checked against before sealing (PutSnapshotBlock
+        checks the client's checksum; copies check what they read). So a ciphertext that
+        opens under block id X holds the plaintext whose SHA-256 X names: a corrupted
+        object fails the tag, another block of the lineage (or of another lineage) put in
+        its place fails the AAD or the key."""
+        return True

@@ -63,7 +63,7 @@ def _snapshot_id(value: str) -> str:
 
 
 def _readable(conn: Connection, ctx: RequestContext, snapshot_id: str) -> Snapshot:
-    snapshot = store.get_snapshot(conn, ctx.region, _snapshot_id(snapshot_id))
+    snapshot = blockrows.snapshot(conn, ctx.region, _snapshot_id(snapshot_id))
     if snapshot is None or not store.can_restore(conn, snapshot, ctx.account_id,
                                                  public_counts=False):
         raise _not_found(snapshot_id)
@@ -72,7 +72,7 @@ def _readable(conn: Connection, ctx: RequestContext, snapshot_id: str) -> Snapsh
 
 
 def _writable(conn: Connection, ctx: RequestContext, snapshot_id: str) -> Snapshot:
-    snapshot = store.get_snapshot(conn, ctx.region, _snapshot_id(snapshot_id))
+    snapshot = blockrows.snapshot(conn, ctx.region, _snapshot_id(snapshot_id))
     if snapshot is None or not store.can_restore(conn, snapshot, ctx.account_id):
         raise _not_found(snapshot_id)
     if snapshot.account_id != ctx.account_id:
@@ -240,30 +240,34 @@ def start_snapshot(ctx: RequestContext, params: dict[str, Any]) -> Output:
 
 def put_snapshot_block(ctx: RequestContext, params: dict[str, Any]) -> Output:
     snapshot_id, index, data = params["SnapshotId"], params["BlockIndex"], params["BlockData"]
+    # One connection for the whole call: the reads, then the write protocol's two commits
+    # (storage/blockdata.py), instead of a pool checkout for each.
     with ctx.storage.engine.connect() as conn:
         snapshot = _writable(conn, ctx, snapshot_id)
         codec = _codec(ctx, conn, snapshot)
-    _expire_if_idle(ctx, snapshot)
-    rules.check_block_write(snapshot, index, len(data), params["DataLength"])
-    if params["ChecksumAlgorithm"] != CHECKSUM_ALGORITHM:
-        raise _validation("Only SHA256 checksums are supported.", "INVALID_PARAMETER_VALUE")
-    claimed = decode_checksum(params["Checksum"])
-    digest = ctx.sha256(data)
-    if claimed != digest:
-        raise _validation(f"The checksum of block {index} does not match its data: the block "
-                          "was not written. Send the base64 SHA-256 of the 524288 bytes.",
-                          "INVALID_CONTENT_ENCODING")
-    ctx.authorize()
-    progress = params.get("Progress")
-    now = ctx.clock.now()
+        conn.commit()  # the reads end here; the write protocol begins its own transactions
+        _expire_if_idle(ctx, snapshot)
+        rules.check_block_write(snapshot, index, len(data), params["DataLength"])
+        if params["ChecksumAlgorithm"] != CHECKSUM_ALGORITHM:
+            raise _validation("Only SHA256 checksums are supported.", "INVALID_PARAMETER_VALUE")
+        claimed = decode_checksum(params["Checksum"])
+        digest = ctx.sha256(data)
+        if claimed != digest:
+            raise _validation(f"The checksum of block {index} does not match its data: the "
+                              "block was not written. Send the base64 SHA-256 of the 524288 "
+                              "bytes.", "INVALID_CONTENT_ENCODING")
+        ctx.authorize()
+        progress = params.get("Progress")
+        now = ctx.clock.now()
 
-    def still_pending(conn: Connection) -> None:
-        deadline = rules.idle_deadline(snapshot, now)
-        if not blockrows.touch_pending(conn, snapshot_id, deadline, progress, rules.PENDING):
-            raise _validation(f"The snapshot {snapshot_id} is no longer pending.",
-                              "INVALID_SNAPSHOT_ID")
+        def still_pending(conn: Connection) -> None:
+            deadline = rules.idle_deadline(snapshot, now)
+            if not blockrows.touch_pending(conn, snapshot_id, deadline, progress, rules.PENDING):
+                raise _validation(f"The snapshot {snapshot_id} is no longer pending.",
+                                  "INVALID_SNAPSHOT_ID")
 
-    ctx.storage.block_data.write(snapshot_id, index, data, digest, still_pending, codec)
+        ctx.storage.block_data.write(snapshot_id, index, data, digest, still_pending, codec,
+                                     conn)
     return {"Checksum": encode_checksum(digest), "ChecksumAlgorithm": CHECKSUM_ALGORITHM}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 
 from sqlalchemy.engine import Connection
@@ -31,15 +32,52 @@ def _bound(key_id: str) -> bytes:
     return f"kms-key:{key_id}".encode()
 
 
+# Lineages whose cipher (unwrapped data key, AES-GCM key schedule) or plainness is kept in
+# memory. Bounded: a store of 100,000 snapshots must not keep 100,000 data keys; past the
+# bound the least recently used is dropped and unwrapped again when next used.
+CACHED_LINEAGES = 1024
+
+
+class _Recent:
+    """A bounded least-recently-used map, safe across threads. Keyed by lineage id: a
+    lineage's data key (and whether it has one) is fixed when the lineage is made, so an
+    entry never goes stale; what may change (the KMS key's state, the caller's permission)
+    is checked on every use, outside this cache."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self._items: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> object | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: object) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.bound:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_PLAIN = object()  # the cache's mark of an unencrypted lineage
+
+
 class KeyRing:
     def __init__(self, box: SecretBox, clock: Clock) -> None:
         self.box = box
         self.clock = clock
-        self._ciphers: dict[str, BlockCipher] = {}  # lineage id -> cipher (memory only)
-        # Lineages known to be unencrypted: a lineage's key is written with the lineage, so
-        # one found without a key never gains one.
-        self._plain: set[str] = set()
-        self._lock = threading.Lock()
+        # Lineage id -> its BlockCipher (memory only), or _PLAIN for a lineage known to be
+        # unencrypted: a lineage's key is written with the lineage, so one found without a
+        # key never gains one.
+        self._lineages = _Recent(CACHED_LINEAGES)
 
     # ---- finding keys ---------------------------------------------------------------------
 
@@ -148,8 +186,7 @@ class KeyRing:
         wrapped = self.encrypt(key, data_key, {"lineage": lineage_id})
         store.insert_lineage_key(conn, lineage_id, key.arn, wrapped)
         cipher = BlockCipher(lineage_id, data_key)
-        with self._lock:
-            self._ciphers[lineage_id] = cipher
+        self._lineages.put(lineage_id, cipher)
         return lineage_id, cipher
 
     def codec(self, conn: Connection, lineage_id: str, region: str,
@@ -158,26 +195,23 @@ class KeyRing:
         key cannot be used: disabled, pending deletion), else plain blocks of the region.
         `key`, when the caller has just loaded the lineage's key, saves looking it up again:
         the key's state is checked on every call, the data key unwrapped once."""
-        if lineage_id in self._plain:
+        cached = self._lineages.get(lineage_id)
+        if cached is _PLAIN:
             return PlainBlocks(region, lineage_id)
-        cached = self._ciphers.get(lineage_id)
-        if cached is not None and key is not None:
+        if isinstance(cached, BlockCipher) and key is not None:
             rules.check_usable(key)
             return cached
         found = store.lineage_key(conn, lineage_id)
         if found is None:
-            with self._lock:
-                self._plain.add(lineage_id)
+            self._lineages.put(lineage_id, _PLAIN)
             return PlainBlocks(region, lineage_id)
         key_arn, wrapped = found
         key = store.get_key(conn, key_arn.rsplit("/", 1)[1])
         if key is None:
             raise ServiceError("KMSInvalidStateException", f"The KMS key {key_arn} is gone.")
         rules.check_usable(key)
-        cached = self._ciphers.get(lineage_id)
-        if cached is not None:
+        if isinstance(cached, BlockCipher):
             return cached
         cipher = BlockCipher(lineage_id, self.decrypt(key, wrapped, {"lineage": lineage_id}))
-        with self._lock:
-            self._ciphers[lineage_id] = cipher
+        self._lineages.put(lineage_id, cipher)
         return cipher

@@ -39,7 +39,7 @@ class Pending:
     """An object to write: its key, its stored form (made on demand) and its plaintext size."""
 
     key: str
-    stored: Callable[[], bytes]
+    stored: Callable[[], bytes | bytearray]
     size: int
 
 
@@ -84,31 +84,32 @@ class BlockData:
             if not self.store.exists(intent.item.key):
                 self.store.put(intent.item.key, intent.item.stored())
 
-    def _intend_one(self, key: str) -> dt.datetime:
+    @staticmethod
+    def _intend_one(conn: Connection, key: str) -> dt.datetime:
         """Step 1 for one object, on the cheapest commit that still survives the process:
         the intent goes to the database's log without a flush of its own (SQLite
         synchronous=NORMAL for this commit, PostgreSQL synchronous_commit off), and the
         flush of step 3's commit, which must come before the block is acknowledged, makes
         it durable together with the rows. A killed server keeps it (the log is in the OS's
         cache); only a power cut between steps 2 and 3 could forget it, leaving an object
-        nothing refers to: space, never data (RELIABILITY.md)."""
+        nothing refers to: space, never data (RELIABILITY.md). `conn` must be outside any
+        transaction (SQLite ignores the pragma inside one)."""
         now = dt.datetime.now(dt.UTC)
-        with self.engine.connect() as conn:
-            sqlite = conn.dialect.name == "sqlite"
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            blockrows.relax(conn, True)
+        try:
+            with conn.begin():
+                if not sqlite:
+                    blockrows.relax(conn, True)  # SET LOCAL: this transaction only
+                blockrows.touch_intent(conn, key, now)
+        finally:
             if sqlite:
-                blockrows.relax(conn, True)
-            try:
-                with conn.begin():
-                    if not sqlite:
-                        blockrows.relax(conn, True)  # SET LOCAL: this transaction only
-                    blockrows.touch_intent(conn, key, now)
-            finally:
-                if sqlite:
-                    try:
-                        blockrows.relax(conn, False)
-                    except BaseException:
-                        conn.invalidate()  # never hand a relaxed connection to the pool
-                        raise
+                try:
+                    blockrows.relax(conn, False)
+                except BaseException:
+                    conn.invalidate()  # never hand a relaxed connection to the pool
+                    raise
         return now
 
     def write(
@@ -119,21 +120,31 @@ class BlockData:
         digest: bytes,
         in_transaction: Callable[[Connection], None],
         codec: BlockCodec,
+        conn: Connection | None = None,
     ) -> None:
         """Store block `index` of `resource_id`. `in_transaction` runs first inside the
         transaction that records it (to check and lock the resource); raising there records
         nothing. The three steps of storage/manifests.py for one object, in as few
-        statements as they take (storage/blockrows.py)."""
-        item = self._encode(data, digest, codec)
-        at = self._intend_one(item.key)
-        if not self.store.exists(item.key):
-            self.store.put(item.key, item.stored())
-        with self.engine.begin() as conn:
+        statements as they take (storage/blockrows.py), on `conn` when given (one outside any
+        transaction: the request's own, so a block write checks out one connection) and on
+        a connection of its own otherwise. The intent's commit before the object is written
+        and the rows' commit after it are the protocol's two; nothing else commits."""
+        if conn is None:
+            with self.engine.connect() as own:
+                self.write(resource_id, index, data, digest, in_transaction, codec, own)
+            return
+        key = codec.block_id(digest)
+        at = self._intend_one(conn, key)
+        stored: bytes | None = None
+        if not self.store.exists(key):
+            stored = codec.seal(key, data)
+            self.store.put(key, stored)
+        with conn.begin():
             in_transaction(conn)
-            blockrows.put_block(conn, resource_id, index, item.key, digest, len(data))
-            blockrows.retire_intent(conn, item.key, at)
-            if not self.store.exists(item.key):  # a collector took it since step 2
-                self.store.put(item.key, item.stored())
+            blockrows.put_block(conn, resource_id, index, key, digest, len(data))
+            blockrows.retire_intent(conn, key, at)
+            if not self.store.exists(key):  # a collector took it since step 2
+                self.store.put(key, stored if stored is not None else codec.seal(key, data))
 
     def write_many(
         self,
@@ -153,7 +164,10 @@ class BlockData:
             self.record(conn, intents)
 
     def read(self, ref: BlockRef, codec: BlockCodec) -> bytes:
-        """The block's plaintext, checked against the SHA-256 recorded for it."""
+        """The block's plaintext, checked against the SHA-256 recorded for it: by hashing
+        it, or, for an authenticated codec (AES-GCM, whose AAD binds the block id), by the
+        tag together with the block id being the one the recorded SHA-256 names, which
+        proves the same without a second pass over 512 KiB (domain/envelope.py)."""
         try:
             stored = self.store.get(ref.block_id)
         except BlockNotFound:
@@ -162,6 +176,8 @@ class BlockData:
             data = codec.open(ref.block_id, stored)
         except ValueError as problem:
             raise CorruptBlock(str(problem)) from None
+        if codec.authenticated and codec.block_id(ref.sha256) == ref.block_id:
+            return data
         if hashlib.sha256(data).digest() != ref.sha256:
             raise CorruptBlock(f"block object {ref.block_id} does not match its checksum")
         return data

@@ -39,8 +39,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE, replace: bool = True,
-                 tmp_dir: Path | None = None) -> bool:
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """os.write until all of `data` is written: straight from the caller's buffer, where a
+    buffered file object would copy a 512 KiB block once more. A short write (a signal, a
+    pipe) continues from where it stopped, through a memoryview, again without a copy."""
+    view = memoryview(data).cast("B")
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def write_atomic(path: Path, data: bytes | bytearray | memoryview, mode: int = PRIVATE_FILE,
+                 replace: bool = True, tmp_dir: Path | None = None) -> bool:
     """Write `data` at `path` so a crash leaves the old file or the new one, never a torn one.
 
     With replace=False an existing file wins (no overwrite) and False is returned; two
@@ -50,10 +60,11 @@ def write_atomic(path: Path, data: bytes, mode: int = PRIVATE_FILE, replace: boo
     tmp = (tmp_dir or path.parent) / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         if replace:
             os.replace(tmp, path)
             created = True

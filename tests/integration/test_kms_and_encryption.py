@@ -7,10 +7,19 @@ import json
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
-from snapferry.testing import ServerProcess
+from snapferry.testing import ServerProcess, block_store_of, stored_block_keys
 
-from .blocks import BLOCK, digests, random_blocks, read_digests, stored_bytes, write_snapshot
+from .blocks import (
+    BLOCK,
+    digests,
+    list_blocks,
+    random_blocks,
+    read_digests,
+    stored_bytes,
+    write_snapshot,
+)
 from .conftest import ClientFactory, add_account, wait_for
 from .test_foundation import refused
 
@@ -161,6 +170,55 @@ def test_encrypted_snapshots_never_store_plaintext(data_dir: Path, client: Clien
     kms.enable_key(KeyId=key)
     assert ebs.get_snapshot_block(SnapshotId=snap, BlockIndex=0, BlockToken=token)[
         "BlockData"].read() == pattern
+
+
+def test_a_corrupted_or_swapped_encrypted_block_is_an_error_not_data(
+        data_dir: Path, client: ClientFactory) -> None:
+    """Reads of encrypted blocks trust AES-GCM instead of hashing the plaintext again
+    (storage/blockdata.py read): that holds only while a tampered object and another valid
+    object of the same lineage put in a block's place are both refused."""
+    ebs = client("ebs", region="eu-north-1")
+    blocks = random_blocks([0, 1])
+    before = set(stored_block_keys(data_dir))
+    snap = write_snapshot(ebs, blocks, Encrypted=True)
+    keys = sorted(set(stored_block_keys(data_dir)) - before)
+    assert len(keys) == 2  # this snapshot's two objects, one lineage, one data key
+    tokens = list_blocks(ebs, snap)
+
+    def read(index: int) -> bytes:
+        return bytes(ebs.get_snapshot_block(SnapshotId=snap, BlockIndex=index,
+                                            BlockToken=tokens[index])["BlockData"].read())
+
+    with block_store_of(data_dir) as store:
+        assert store is not None
+        first, second = store.get(keys[0]), store.get(keys[1])
+
+        def replace(key: str, content: bytes) -> None:
+            store.delete(key)  # a bucket refuses to overwrite an object
+            store.put(key, content)
+
+        try:
+            # Swapped: each object holds the other block, valid ciphertext under the same key.
+            replace(keys[0], second)
+            replace(keys[1], first)
+            for index in (0, 1):
+                code, status, _ = refused(lambda index=index: read(index))  # type: ignore[misc]
+                assert (code, status) == ("InternalServerException", 500)
+            # Corrupted: one bit of one object's ciphertext flipped.
+            replace(keys[1], second)
+            replace(keys[0], first[:1000] + bytes([first[1000] ^ 1]) + first[1001:])
+            outcomes = {}
+            for index in (0, 1):
+                try:
+                    outcomes[index] = read(index) == blocks[index]
+                except ClientError as error:
+                    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+                    outcomes[index] = False
+            assert sorted(outcomes.values()) == [False, True]  # the flipped one only
+        finally:
+            replace(keys[0], first)
+            replace(keys[1], second)
+    assert {index: read(index) for index in (0, 1)} == blocks  # whole again
 
 
 def test_encryption_by_default_is_per_region(client: ClientFactory) -> None:

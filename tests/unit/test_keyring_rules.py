@@ -236,7 +236,26 @@ def test_a_lineage_without_a_key_is_plain(storage: Storage, ring: KeyRing) -> No
         assert isinstance(codec, PlainBlocks)
         assert codec == PlainBlocks(REGION, lineage)
         assert ring.codec(conn, lineage, ELSEWHERE) == PlainBlocks(ELSEWHERE, lineage)
-    assert lineage in ring._plain
+    assert ring._lineages.get(lineage) is not None  # remembered: no query next time
+
+
+def test_the_lineage_cache_is_bounded_and_an_evicted_cipher_comes_back(
+        storage: Storage, ring: KeyRing) -> None:
+    ring._lineages.bound = 2
+    key = new_key(storage, ring)
+    with storage.engine.begin() as conn:
+        made = [ring.new_lineage(conn, key) for _ in range(3)]
+    assert len(ring._lineages) == 2
+    first, first_cipher = made[0]
+    assert ring._lineages.get(first) is None  # the least recently used went
+    with storage.engine.connect() as conn:
+        again = ring.codec(conn, first, REGION, key=key)
+    # Unwrapped again from the stored lineage key: the same data key, so its blocks open.
+    assert isinstance(again, BlockCipher) and again is not first_cipher
+    assert again.data_key == first_cipher.data_key
+    block_id = first_cipher.block_id(b"\x01" * 32)
+    assert again.open(block_id, first_cipher.seal(block_id, b"data")) == b"data"
+    assert len(ring._lineages) == 2
 
 
 def test_a_lineage_whose_key_cannot_be_used_cannot_be_read(storage: Storage,

@@ -13,7 +13,7 @@ class BlockNotFound(Exception):
 
 
 class BlockStore(Protocol):
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         """Store `data` under `key`. Atomic: a reader sees all of it or no object at all,
         never a torn one. Durable once it returns. Idempotent: keys name content, so putting
         a key again with its data is harmless."""

@@ -34,7 +34,7 @@ class FileBlockStore:
             raise ValueError(f"not a block key: {key!r}")
         return self.root / key[:2] / key
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         path = self._path(key)
         if key[:2] not in self._made:  # one mkdir per fan-out directory, not one per put
             path.parent.mkdir(mode=PRIVATE_DIR, exist_ok=True)

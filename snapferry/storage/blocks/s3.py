@@ -92,8 +92,9 @@ class S3BlockStore:
             raise ValueError(f"not a block key: {key!r}")
         return self.prefix + key
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         name = self._name(key)
+        data = bytes(data)  # botocore's body handling wants bytes; the network dominates here
         checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
         arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": name, "Body": data,
                                      "ChecksumSHA256": checksum}
