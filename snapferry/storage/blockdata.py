@@ -69,11 +69,16 @@ class BlockData:
             touch_intents(conn, [item.key for item in pending], now)
         return [Intent(item, now) for item in pending]
 
+    def _put_missing(self, item: Pending) -> None:
+        """Step 2 for one object: write it unless it is stored. Where the store's put is a
+        conditional create (probe_before_put False), the put is the check."""
+        if not (self.store.probe_before_put and self.store.exists(item.key)):
+            self.store.put(item.key, item.stored())
+
     def put(self, intents: list[Intent]) -> None:
         """Step 2: write the objects that are not stored yet."""
         for intent in intents:
-            if not self.store.exists(intent.item.key):
-                self.store.put(intent.item.key, intent.item.stored())
+            self._put_missing(intent.item)
 
     def record(self, conn: Connection, intents: list[Intent]) -> None:
         """Step 3, inside the transaction that adds the block rows and manifest rows, after
@@ -126,8 +131,7 @@ class BlockData:
         statements as they take (storage/blockrows.py)."""
         item = self._encode(data, digest, codec)
         at = self._intend_one(item.key)
-        if not self.store.exists(item.key):
-            self.store.put(item.key, item.stored())
+        self._put_missing(item)
         with self.engine.begin() as conn:
             in_transaction(conn)
             blockrows.put_block(conn, resource_id, index, item.key, digest, len(data))

@@ -124,9 +124,14 @@ class HookedStore:
     def __init__(self, inner: BlockStore, on_put: Callable[[str], None]) -> None:
         self.inner, self.on_put = inner, on_put
 
-    def put(self, key: str, data: bytes) -> None:
-        self.inner.put(key, data)
+    @property
+    def probe_before_put(self) -> bool:
+        return self.inner.probe_before_put
+
+    def put(self, key: str, data: bytes) -> bool:
+        written = self.inner.put(key, data)
         self.on_put(key)
+        return written
 
     def get(self, key: str) -> bytes:
         return self.inner.get(key)

@@ -86,8 +86,9 @@ def test_a_body_that_does_not_match_its_checksum_is_refused(store: S3BlockStore)
 
 def test_a_conditional_create_keeps_the_stored_object(store: S3BlockStore) -> None:
     key, first = block()
-    store.put(key, first)
-    store.put(key, os.urandom(len(first)))  # the 412 is "already stored", not an error
+    assert store.put(key, first) is True
+    # The 412 is "already stored", not an error; False tells the copier it moved nothing.
+    assert store.put(key, os.urandom(len(first))) is False
     assert store.conditional  # the engine honoured If-None-Match: no fallback learnt
     assert store.get(key) == first
 
