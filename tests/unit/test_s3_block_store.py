@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from urllib3.exceptions import ReadTimeoutError
 
 from snapferry.localengines import LocalSeaweed
 from snapferry.storage.blocks import BlockNotFound
@@ -24,6 +25,7 @@ from snapferry.storage.engines import unavailable
 
 KEY_ID, SECRET = "blockwriter", "block-secret-0123456789"
 BUCKET = "blocks"
+HANG = -1
 
 
 def boto(weed: LocalSeaweed) -> Any:
@@ -125,17 +127,22 @@ def test_wrong_credentials_are_a_clear_error(weed: LocalSeaweed, key_id: str,
 
 class Flaky:
     """A loopback HTTP server answering each request with the next scripted reply: a status
-    (with an S3 error body), or None to drop the connection unanswered."""
+    (with an S3 error body), None to drop the connection unanswered, or HANG to answer
+    nothing until the test is over."""
 
     def __init__(self, script: list[int | None], body: bytes) -> None:
         self.script, self.body = list(script), body
         self.seen: list[str] = []
+        self.over = threading.Event()
         flaky = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 flaky.seen.append(self.headers.get("authorization", ""))
                 status = flaky.script.pop(0) if flaky.script else 200
+                if status == HANG:
+                    flaky.over.wait(30)
+                    return
                 if status is None:
                     self.close_connection = True
                     self.connection.close()
@@ -160,6 +167,7 @@ class Flaky:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __exit__(self, *_: object) -> None:
+        self.over.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -187,3 +195,13 @@ def test_a_4xx_is_not_retried() -> None:
         wire_for(endpoint).get_object(BUCKET, "k")
     assert failed.value.code == "InvalidRequest"
     assert len(flaky.seen) == 1
+
+
+def test_a_store_that_does_not_answer_times_out_and_is_retried() -> None:
+    flaky = Flaky([HANG, HANG], b"")
+    fixed = Credentials(KEY_ID, SECRET)
+    with flaky as endpoint, pytest.raises(ReadTimeoutError) as failed:
+        S3Wire(endpoint, "us-east-1", lambda: fixed, 4, connect_timeout=2, read_timeout=0.5,
+               max_attempts=2).get_object(BUCKET, "k")
+    assert len(flaky.seen) == 2
+    assert unavailable(failed.value)  # an outage: a copy is handed back, a request 503s
