@@ -133,12 +133,15 @@ class Flaky:
     def __init__(self, script: list[int | None], body: bytes) -> None:
         self.script, self.body = list(script), body
         self.seen: list[str] = []
+        self.conditions: list[str | None] = []  # each request's If-None-Match
         self.over = threading.Event()
         flaky = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 flaky.seen.append(self.headers.get("authorization", ""))
+                flaky.conditions.append(self.headers.get("if-none-match"))
+                self.rfile.read(int(self.headers.get("content-length") or 0))
                 status = flaky.script.pop(0) if flaky.script else 200
                 if status == HANG:
                     flaky.over.wait(30)
@@ -155,6 +158,8 @@ class Flaky:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            do_PUT = do_GET
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -205,3 +210,17 @@ def test_a_store_that_does_not_answer_times_out_and_is_retried() -> None:
                max_attempts=2).get_object(BUCKET, "k")
     assert len(flaky.seen) == 2
     assert unavailable(failed.value)  # an outage: a copy is handed back, a request 503s
+
+
+def test_an_engine_without_conditional_writes_gets_plain_puts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SNAPFERRY_S3_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("SNAPFERRY_S3_SECRET_ACCESS_KEY", SECRET)
+    flaky = Flaky([501], b"")
+    with flaky as endpoint:
+        store = S3BlockStore(f"s3://{BUCKET}", endpoint)
+        key, data = block(1024)
+        assert store.put(key, data) is True  # the 501 is learnt from, not retried
+        assert not store.conditional
+        assert store.put(key, data) is True
+    assert flaky.conditions == ["*", None, None]
