@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -39,7 +39,7 @@ def _region() -> str:
     return os.environ.get("SNAPFERRY_S3_REGION", "us-east-1")
 
 
-def _credentials() -> Any:
+def _credentials() -> Callable[[], Credentials]:
     """How the wire client finds its key: SNAPFERRY_S3_ACCESS_KEY_ID and
     SNAPFERRY_S3_SECRET_ACCESS_KEY when set, else botocore's usual chain (environment,
     profile, instance role), asked on each request so a role's rotating key is followed."""
