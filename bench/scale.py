@@ -9,6 +9,11 @@
    from CLIENTS client processes.
 
     python -m bench.scale [--size-mib 256] [--copies 8] [--clients 4] [--seconds 8]
+                          [--workers 1,2,4] [--no-embedded] [--no-requests]
+
+Each scale-out row also gives the worker processes' CPU time (user + system, from /proc)
+per MiB copied, counted from when they are ready to when the last copy completed: the cost
+the 2-core machine's ceiling divides.
 """
 
 from __future__ import annotations
@@ -102,6 +107,16 @@ def start_workers(data_dir: Path, env: dict[str, str], count: int) -> list[subpr
     return workers
 
 
+def cpu_seconds(processes: list[subprocess.Popen]) -> float:
+    """User + system CPU seconds the processes have used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for process in processes:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
+
+
 def stop(processes: list[subprocess.Popen]) -> None:
     for process in processes:
         process.send_signal(signal.SIGTERM)
@@ -131,13 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--workers", default="1,2,4",
+                        help="worker process counts to run, comma-separated (of 1, 2, 4)")
+    parser.add_argument("--no-embedded", action="store_true",
+                        help="skip the embedded configuration's copies")
+    parser.add_argument("--no-requests", action="store_true",
+                        help="skip the DescribeSnapshots request rates")
     args = parser.parse_args(argv)
+    counts = [int(n) for n in args.workers.split(",")]
+    if not set(counts) <= set(DESTINATIONS):
+        parser.error(f"--workers takes counts from {sorted(DESTINATIONS)}")
     total_mib = args.size_mib * args.copies
     root = Path(tempfile.mkdtemp(prefix="snapferry-bench-scale-"))
     postgres = LocalPostgres().start()  # its own directory: the postgres user must reach it
     weed = LocalSeaweed(root / "seaweedfs").start()
     rows: list[tuple[str, float]] = []
     rates: list[tuple[str, float]] = []
+    cpu_rows: list[tuple[str, float]] = []  # workers' CPU ms per MiB copied
     try:
         env = {"SNAPFERRY_DATABASE_URL": postgres.create_database("bench"),
                "SNAPFERRY_BLOCK_STORE": f"s3://{weed.create_bucket('bench')}",
@@ -146,34 +171,46 @@ def main(argv: list[str] | None = None) -> int:
         scale_dir = root / "scale-data"
         with ServerProcess(scale_dir, ["--copy-workers", "0"], env=env) as api:
             sources = upload_sources(api.url, args.copies, args.size_mib)
-            for count, dest in DESTINATIONS.items():
+            for count in counts:
                 workers = start_workers(scale_dir, env, count)
                 try:
-                    seconds = copy_all(api.url, sources, dest)
+                    cpu = cpu_seconds(workers)
+                    seconds = copy_all(api.url, sources, DESTINATIONS[count])
+                    cpu = cpu_seconds(workers) - cpu
                 finally:
                     stop(workers)
                 rows.append((f"scale-out, {count} worker process{'es' if count > 1 else ''}",
                              total_mib / seconds))
-                print(f"{rows[-1][0]}: {seconds:.1f} s, {rows[-1][1]:.1f} MiB/s", flush=True)
-        for processes in (1, 2):
+                cpu_rows.append((rows[-1][0], cpu * 1000 / total_mib))
+                print(f"{rows[-1][0]}: {seconds:.1f} s, {rows[-1][1]:.1f} MiB/s, workers' CPU "
+                      f"{cpu:.1f} s = {cpu_rows[-1][1]:.1f} ms/MiB, load "
+                      f"{os.getloadavg()[0]:.2f}", flush=True)
+        for processes in () if args.no_requests else (1, 2):
             with ServerProcess(scale_dir, ["--processes", str(processes), "--copy-workers",
                                            "0"], env=env) as api:
                 rate = request_rate(api.url, sources[:1], args.clients, args.seconds)
             rates.append((f"{processes} API process{'es' if processes > 1 else ''}", rate))
             print(f"DescribeSnapshots, {rates[-1][0]}: {rate:.0f}/s", flush=True)
-        with ServerProcess(root / "embedded-data") as embedded:
-            sources = upload_sources(embedded.url, args.copies, args.size_mib)
-            seconds = copy_all(embedded.url, sources, EMBEDDED_DEST)
-        rows.append(("embedded (SQLite + files, 2 copy threads)", total_mib / seconds))
-        print(f"{rows[-1][0]}: {seconds:.1f} s, {rows[-1][1]:.1f} MiB/s", flush=True)
+        if not args.no_embedded:
+            with ServerProcess(root / "embedded-data") as embedded:
+                sources = upload_sources(embedded.url, args.copies, args.size_mib)
+                seconds = copy_all(embedded.url, sources, EMBEDDED_DEST)
+            rows.append(("embedded (SQLite + files, 2 copy threads)", total_mib / seconds))
+            print(f"{rows[-1][0]}: {seconds:.1f} s, {rows[-1][1]:.1f} MiB/s", flush=True)
     finally:
         weed.destroy()
         postgres.destroy()
     base = rows[0][1]
-    print(f"\n## {args.copies} concurrent copies of {args.size_mib} MiB, cores: {os.cpu_count()}")
-    print("| configuration | MiB/s | vs 1 worker process |\n|---|---:|---:|")
+    cpu_of = dict(cpu_rows)
+    print(f"\n## {args.copies} concurrent copies of {args.size_mib} MiB, cores: {os.cpu_count()}, "
+          f"load average at the end {os.getloadavg()[0]:.2f}")
+    print(f"| configuration | MiB/s | vs {rows[0][0]} | workers' CPU ms/MiB |\n"
+          "|---|---:|---:|---:|")
     for name, rate in rows:
-        print(f"| {name} | {rate:.1f} | {rate / base:.2f}x |")
+        cpu = f"{cpu_of[name]:.1f}" if name in cpu_of else "-"
+        print(f"| {name} | {rate:.1f} | {rate / base:.2f}x | {cpu} |")
+    if not rates:
+        return 0
     print("\n| DescribeSnapshots | requests/s | vs 1 API process |\n|---|---:|---:|")
     for name, rate in rates:
         print(f"| {name} | {rate:.0f} | {rate / rates[0][1]:.2f}x |")

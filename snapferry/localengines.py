@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -123,10 +125,14 @@ def weed_binary() -> str:
 
 class LocalSeaweed:
     """A one-node SeaweedFS (master, volume, filer, S3 gateway) in `root`. Without an IAM
-    configuration its S3 gateway accepts any credentials: bound to loopback only."""
+    configuration its S3 gateway accepts any credentials: bound to loopback only. With
+    `credentials` (access key -> secret) it accepts only requests those keys sign, as a
+    real store does (tests of the signer and of a wrong key)."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None,
+                 credentials: dict[str, str] | None = None) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="snapferry-weed-"))
+        self.credentials = credentials
         self.log = self.root / "weed.log"
         # gRPC ports are the HTTP ports + 10000, so every HTTP port stays below 55535.
         self.ports = {name: _low_free_port() for name in ("master", "volume", "filer", "s3")}
@@ -147,6 +153,15 @@ class LocalSeaweed:
             f"-filer.port={p['filer']}", "-s3", f"-s3.port={p['s3']}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
         ]
+        if self.credentials is not None:
+            config = self.root / "s3.json"
+            keys = {**self.credentials, "snapferry": "snapferry"}  # the readiness probe's
+            config.write_text(json.dumps({"identities": [
+                {"name": f"key{i}", "credentials": [{"accessKey": key, "secretKey": secret}],
+                 "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+                for i, (key, secret) in enumerate(keys.items())]}))
+            config.chmod(0o600)
+            command.append(f"-s3.config={config}")
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             cwd=self.root, start_new_session=True)
@@ -157,8 +172,12 @@ class LocalSeaweed:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError("SeaweedFS exited:\n" + self.log.read_text(errors="replace")[-3000:])
         try:
-            with urllib.request.urlopen(self.endpoint + "/", timeout=2) as answer:
-                if answer.status != 200:
+            try:
+                with urllib.request.urlopen(self.endpoint + "/", timeout=2) as answer:
+                    if answer.status != 200:
+                        return False
+            except urllib.error.HTTPError as refused:  # with keys, an anonymous GET is refused
+                if self.credentials is None or refused.code != 403:
                     return False
             # The gateway answers before the volume server has joined: a write proves both.
             client = self.client()

@@ -501,10 +501,12 @@ class Copier:
         def put(intent: Intent) -> int:
             beat.check()  # taken over while the batch ran: put nothing more
             name = intent.item.key
-            if name in present or self.storage.blocks.exists(name):
+            store = self.storage.blocks
+            if name in present or (store.probe_before_put and store.exists(name)):
                 return 0  # already in the destination lineage (or adopted from a crash)
-            self.storage.blocks.put(name, intent.item.stored())
-            return intent.item.size
+            # Where the put is a conditional create it is its own check: False, it kept an
+            # object a crashed writer had put (adopted, not moved), without a HEAD first.
+            return intent.item.size if store.put(name, intent.item.stored()) else 0
 
         futures: list[Future[int]] = []
         try:

@@ -69,11 +69,16 @@ class BlockData:
             touch_intents(conn, [item.key for item in pending], now)
         return [Intent(item, now) for item in pending]
 
+    def _put_missing(self, item: Pending) -> None:
+        """Step 2 for one object: write it unless it is stored. Where the store's put is a
+        conditional create (probe_before_put False), the put is the check."""
+        if not (self.store.probe_before_put and self.store.exists(item.key)):
+            self.store.put(item.key, item.stored())
+
     def put(self, intents: list[Intent]) -> None:
         """Step 2: write the objects that are not stored yet."""
         for intent in intents:
-            if not self.store.exists(intent.item.key):
-                self.store.put(intent.item.key, intent.item.stored())
+            self._put_missing(intent.item)
 
     def record(self, conn: Connection, intents: list[Intent]) -> None:
         """Step 3, inside the transaction that adds the block rows and manifest rows, after
@@ -133,18 +138,15 @@ class BlockData:
             with self.engine.connect() as own:
                 self.write(resource_id, index, data, digest, in_transaction, codec, own)
             return
-        key = codec.block_id(digest)
-        at = self._intend_one(conn, key)
-        stored: bytes | None = None
-        if not self.store.exists(key):
-            stored = codec.seal(key, data)
-            self.store.put(key, stored)
+        item = self._encode(data, digest, codec)
+        at = self._intend_one(conn, item.key)
+        self._put_missing(item)
         with conn.begin():
             in_transaction(conn)
-            blockrows.put_block(conn, resource_id, index, key, digest, len(data))
-            blockrows.retire_intent(conn, key, at)
-            if not self.store.exists(key):  # a collector took it since step 2
-                self.store.put(key, stored if stored is not None else codec.seal(key, data))
+            blockrows.put_block(conn, resource_id, index, item.key, digest, len(data))
+            blockrows.retire_intent(conn, item.key, at)
+            if not self.store.exists(item.key):  # a collector took it since step 2
+                self.store.put(item.key, item.stored())
 
     def write_many(
         self,

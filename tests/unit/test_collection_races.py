@@ -48,8 +48,12 @@ class PausingStore:
         self.inner = inner
         self.hook: Callable[[], None] | None = before_first_delete
 
-    def put(self, key: str, data: bytes) -> None:
-        self.inner.put(key, data)
+    @property
+    def probe_before_put(self) -> bool:
+        return self.inner.probe_before_put
+
+    def put(self, key: str, data: bytes) -> bool:
+        return self.inner.put(key, data)
 
     def get(self, key: str) -> bytes:
         return self.inner.get(key)

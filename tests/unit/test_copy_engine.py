@@ -22,6 +22,7 @@ from snapferry.config import CopySettings
 from snapferry.domain import copies as rules
 from snapferry.domain import snapshots as snapshot_rules
 from snapferry.domain.accounts import DEV_ACCESS_KEY_ID
+from snapferry.domain.blocks import BLOCK_SIZE
 from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyJob
 from snapferry.domain.envelope import PlainBlocks
@@ -117,9 +118,14 @@ class HookedStore:
     def __init__(self, inner: BlockStore, on_put: Callable[[str], None]) -> None:
         self.inner, self.on_put = inner, on_put
 
-    def put(self, key: str, data: bytes) -> None:
-        self.inner.put(key, data)
+    @property
+    def probe_before_put(self) -> bool:
+        return self.inner.probe_before_put
+
+    def put(self, key: str, data: bytes) -> bool:
+        written = self.inner.put(key, data)
         self.on_put(key)
+        return written
 
     def get(self, key: str) -> bytes:
         return self.inner.get(key)
@@ -141,6 +147,51 @@ def hook_puts(storage: Storage, on_put: Callable[[str], None]) -> None:
     hooked = HookedStore(storage.blocks, on_put)
     storage.blocks = hooked
     storage.block_data = BlockData(storage.engine, hooked)
+
+
+class CheckCountingStore(HookedStore):
+    """The real store, counting existence checks; with `conditional`, it acts as the S3
+    store does: its put is a conditional create that keeps an object already there and
+    says so (False), so writers need no check before it."""
+
+    def __init__(self, inner: BlockStore, conditional: bool) -> None:
+        super().__init__(inner, lambda _key: None)
+        self.conditional = conditional
+        self.checks = 0
+        self.lock = threading.Lock()
+
+    @property
+    def probe_before_put(self) -> bool:
+        return not self.conditional
+
+    def exists(self, key: str) -> bool:
+        with self.lock:
+            self.checks += 1
+        return self.inner.exists(key)
+
+    def put(self, key: str, data: bytes) -> bool:
+        if self.conditional and self.inner.exists(key):
+            return False
+        return super().put(key, data)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_no_check_before_a_put_that_is_a_conditional_create(storage: Storage,
+                                                            conditional: bool) -> None:
+    source_id, data = source(storage)
+    job = copy_job(storage, source_id)
+    counting = CheckCountingStore(storage.blocks, conditional)
+    storage.blocks = counting
+    storage.block_data = BlockData(storage.engine, counting)
+    run_copier(storage)
+    assert read_all(storage, job) == data
+    # The checkpoint's re-check against the collector, one per block, always; a check
+    # before each put as well only where the put is not its own check.
+    assert counting.checks == (BLOCKS if conditional else 2 * BLOCKS)
+    with storage.engine.connect() as conn:
+        done = job_store.get_job(conn, job.job_id)
+    assert done is not None and done.state == rules.COMPLETED
+    assert done.bytes_moved == BLOCKS * BLOCK_SIZE
 
 
 def test_completed_only_after_the_last_checkpoint_and_never_100_while_pending(

@@ -13,10 +13,17 @@ class BlockNotFound(Exception):
 
 
 class BlockStore(Protocol):
-    def put(self, key: str, data: bytes | bytearray) -> None:
+    # Whether a writer that can skip a put of a stored object should ask `exists` first:
+    # True where `exists` is far cheaper than a put (a stat against a write and fsync);
+    # False where `put` is a conditional create that keeps a stored object, so the put is
+    # its own check and a HEAD before it would be a round trip for nothing.
+    probe_before_put: bool
+
+    def put(self, key: str, data: bytes | bytearray) -> bool:
         """Store `data` under `key`. Atomic: a reader sees all of it or no object at all,
         never a torn one. Durable once it returns. Idempotent: keys name content, so putting
-        a key again with its data is harmless."""
+        a key again with its data is harmless. Returns False when the store kept an object
+        already there instead of writing (a conditional create), True when it wrote."""
         ...
 
     def get(self, key: str) -> bytes:

@@ -21,6 +21,7 @@ TMP_DIR = "tmp"
 
 
 class FileBlockStore:
+    probe_before_put = True  # a stat; a put writes and fsyncs whatever is there
     def __init__(self, root: Path) -> None:
         self.root = root
         make_private_dir(root)
@@ -34,12 +35,13 @@ class FileBlockStore:
             raise ValueError(f"not a block key: {key!r}")
         return self.root / key[:2] / key
 
-    def put(self, key: str, data: bytes | bytearray) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> bool:
         path = self._path(key)
         if key[:2] not in self._made:  # one mkdir per fan-out directory, not one per put
             path.parent.mkdir(mode=PRIVATE_DIR, exist_ok=True)
             self._made.add(key[:2])
         write_atomic(path, data, tmp_dir=self.tmp)  # mode 0600
+        return True
 
     def get(self, key: str) -> bytes:
         try:

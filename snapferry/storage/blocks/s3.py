@@ -8,28 +8,67 @@ already there is the same block and is kept as it is. Encrypted blocks arrive he
 AES-GCM ciphertext and are stored as they are.
 
 The service never lists the bucket (collection is driven by the database, see
-storage/collector.py); `keys` exists for audits and tests. One boto3 client per process and
-endpoint is shared by every thread (boto3 clients are thread-safe), with a connection pool
-sized for the copy engine's I/O threads plus the request threads.
+storage/collector.py); `keys` exists for audits and tests. The hot calls (GET, HEAD, PUT of a
+block) go through blocks/s3wire.py, a small signer on a pooled urllib3 PoolManager; the rest
+(DELETE, listing) through boto3. One of each per process and endpoint, shared by every thread,
+with connection pools sized for the copy engine's I/O threads plus the request threads.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
 from snapferry.storage.blocks import BlockNotFound
+from snapferry.storage.blocks.s3wire import Credentials, S3Error, S3Wire
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 POOL_CONNECTIONS = 64
+CONNECT_TIMEOUT, READ_TIMEOUT = 5, 30
 _clients: dict[tuple[str | None, str | None], Any] = {}
+_wires: dict[tuple[str | None, str | None], S3Wire] = {}
 _clients_lock = threading.Lock()
+
+
+def _region() -> str:
+    return os.environ.get("SNAPFERRY_S3_REGION", "us-east-1")
+
+
+def _credentials() -> Callable[[], Credentials]:
+    """How the wire client finds its key: SNAPFERRY_S3_ACCESS_KEY_ID and
+    SNAPFERRY_S3_SECRET_ACCESS_KEY when set, else botocore's usual chain (environment,
+    profile, instance role), asked on each request so a role's rotating key is followed."""
+    key_id = os.environ.get("SNAPFERRY_S3_ACCESS_KEY_ID")
+    if key_id:
+        fixed = Credentials(key_id, os.environ.get("SNAPFERRY_S3_SECRET_ACCESS_KEY", ""))
+        return lambda: fixed
+    import botocore.session
+
+    found = botocore.session.get_session().get_credentials()
+    if found is None:
+        raise RuntimeError("no S3 credentials: set SNAPFERRY_S3_ACCESS_KEY_ID and "
+                           "SNAPFERRY_S3_SECRET_ACCESS_KEY, or AWS credentials")
+
+    def current() -> Credentials:
+        frozen = found.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    return current
+
+
+def _wire(endpoint_url: str | None) -> S3Wire:
+    """The process's wire client for this endpoint (a fork gets its own pool)."""
+    pid_key = (endpoint_url, f"{os.getpid()}:{os.environ.get('SNAPFERRY_S3_ACCESS_KEY_ID')}")
+    with _clients_lock:
+        if pid_key not in _wires:
+            _wires[pid_key] = S3Wire(endpoint_url, _region(), _credentials(),
+                                     POOL_CONNECTIONS, CONNECT_TIMEOUT, READ_TIMEOUT)
+        return _wires[pid_key]
 
 
 def _client(endpoint_url: str | None) -> Any:
@@ -49,11 +88,12 @@ def _client(endpoint_url: str | None) -> Any:
                            if key_id else {})
             _clients[pid_key] = boto3.session.Session().client(
                 "s3", endpoint_url=endpoint_url,
-                region_name=os.environ.get("SNAPFERRY_S3_REGION", "us-east-1"),
+                region_name=_region(),
                 config=Config(
                     s3={"addressing_style": "path"} if endpoint_url else {},
                     retries={"max_attempts": 5, "mode": "standard"},
-                    max_pool_connections=POOL_CONNECTIONS, connect_timeout=5, read_timeout=30,
+                    max_pool_connections=POOL_CONNECTIONS, connect_timeout=CONNECT_TIMEOUT,
+                    read_timeout=READ_TIMEOUT,
                     # A checksum only where we send one (the PUTs); not on every request.
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required"),
@@ -61,17 +101,12 @@ def _client(endpoint_url: str | None) -> Any:
         return _clients[pid_key]
 
 
-def _code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def _status(error: Exception) -> int:
-    response = getattr(error, "response", None) or {}
-    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-
-
 class S3BlockStore:
+    # The PUT is a conditional create: an object already there is kept, and the 412 says
+    # so, so no HEAD goes before it (on an engine without If-None-Match the PUT rewrites the
+    # same content: harmless, and rare, as writers skip blocks the database knows).
+    probe_before_put = False
+
     def __init__(self, location: str, endpoint_url: str | None = None) -> None:
         parsed = urlparse(location)
         if parsed.scheme != "s3" or not parsed.netloc:
@@ -92,44 +127,35 @@ class S3BlockStore:
             raise ValueError(f"not a block key: {key!r}")
         return self.prefix + key
 
-    def put(self, key: str, data: bytes | bytearray) -> None:
+    @property
+    def wire(self) -> S3Wire:
+        return _wire(self.endpoint_url)
+
+    def put(self, key: str, data: bytes | bytearray) -> bool:
         name = self._name(key)
-        data = bytes(data)  # botocore's body handling wants bytes; the network dominates here
-        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": name, "Body": data,
-                                     "ChecksumSHA256": checksum}
-        if self.conditional:
-            arguments["IfNoneMatch"] = "*"
         try:
-            self.client.put_object(**arguments)
-        except Exception as error:
-            code = _code(error)
-            if code in ("PreconditionFailed", "ConditionalRequestConflict") or (
-                    _status(error) == 412):
-                return  # already stored: the same block (keys name content)
-            if self.conditional and (code == "NotImplemented" or _status(error) == 501):
+            self.wire.put_object(self.bucket, name, data, hashlib.sha256(data).digest(),
+                                 if_none_match=self.conditional)
+        except S3Error as error:
+            if error.code in ("PreconditionFailed", "ConditionalRequestConflict") or (
+                    error.status == 412):
+                return False  # already stored: the same block (keys name content)
+            if self.conditional and (error.code == "NotImplemented" or error.status == 501):
                 self.conditional = False
-                self.put(key, data)
-                return
+                return self.put(key, data)
             raise
+        return True
 
     def get(self, key: str) -> bytes:
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._name(key))
-        except Exception as error:
-            if _code(error) in ("NoSuchKey", "404") or _status(error) == 404:
+            return self.wire.get_object(self.bucket, self._name(key))
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "404") or error.status == 404:
                 raise BlockNotFound(key) from None
             raise
-        return bytes(answer["Body"].read())
 
     def exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._name(key))
-        except Exception as error:
-            if _status(error) == 404 or _code(error) in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+        return self.wire.head_object(self.bucket, self._name(key))
 
     def delete(self, key: str) -> None:
         # S3's DELETE of a missing key succeeds: idempotent as the contract asks.
