@@ -13,12 +13,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from urllib.parse import quote
 
 from botocore.utils import normalize_url_path
 
-from snapferry.wire.http import IncomingRequest
+from snapferry.wire.http import IncomingRequest, cached_property
 from snapferry.wire.protocol import AuthProblem
 
 ALGORITHM = "AWS4-HMAC-SHA256"
