@@ -71,6 +71,8 @@ class IncomingRequest:
 
     @cached_property
     def query_pairs(self) -> list[tuple[str, str]]:
+        if not self.raw_query:  # a POSTed form's query string: usually none
+            return []
         return parse_qsl(self.raw_query, keep_blank_values=True)
 
     @cached_property
