@@ -75,6 +75,7 @@ INLINE_OPERATIONS = frozenset({
     ("ec2", "DescribeRegions"), ("ec2", "DescribeAvailabilityZones"),
     ("sts", "GetCallerIdentity"),
 })
+_INLINE_SERVICES = frozenset(service for service, _ in INLINE_OPERATIONS)
 # Larger bodies (a long filter list) are parsed on the thread pool, off the event loop.
 INLINE_BODY_LIMIT = 16 * 1024
 
@@ -172,12 +173,14 @@ class Dispatcher:
         if signed is None or signed.presigned:
             return None
         scope = signed.scope
+        if scope.service not in _INLINE_SERVICES:  # nor any other protocol's parsing here
+            return None
         account_id = self.storage.accounts.known_root(scope.access_key_id)
         if account_id is None:
             return None
         try:
             operation = protocol_for(scope.service).operation_name(request)
-        except (ServiceError, InvalidInput, KeyError):  # KeyError: no such service
+        except (ServiceError, InvalidInput):
             return None
         if (scope.service, operation) not in INLINE_OPERATIONS:
             return None

@@ -281,6 +281,8 @@ def test_anything_else_goes_to_the_thread_pool(dispatcher: Dispatcher) -> None:
         _signed(INLINE_BODIES[0][1], keys=user),  # a user: its key and policies are read
         _signed(INLINE_BODIES[2][1], "sts", keys=user),
         _signed(INLINE_BODIES[0][1], keys=("AKIDNOSUCHKEY", "x" * 40)),
+        _signed(INLINE_BODIES[0][1], "nosuchservice"),  # signed for a service not served
+        _signed(INLINE_BODIES[0][1], "kms"),
         _signed(INLINE_BODIES[0][1], presign=True),
         _signed(INLINE_BODIES[0][1] + "&Filter.1.Name=zone-name" * 2000),  # a long body
         IncomingRequest("POST", "/", "", {"host": [HOST]}, INLINE_BODIES[0][1].encode()),
