@@ -47,6 +47,12 @@ def _xml_text(text: str) -> str:
     return escape(_NOT_XML.sub("\ufffd", text), {"\r": "&#13;"})
 
 
+# Short texts seen to need no escaping (zone names, states, ids): a set lookup instead of a
+# regex search for each element of each response. Bounded, so arbitrary input cannot grow it.
+_CLEAN: set[str] = set()
+_CLEAN_LENGTH, _CLEAN_COUNT = 128, 8192
+
+
 def _scalar_writer(shape: Shape, opening: str, closing: str) -> Writer:
     """A scalar's element, with the text conversion chosen once for the shape's kind."""
     kind = shape.type_name
@@ -61,8 +67,11 @@ def _scalar_writer(shape: Shape, opening: str, closing: str) -> Writer:
 
         def write_text(out: list[str], value: Any) -> None:
             text = value if type(value) is str else str(value)
-            if _SPECIAL.search(text):
-                text = _xml_text(text)
+            if text not in _CLEAN:
+                if _SPECIAL.search(text):
+                    text = _xml_text(text)
+                elif len(text) <= _CLEAN_LENGTH and len(_CLEAN) < _CLEAN_COUNT:
+                    _CLEAN.add(text)
             out.append(f"{opening}{text}{closing}")
 
         return write_text
