@@ -2,7 +2,11 @@
 snapferry, the floor of its server stack (the same uvicorn setup answering fixed bytes), and
 moto's server.
 
-    python -m bench.requests
+    python -m bench.requests [--before TREE] [--no-moto]
+
+--before TREE adds a fourth target, "before": snapferry served from another source tree
+(e.g. `git archive BASE | tar -x -C TREE`) with this venv, so a change is measured side by
+side with what it changes, in one run. --no-moto leaves moto out.
 
 Each target is measured with one client and with eight concurrent clients (eight processes,
 each with its own boto3 client, so the client side is not bound by one GIL), three times,
@@ -27,7 +31,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from multiprocessing.pool import Pool
 from pathlib import Path
 
@@ -180,7 +184,9 @@ def report(results: list[Measurement], names: list[str]) -> str:
         ]
         for name in names
     ]
-    for other in ("floor", "moto"):
+    for other in ("floor", "moto", "before"):
+        if other not in names:
+            continue
         rows.append([
             f"snapferry/{other}",
             *(f"{_median_rate(results, 'snapferry', n) / _median_rate(results, other, n):.2f}"
@@ -201,6 +207,12 @@ def report(results: list[Measurement], names: list[str]) -> str:
         f"\nissue target, snapferry >= {ISSUE_TARGET} x floor: {verdict} "
         f"(lowest ratio {worst:.2f})"
     )
+    # Issue 14's measure: server CPU per request, snapferry over the floor (<= 2x wanted).
+    for name in names:
+        if name != "floor":
+            lines.append(f"server CPU per request, {name}/floor (1 / 8 clients): " + " / ".join(
+                f"{_median_cpu(results, name, n) / _median_cpu(results, 'floor', n):.2f}"
+                for n in CLIENT_COUNTS))
     disturbed = [r for r in results if r.foreign_cpu > FOREIGN_CPU_LIMIT]
     if disturbed:
         lines.append(
@@ -211,8 +223,15 @@ def report(results: list[Measurement], names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:  # moto, left out with --no-moto
+        return "not installed"
+
+
 def describe_machine() -> str:
-    versions = ", ".join(f"{name} {version(name)}" for name in PACKAGES)
+    versions = ", ".join(f"{name} {_version(name)}" for name in PACKAGES)
     return (
         f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
         f"{platform.system()} {platform.release()}, {platform.machine()}\n"
@@ -223,7 +242,8 @@ def describe_machine() -> str:
     )
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    before = Path(argv[argv.index("--before") + 1]).resolve() if "--before" in argv else None
     print(describe_machine(), flush=True)
     # spawn, not fork: the parent runs threads (the server output pumps).
     context = multiprocessing.get_context("spawn")
@@ -232,11 +252,12 @@ def main() -> int:
         cpu.isolate_aws_config(workdir)
         snapferry = stack.enter_context(servers.snapferry(workdir / "data"))
         response = servers.capture_response(snapferry.url, workdir / "response.json")
-        targets = [
-            snapferry,
-            stack.enter_context(servers.floor(response, workdir)),
-            stack.enter_context(servers.moto(workdir)),
-        ]
+        targets = [snapferry, stack.enter_context(servers.floor(response, workdir))]
+        if "--no-moto" not in argv:
+            targets.append(stack.enter_context(servers.moto(workdir)))
+        if before is not None:
+            targets.append(stack.enter_context(
+                servers.snapferry(workdir / "data-before", "before", before)))
         barrier = context.Barrier(max(CLIENT_COUNTS))
         pool = stack.enter_context(
             context.Pool(max(CLIENT_COUNTS), load.init_worker, (barrier,))
@@ -249,4 +270,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

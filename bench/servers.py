@@ -33,11 +33,15 @@ class Target:
 
 
 @contextmanager
-def snapferry(data_dir: Path) -> Iterator[Target]:
-    server = ServerProcess(data_dir).start()
+def snapferry(data_dir: Path, name: str = "snapferry", tree: Path | None = None
+              ) -> Iterator[Target]:
+    """snapferry's server; `tree`: run the snapferry package of another source tree (an
+    earlier commit, unpacked) instead, with this venv, for a before/after in one run."""
+    env = {"PYTHONPATH": str(tree)} if tree is not None else None
+    server = ServerProcess(data_dir, env=env, cwd=tree).start()
     try:
         assert server.process is not None
-        yield Target("snapferry", server.url, server.process.pid)
+        yield Target(name, server.url, server.process.pid)
         server.stop(STOP_TIMEOUT)
     finally:
         server.kill()

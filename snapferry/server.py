@@ -69,6 +69,15 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 METRICS_PATHS = ("/_snapferry/metrics", "/metrics")
 # What an unsigned request may do: read an object whose ACL grants AllUsers READ.
 ANONYMOUS_OPERATIONS = ("GetObject", "HeadObject")
+# Operations answered on the event loop, without the hop to the thread pool, when nothing on
+# their path can wait (Dispatcher.answers_inline): read-only, no query, no file.
+INLINE_OPERATIONS = frozenset({
+    ("ec2", "DescribeRegions"), ("ec2", "DescribeAvailabilityZones"),
+    ("sts", "GetCallerIdentity"),
+})
+_INLINE_SERVICES = frozenset(service for service, _ in INLINE_OPERATIONS)
+# Larger bodies (a long filter list) are parsed on the thread pool, off the event loop.
+INLINE_BODY_LIMIT = 16 * 1024
 
 
 @cache
@@ -149,12 +158,47 @@ class Dispatcher:
         self.storage.accounts.note_use(usable, signed.scope.service, signed.scope.region, now)
         return principal, usable
 
-    def handle(self, request: IncomingRequest) -> HttpResponse:
+    def answers_inline(self, request: IncomingRequest) -> sigv4.SignedRequest | None:
+        """The request's signature when handle() can answer it on the event loop: one of
+        INLINE_OPERATIONS, signed in a header by an account root whose key is remembered
+        (so who calls is known without a query), with the fault rules in memory and none
+        that could throttle it. None: the thread pool answers it. Only where it runs
+        differs: handle() gives the same answer either way."""
+        if request.spool is not None or len(request.body) > INLINE_BODY_LIMIT:
+            return None
+        try:
+            signed = sigv4.read_signature(request)
+        except sigv4.AuthenticationError:
+            return None
+        if signed is None or signed.presigned:
+            return None
+        scope = signed.scope
+        if scope.service not in _INLINE_SERVICES:  # nor any other protocol's parsing here
+            return None
+        account_id = self.storage.accounts.known_root(scope.access_key_id)
+        if account_id is None:
+            return None
+        try:
+            operation = protocol_for(scope.service).operation_name(request)
+        except (ServiceError, InvalidInput):
+            return None
+        if (scope.service, operation) not in INLINE_OPERATIONS:
+            return None
+        rules = self.fault_rules.current()
+        if rules is None or faults.throttle_rules(rules, scope.service, operation,
+                                                  scope.region, account_id):
+            return None
+        return signed
+
+    def handle(self, request: IncomingRequest, signed_read: sigv4.SignedRequest | None = None
+               ) -> HttpResponse:
+        """The answer to one request. `signed_read`: its signature, already read (by
+        answers_inline), so as not to read it twice."""
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
         operation = "unknown"  # until the request names one the service's model has
         try:
-            signed: sigv4.SignedRequest | None = sigv4.read_signature(request)
+            signed: sigv4.SignedRequest | None = signed_read or sigv4.read_signature(request)
             unreadable: sigv4.AuthenticationError | None = None
         except sigv4.AuthenticationError as problem:
             signed, unreadable = None, problem
@@ -447,6 +491,8 @@ class App:
         elif web.is_web_path(request.raw_path):  # the copies page (snapferry/web/)
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(self.executor, self.web.handle, request)
+        elif (signed := self.dispatcher.answers_inline(request)) is not None:
+            response = self.dispatcher.handle(request, signed)  # no query, no file: no hop
         else:
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(self.executor, self.dispatcher.handle, request)

@@ -121,10 +121,11 @@ def shift_clock(path: Path, seconds: float) -> None:
 
 class ServerProcess:
     def __init__(self, data_dir: Path, extra_args: Sequence[str] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.extra_args = list(extra_args)
         self.env = env
+        self.cwd = cwd  # `python -m` imports from here first (bench: an earlier tree)
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.output: list[str] = []
@@ -139,6 +140,7 @@ class ServerProcess:
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, **engine_env(self.data_dir), **(self.env or {})},
+            cwd=self.cwd,
         )
         ready = threading.Event()
 

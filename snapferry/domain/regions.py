@@ -31,11 +31,18 @@ class Region:
     @property
     def zone_id_prefix(self) -> str:
         """AWS's short form used in zone ids: us-east-1 -> use1, ap-southeast-2 -> apse2."""
-        matched = re.fullmatch(r"([a-z]+)-([a-z]+)-(\d+)", self.name)
-        if not matched:
-            return self.name.replace("-", "")
-        area, direction, number = matched.groups()
-        return f"{area}{_DIRECTIONS.get(direction, direction)}{number}"
+        return _zone_id_prefix(self.name)
+
+
+@cache
+def _zone_id_prefix(name: str) -> str:
+    # Cached: a DescribeAvailabilityZones asks it for every zone (only known region names
+    # reach it: the signature's region is checked first).
+    matched = re.fullmatch(r"([a-z]+)-([a-z]+)-(\d+)", name)
+    if not matched:
+        return name.replace("-", "")
+    area, direction, number = matched.groups()
+    return f"{area}{_DIRECTIONS.get(direction, direction)}{number}"
 
 
 @dataclass(frozen=True)

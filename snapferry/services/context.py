@@ -31,6 +31,11 @@ Output = dict[str, Any]
 Handler = Callable[["RequestContext", dict[str, Any]], Output | None]
 
 
+# Context keys of RequestContext.authorize that bring policies into a decision (see
+# policy.decide): with any of them, even an account root is evaluated in full.
+_POLICIES_PASSED = ("resource_policy", "identity_policies", "session_policies")
+
+
 class First(Enum):
     """What the caller's own policies may decide before a handler looks anything up (AWS
     evaluates IAM before it looks a resource up)."""
@@ -165,16 +170,18 @@ class RequestContext:
         if not resources and asked is not None:
             resources = asked.resources
         context = dict(context or {})
-        conditions = {**(asked.conditions if asked else {}),
-                      "aws:CurrentTime": self.clock.now(), "aws:SecureTransport": False,
-                      **(context.get("conditions") or {})}
-        if self.request is not None and self.request.client_ip:
-            conditions.setdefault("aws:SourceIp", self.request.client_ip)
         if self._without_mfa(action):
             raise self.service.access_denied(action) if self.service.denial is None else \
                 self.service.denial(action, f"User: {self.principal.arn} is not authorized to "
                                     f"perform: {action} with session credentials from "
                                     "GetSessionToken without MFA")
+        if self._unrefusable(context):
+            return None
+        conditions = {**(asked.conditions if asked else {}),
+                      "aws:CurrentTime": self.clock.now(), "aws:SecureTransport": False,
+                      **(context.get("conditions") or {})}
+        if self.request is not None and self.request.client_ip:
+            conditions.setdefault("aws:SourceIp", self.request.client_ip)
         tags = self._resource_tags(resources) if look_up and unknown is None else {}
         for resource in resources or ("*",):
             facts = {**conditions}
@@ -188,6 +195,19 @@ class RequestContext:
             if not decision.allowed:
                 return Refusal(action, decision, facts)
         return None
+
+    def _unrefusable(self, context: Mapping[str, Any]) -> bool:
+        """Whether no policy can take part in this decision, so that policy.evaluate allows
+        it whatever the condition keys say and they need not be built: an account root (its
+        own account's resources need no Allow) with no identity or session policy of its
+        own, asked about a resource whose side is not passed (a root is spared
+        _resource_side and _resource_tags). Anything that could refuse it (a KMS key policy,
+        a role's trust policy, a session's policies, an IAM user's or role's policies) takes
+        the full path."""
+        principal = self.principal
+        return (principal.is_root and not principal.policies
+                and principal.session_policies is None
+                and not any(key in context for key in _POLICIES_PASSED))
 
     def _without_mfa(self, action: str) -> bool:
         """GetSessionToken's credentials (there is no MFA here) may not call IAM, nor STS

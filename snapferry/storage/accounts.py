@@ -130,6 +130,12 @@ class AccountStore:
                 self._found[access_key_id] = found
         return found
 
+    def known_root(self, access_key_id: str) -> str | None:
+        """The account whose root's key this is, if remembered (credential() and principal()
+        then answer without a query); None otherwise."""
+        found = self._found.get(access_key_id)
+        return found.account_id if found is not None else None
+
     def credential(self, access_key_id: str) -> Credential | None:
         """What the key id stands for. An account root's key never changes, so it is
         remembered: the requests of roots cost no query here, as before IAM."""

@@ -52,17 +52,28 @@ class RuleCache:
         self._read_at = -FRESH_FOR_SECONDS
         self._rules: list[FaultRule] = []
 
-    def rules(self) -> list[FaultRule]:
+    def _stamp(self) -> tuple[int, int] | None:
         try:
             found = self.stamp.stat()
-            stamp: tuple[int, int] | None = (found.st_ino, found.st_mtime_ns)
         except FileNotFoundError:
-            stamp = None
+            return None
+        return (found.st_ino, found.st_mtime_ns)
+
+    def rules(self) -> list[FaultRule]:
+        stamp = self._stamp()
         now = self.monotonic()
         if stamp != self._seen or now - self._read_at >= FRESH_FOR_SECONDS:
             with self.engine.connect() as conn:
                 self._rules = list_rules(conn)
             self._seen, self._read_at = stamp, now
+        return self._rules
+
+    def current(self) -> list[FaultRule] | None:
+        """The rules as rules() would give them now without asking the database; None when
+        rules() would ask it (changed, or not fresh): the event loop must not wait on it."""
+        if (self._stamp() != self._seen
+                or self.monotonic() - self._read_at >= FRESH_FOR_SECONDS):
+            return None
         return self._rules
 
 
