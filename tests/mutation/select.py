@@ -6,9 +6,10 @@ it. Then cosmic-ray's test command is `python -m tests.mutation.select MAP`: it 
 lines the mutant changed (the mutated file in the scratch tree against the source kept in
 the map) and runs only the tests that ran them, with `-x`:
 
-- a line run at import time (a constant, a default argument, a decorator, a class body)
-  may change what any test sees: the module's whole staged command runs, as without
-  `--select`;
+- a line run at import time (a default argument, a decorator, a class body) may change
+  what any test sees: the module's whole staged command runs, as without `--select`;
+  except a module-level constant that only this module's functions read: the tests that
+  run those reads, and the test files that name it;
 - a line that fixtures ran (a test's setup or teardown): every test of that file, since
   later tests may use what a module-scoped fixture built;
 - a line no unit test ran: the module's integration files (they run it in the server
@@ -80,12 +81,48 @@ def build_map(module: str, tree: Path, unit: list[str], integration: list[str],
         # a whole file makes its single tests redundant
         tests = {t for t in tests if "::" not in t or _file(t) not in tests}
         lines[str(line)] = sorted(tests, key=lambda t: (order.get(_file(t), len(order)), t))
-    found = {"module": module, "source": target.read_text(), "lines": lines,
+    source = target.read_text()
+    found = {"module": module, "source": source, "lines": lines,
+             "constants": _constants(tree, target, source, lines, set(at_import), files),
              "at_import": at_import, "unit": unit, "integration": integration,
              "full": full_command,
              "hypothesis": sorted({_file(t) for t in unit if _uses_hypothesis(tree, t)})}
     out.write_text(json.dumps(found))
     data_file.unlink(missing_ok=True)
+    return found
+
+
+def _constants(tree: Path, target: Path, source: str, lines: dict[str, list[str]],
+               at_import: set[int], files: list[str]) -> dict[str, list[str]]:
+    """Module-level `NAME = ...` run at import, but matter only where NAME is read: for a
+    name no other module of the package mentions and that only function bodies read, the
+    tests that run those reads, and the test files that name it. (A name read at import
+    time, or by another module, is left out: its mutants run the whole command.)"""
+    module_ast = ast.parse(source)
+    others = [p.read_text() for p in (tree / "snapferry").rglob("*.py") if p != target]
+    tests_text = {f: (tree / f).read_text() for f in files}
+    found: dict[str, list[str]] = {}
+    for node in module_ast.body:
+        if not isinstance(node, ast.Assign | ast.AnnAssign):
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        if not names or any(re.search(rf"\b{re.escape(n)}\b", text)
+                            for n in names for text in others):
+            continue
+        tests: set[str] = {f for f, text in tests_text.items()
+                           if any(re.search(rf"\b{re.escape(n)}\b", text) for n in names)}
+        read_at_import = False
+        for use in ast.walk(module_ast):
+            if isinstance(use, ast.Name) and use.id in names and isinstance(use.ctx, ast.Load):
+                for at in _statement_lines(source, use.lineno):
+                    read_at_import |= at in at_import
+                    tests |= set(lines.get(str(at), []))
+        if read_at_import:
+            continue
+        tests = {t for t in tests if "::" not in t or _file(t) not in tests}
+        for line in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+            found[str(line)] = sorted(tests)
     return found
 
 
@@ -120,6 +157,9 @@ def choose(found: dict, mutated: str) -> tuple[str, list[str]]:
     wanted: list[str] = []
     for line in changed_lines(source, mutated):
         for at in _statement_lines(source, line):
+            if str(at) in found.get("constants", {}):
+                wanted += [t for t in found["constants"][str(at)] if t not in wanted]
+                continue
             if at in found["at_import"]:
                 return "full", []
             wanted += [t for t in found["lines"].get(str(at), []) if t not in wanted]
