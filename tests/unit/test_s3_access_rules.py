@@ -105,6 +105,9 @@ def test_bucket_owner_acls_grant_the_bucket_owner_only_when_another_account_writ
             assert canned(acl, OTHER, bucket_owner, for_object=True) == mine
     # Other canned ACLs give a different bucket owner nothing.
     assert canned("private", OTHER, OWNER, for_object=True) == mine
+    # Whichever account id sorts first: a writer in an earlier account than the bucket's.
+    assert canned("bucket-owner-read", OWNER, OTHER, for_object=True) == [
+        _grant(canonical_id(OWNER), "FULL_CONTROL"), _grant(canonical_id(OTHER), "READ")]
 
 
 def test_canned_acls_of_objects_and_of_buckets_are_not_interchangeable() -> None:
@@ -138,8 +141,10 @@ def test_grant_headers_give_one_grant_per_grantee_and_permission() -> None:
 def test_no_grant_header_is_no_acl_and_a_bad_grantee_is_refused() -> None:
     assert from_headers({}) is None
     assert from_headers({"GrantRead": None, "Other": "x"}) is None
-    with refused("InvalidArgument"):
-        from_headers({"GrantRead": 'emailAddress="a@example.com"'})
+    # Neither id= nor uri=: refused as such, whichever way the kind sorts against "uri".
+    for kind in ("emailAddress", "zz", "URI"):
+        with refused("emailAddress grantees are not supported"):
+            from_headers({"GrantRead": f'{kind}="a@example.com"'})
     with refused("InvalidArgument"):  # a bad canonical id, checked like a body's
         from_headers({"GrantRead": 'id="abc"'})
     with refused("InvalidArgument"):
@@ -199,6 +204,10 @@ def test_a_group_grant_is_read_by_its_uri_not_by_an_id() -> None:
                      "Permission": "READ"}
     assert not grants_permission([user_with_uri], OWNER, "READ")
     assert not grants_permission([user_with_uri], None, "READ")
+    # Only CanonicalUser and Group are grantees; another type naming my id is nobody.
+    for kind in ("AmazonCustomerByEmail", "Canonical"):
+        email = {"Grantee": {"Type": kind, "ID": canonical_id(OWNER)}, "Permission": "READ"}
+        assert not grants_permission([email], OWNER, "READ")
 
 
 # ---- bucket policies --------------------------------------------------------------------------
