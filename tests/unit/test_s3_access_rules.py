@@ -195,6 +195,9 @@ def test_an_acl_gives_its_permission_or_full_control_to_whom_it_names(needed: st
     assert grants_permission([_grant(canonical_id(OTHER), needed), _grant(me, other),
                               _grant(me, needed)], OWNER, needed)
     assert not grants_permission([], OWNER, needed)
+    # Grants read back from the database: every string a new object, compared by value.
+    for grant in ([_grant(me, needed)], [_group(ALL_USERS, needed)]):
+        assert grants_permission(json.loads(json.dumps(grant)), OWNER, needed)
 
 
 def test_a_group_grant_is_read_by_its_uri_not_by_an_id() -> None:
@@ -414,3 +417,15 @@ def test_may_reads_a_stored_bucket_and_object_and_the_buckets_region() -> None:
     assert s3_access.may(ROOT, "s3:GetObject", bucket, "k", obj, acl_permission="READ")
     assert not s3_access.may(ROOT, "s3:GetObject", bucket, "k", obj)
     assert s3_access.may(THIRD_ROOT, "s3:GetObject", bucket, "k", obj)
+
+
+def test_a_bucket_policy_is_silent_on_an_object_of_an_account_sorting_before_the_buckets() -> None:
+    # The object's writer (111...) sorts before the bucket's owner (333...): still not the
+    # bucket owner's object, so the bucket policy's deny does not govern it; its ACL does.
+    object_acl = [_grant(canonical_id(OWNER), "FULL_CONTROL"), _group(ALL_USERS, "READ")]
+    deny = _policy({"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                    "Resource": "arn:aws:s3:::b/*"})
+    written = resource_of("b", THIRD, "ObjectWriter", canned("private", THIRD), deny, "k",
+                          OWNER, object_acl)
+    assert allowed(ROOT, "s3:GetObject", written, "READ")
+    assert allowed(ANONYMOUS, "s3:GetObject", written, "READ")
