@@ -105,3 +105,13 @@ def test_service_condition_keys() -> None:
                 HERE).conditions
     assert iam["iam:PolicyARN"] == "arn:p"
     assert "sts:ExternalId" not in asked("ec2", "ec2", "X", {"ExternalId": "e"}, HERE).conditions
+
+
+def test_only_kms_asks_about_the_key_a_request_names() -> None:
+    # The service compared by value (a name that is not the literal), and no service that
+    # sorts after "kms" (sts, s3) treats a KeyId as a KMS key.
+    kms = "".join(["k", "ms"])
+    assert asked(kms, "kms", "Decrypt", {"KeyId": "k-1"}, HERE).resources == (
+        "arn:aws:kms:eu-west-1:111111111111:key/k-1",)
+    assert asked("sts", "sts", "GetCallerIdentity", {"KeyId": "k-1"}, HERE).resources == ("*",)
+    assert asked(kms, "kms", "ListAliases", {"KeyId": "k-1"}, HERE).resources == ("*",)
