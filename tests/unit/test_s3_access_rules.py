@@ -103,8 +103,13 @@ def test_bucket_owner_acls_grant_the_bucket_owner_only_when_another_account_writ
     for bucket_owner in (_same(OTHER), None):
         for acl in ("bucket-owner-read", "bucket-owner-full-control"):
             assert canned(acl, OTHER, bucket_owner, for_object=True) == mine
-    # Other canned ACLs give a different bucket owner nothing.
+    # Other canned ACLs give a different bucket owner nothing, whichever way they sort
+    # against the bucket-owner ones.
     assert canned("private", OTHER, OWNER, for_object=True) == mine
+    assert canned("authenticated-read", OTHER, OWNER, for_object=True) == [
+        *mine, _group(AUTHENTICATED_USERS, "READ")]
+    assert canned("aws-exec-read", OTHER, OWNER, for_object=True) == [
+        *mine, _grant(EC2_CANONICAL_ID, "READ")]
     # Whichever account id sorts first: a writer in an earlier account than the bucket's.
     assert canned("bucket-owner-read", OWNER, OTHER, for_object=True) == [
         _grant(canonical_id(OWNER), "FULL_CONTROL"), _grant(canonical_id(OTHER), "READ")]
@@ -158,6 +163,9 @@ def test_a_grant_is_checked_and_rebuilt_from_what_it_names() -> None:
                             "Permission": _same(permission), "y": 2}) == _grant(me, permission)
     for uri in s3_access.GROUPS:
         assert check_grant(_group(_same(uri), "READ")) == _group(uri, "READ")
+    # As a request body gives them: every string a new object, compared by value.
+    for grant in (_grant(me, "READ"), _group(ALL_USERS, "WRITE")):
+        assert check_grant(json.loads(json.dumps(grant))) == grant
     for permission in ("read", "FULL", None, "AAA", "ZZZ"):
         with refused("MalformedACLError"):
             check_grant(_grant(me, permission))  # type: ignore[arg-type]
