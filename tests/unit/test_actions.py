@@ -31,6 +31,9 @@ ROWS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("ec2", "ec2", "CreateTags", {"Resources": ["snap-4", "ami-5", "vol-6"]},
      ("arn:aws:ec2:eu-west-1::snapshot/snap-4", "arn:aws:ec2:eu-west-1::image/ami-5",
       "arn:aws:ec2:eu-west-1:111111111111:volume/vol-6")),
+    ("ec2", "ec2", "DeleteTags", {"Resources": ["snap-4", "vol-6"]},
+     ("arn:aws:ec2:eu-west-1::snapshot/snap-4",
+      "arn:aws:ec2:eu-west-1:111111111111:volume/vol-6")),
     ("ec2", "ec2", "ModifyImageAttribute", {"ImageId": "ami-7"},
      ("arn:aws:ec2:eu-west-1::image/ami-7",)),
     ("ec2", "ec2", "DescribeSnapshots", {"SnapshotIds": ["snap-1"]}, ("*",)),
@@ -104,6 +107,9 @@ def test_service_condition_keys() -> None:
     iam = asked("iam", "iam", "AttachUserPolicy", {"UserName": "u", "PolicyArn": "arn:p"},
                 HERE).conditions
     assert iam["iam:PolicyARN"] == "arn:p"
+    by_value = asked("".join(["i", "am"]), "iam", "AttachUserPolicy",
+                     {"UserName": "u", "PolicyArn": "arn:p"}, HERE).conditions
+    assert by_value["iam:PolicyARN"] == "arn:p"
     assert "sts:ExternalId" not in asked("ec2", "ec2", "X", {"ExternalId": "e"}, HERE).conditions
 
 
