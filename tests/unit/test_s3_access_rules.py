@@ -216,9 +216,11 @@ def test_a_group_grant_is_read_by_its_uri_not_by_an_id() -> None:
     assert not grants_permission([user_with_uri], OWNER, "READ")
     assert not grants_permission([user_with_uri], None, "READ")
     # Only CanonicalUser and Group are grantees; another type naming my id is nobody.
-    for kind in ("AmazonCustomerByEmail", "Canonical"):
-        email = {"Grantee": {"Type": kind, "ID": canonical_id(OWNER)}, "Permission": "READ"}
+    for kind in ("AmazonCustomerByEmail", "Canonical", "Groups", "Unknown"):
+        email = {"Grantee": {"Type": kind, "ID": canonical_id(OWNER), "URI": ALL_USERS},
+                 "Permission": "READ"}
         assert not grants_permission([email], OWNER, "READ")
+        assert not grants_permission([email], None, "READ")
 
 
 # ---- bucket policies --------------------------------------------------------------------------
