@@ -149,3 +149,12 @@ def test_a_kms_alias_and_a_bare_key_id_name_arns_in_the_callers_account() -> Non
 def test_sts_operations_other_than_assume_role_act_on_everything() -> None:
     for operation in ("GetCallerIdentity", "GetSessionToken"):
         assert asked("sts", "sts", operation, {}, HERE).resources == ("*",)
+
+
+def test_only_user_operations_default_to_the_callers_own_user() -> None:
+    # A group or role operation naming none acts on "*", not on the calling user (the
+    # entity kinds "group" and "role" sort before "user").
+    for operation in ("ListGroups", "ListRoles"):
+        assert asked("iam", "iam", operation, {}, HERE).resources == ("*",)
+    assert asked("iam", "iam", "GetUser", {}, HERE).resources == (
+        "arn:aws:iam::111111111111:user/alice",)
