@@ -92,9 +92,10 @@ crash: $(VENV)/.installed-test
 	$(BIN)/python -m tests.crash.harness --cycles $(CYCLES)
 
 # Mutation testing (not part of `make test`: hours on a busy machine). MODULES narrows it,
-# e.g. `make mutation MODULES="domain/policy.py wire/sigv4.py"`; see RELIABILITY.md.
+# e.g. `make mutation MODULES="domain/policy.py wire/sigv4.py"`; `MUTATION_FLAGS=--select` tests
+# each mutant by the tests that run its line only; see RELIABILITY.md.
 mutation: $(VENV)/.installed-mutation
-	nice -n 19 $(BIN)/python -m tests.mutation.run $(MODULES)
+	nice -n 19 $(BIN)/python -m tests.mutation.run $(MUTATION_FLAGS) $(MODULES)
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .hypothesis .ruff_cache .mutation $(JS)/node_modules

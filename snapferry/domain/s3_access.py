@@ -139,7 +139,8 @@ def grants_permission(grants: Sequence[Grant], account_id: str | None, needed: s
         if grant["Permission"] not in (needed, "FULL_CONTROL"):
             continue
         grantee = grant["Grantee"]
-        if grantee["Type"] == "CanonicalUser" and grantee.get("ID") == me:
+        # `me` is None for an anonymous caller: a grantee without an ID is nobody, not them.
+        if grantee["Type"] == "CanonicalUser" and me is not None and grantee.get("ID") == me:
             return True
         if grantee["Type"] == "Group" and (
                 grantee.get("URI") == ALL_USERS

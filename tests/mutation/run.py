@@ -103,6 +103,40 @@ TARGETS: dict[str, list[str]] = {
                                    "tests/unit/test_metrics_and_fault_rules.py",
                                    "tests/unit/test_copier_rules.py",
                                    "tests/integration/test_operations.py"],
+    # The security modules of IAM, STS and S3 (fourth pass): their rules' unit tests, then
+    # the integration files that drive them through a real server.
+    "snapferry/domain/s3_access.py": ["tests/unit/test_s3_access_rules.py",
+                                      "tests/integration/test_s3.py",
+                                      "tests/integration/test_s3_iam.py"],
+    "snapferry/domain/s3_actions.py": ["tests/unit/test_s3_actions.py",
+                                       "tests/unit/test_actions.py",
+                                       "tests/integration/test_s3_iam.py"],
+    "snapferry/domain/sessions.py": ["tests/unit/test_sessions.py",
+                                     "tests/unit/test_policy_documents.py",
+                                     "tests/integration/test_iam_api.py"],
+    "snapferry/domain/iam.py": ["tests/unit/test_iam_rules.py",
+                                "tests/unit/test_policy_documents.py",
+                                "tests/integration/test_iam_api.py"],
+    "snapferry/domain/actions.py": ["tests/unit/test_actions.py",
+                                    "tests/unit/test_s3_actions.py",
+                                    "tests/unit/test_policy_unknown.py",
+                                    "tests/integration/test_authorize_first.py",
+                                    "tests/integration/test_permissions.py"],
+    # Reached only through a server (no unit tests of their own yet): each mutant costs a
+    # server start, so they come last.
+    "snapferry/domain/authorization_messages.py": ["tests/integration/test_permissions.py",
+                                                   "tests/integration/test_cross_account_sides.py"],
+    "snapferry/domain/managed_policies.py": ["tests/integration/test_iam_api.py",
+                                             "tests/integration/test_permissions.py"],
+    "snapferry/domain/buckets.py": ["tests/unit/test_s3_actions.py",
+                                    "tests/integration/test_s3.py",
+                                    "tests/integration/test_s3_cli.py"],
+    "snapferry/domain/checksums.py": ["tests/integration/test_s3.py"],
+    "snapferry/domain/bundles.py": ["tests/integration/test_s3_bundles.py",
+                                    "tests/integration/test_s3_image_copies.py"],
+    "snapferry/domain/bundle_copies.py": ["tests/unit/test_s3_actions.py",
+                                          "tests/integration/test_s3_image_copies.py"],
+    "snapferry/engine/bundle_copier.py": ["tests/integration/test_s3_image_copies.py"],
     "snapferry/domain/images.py": ["tests/unit/test_images.py",
                                    "tests/integration/test_images.py",
                                    "tests/integration/test_copy_image.py"],
@@ -165,7 +199,7 @@ def _baseline(module: str) -> float:
     return time.monotonic() - started
 
 
-def _config(module: str, timeout: float) -> Path:
+def _config(module: str, timeout: float, command: str) -> Path:
     path = SESSIONS / (Path(module).stem + "-" + Path(module).parent.name + ".toml")
     excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
     path.write_text(
@@ -173,7 +207,7 @@ def _config(module: str, timeout: float) -> Path:
         f"module-path = {json.dumps(module)}\n"
         f"timeout = {timeout:.0f}\n"
         "excluded-modules = []\n"
-        f"test-command = {json.dumps(_test_command(module))}\n"
+        f"test-command = {json.dumps(command)}\n"
         "[cosmic-ray.distributor]\nname = \"local\"\n"
         f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excluded}]\n"
     )
@@ -224,13 +258,37 @@ def _forget_survivors(session: Path) -> None:
                    " OR worker_outcome IN ('EXCEPTION', 'ABNORMAL')")
 
 
-def run_module(module: str, resume: bool) -> None:
+def _select_command(module: str) -> str:
+    """--select: map the module's lines to the unit tests that run them (one run under
+    coverage), and test each mutant by the tests of its line only (tests/mutation/select.py)."""
+    from tests.mutation.select import build_map
+
+    tests = [t for t in TARGETS[module] if _exists(t) and t not in WITHOUT]
+    unit = [t for t in tests if "/unit/" in t]
+    integration = [t for t in tests if "/unit/" not in t]
+    out = SESSIONS / (Path(module).stem + "-" + Path(module).parent.name + ".select.json")
+    started = time.monotonic()
+    if unit:
+        found = build_map(module, TREE, unit, integration, _test_command(module), out)
+        covered = len(found["lines"])
+        print(f"{module}: {covered} lines mapped to their tests in "
+              f"{time.monotonic() - started:.0f}s", flush=True)
+    else:  # nothing to map: every mutant runs the integration files
+        out.write_text(json.dumps({"module": module, "source": (TREE / module).read_text(),
+                                   "lines": {}, "at_import": [], "unit": [],
+                                   "integration": integration, "hypothesis": [],
+                                   "full": _test_command(module)}))
+    return f"{sys.executable} -m tests.mutation.select {out}"
+
+
+def run_module(module: str, resume: bool, select: bool = False) -> None:
     if not any(_exists(t) and t not in WITHOUT for t in TARGETS[module]):
         sys.exit(f"{module}: none of its tests {TARGETS[module]} exist")
     session = _session(module)
     clean = _baseline(module)
     timeout = max(60.0, 4 * clean)
-    config = _config(module, timeout)
+    command = _select_command(module) if select else _test_command(module)
+    config = _config(module, timeout, command)
     run = {"cwd": TREE, "env": _env(), "check": True}
     if resume and session.exists():
         _forget_survivors(session)
@@ -307,6 +365,8 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help="paths under snapferry/ (default: all)")
     parser.add_argument("--resume", action="store_true",
                         help="keep recorded kills; retest pending and surviving mutants")
+    parser.add_argument("--select", action="store_true",
+                        help="test each mutant only by the tests that run its line")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--without", action="append", default=[], metavar="TEST_FILE",
                         help="leave these tests out (to measure what they add)")
@@ -326,7 +386,7 @@ def main() -> None:
         _copy_tree()
         try:
             for module in modules:
-                run_module(module, args.resume)
+                run_module(module, args.resume, args.select)
         finally:
             shutil.rmtree(TREE, ignore_errors=True)
     text = report(modules)

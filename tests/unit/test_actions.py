@@ -31,6 +31,9 @@ ROWS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("ec2", "ec2", "CreateTags", {"Resources": ["snap-4", "ami-5", "vol-6"]},
      ("arn:aws:ec2:eu-west-1::snapshot/snap-4", "arn:aws:ec2:eu-west-1::image/ami-5",
       "arn:aws:ec2:eu-west-1:111111111111:volume/vol-6")),
+    ("ec2", "ec2", "DeleteTags", {"Resources": ["snap-4", "vol-6"]},
+     ("arn:aws:ec2:eu-west-1::snapshot/snap-4",
+      "arn:aws:ec2:eu-west-1:111111111111:volume/vol-6")),
     ("ec2", "ec2", "ModifyImageAttribute", {"ImageId": "ami-7"},
      ("arn:aws:ec2:eu-west-1::image/ami-7",)),
     ("ec2", "ec2", "DescribeSnapshots", {"SnapshotIds": ["snap-1"]}, ("*",)),
@@ -104,4 +107,54 @@ def test_service_condition_keys() -> None:
     iam = asked("iam", "iam", "AttachUserPolicy", {"UserName": "u", "PolicyArn": "arn:p"},
                 HERE).conditions
     assert iam["iam:PolicyARN"] == "arn:p"
+    by_value = asked("".join(["i", "am"]), "iam", "AttachUserPolicy",
+                     {"UserName": "u", "PolicyArn": "arn:p"}, HERE).conditions
+    assert by_value["iam:PolicyARN"] == "arn:p"
+    for encrypted in (True, False):
+        ec2 = asked("".join(["e", "c2"]), "ec2", "CreateVolume", {"Encrypted": encrypted},
+                    HERE).conditions
+        assert ec2["ec2:Encrypted"] is encrypted
     assert "sts:ExternalId" not in asked("ec2", "ec2", "X", {"ExternalId": "e"}, HERE).conditions
+
+
+def test_only_kms_asks_about_the_key_a_request_names() -> None:
+    # The service compared by value (a name that is not the literal), and no service that
+    # sorts after "kms" (sts, s3) treats a KeyId as a KMS key.
+    kms = "".join(["k", "ms"])
+    assert asked(kms, "kms", "Decrypt", {"KeyId": "k-1"}, HERE).resources == (
+        "arn:aws:kms:eu-west-1:111111111111:key/k-1",)
+    assert asked("sts", "sts", "GetCallerIdentity", {"KeyId": "k-1"}, HERE).resources == ("*",)
+    assert asked(kms, "kms", "ListAliases", {"KeyId": "k-1"}, HERE).resources == ("*",)
+
+
+@pytest.mark.parametrize(("service", "prefix", "operation", "params", "resources"), ROWS)
+def test_services_and_operations_are_compared_by_value(service: str, prefix: str,
+                                                       operation: str, params: dict[str, Any],
+                                                       resources: tuple[str, ...]) -> None:
+    # As a request gives them: new string objects, not the literals of the table.
+    found = asked("".join(list(service)), prefix, "".join(list(operation)), params, HERE)
+    assert found.resources == resources
+    assert found == asked(service, prefix, operation, params, HERE)
+
+
+def test_a_kms_alias_and_a_bare_key_id_name_arns_in_the_callers_account() -> None:
+    assert asked("kms", "kms", "Encrypt", {"KeyId": "alias/backup"}, HERE).resources == (
+        "arn:aws:kms:eu-west-1:111111111111:alias/backup",)
+    assert asked("kms", "kms", "Encrypt", {"KeyId": "1234abcd"}, HERE).resources == (
+        "arn:aws:kms:eu-west-1:111111111111:key/1234abcd",)
+    arn = "arn:aws:kms:us-east-1:222222222222:key/k"
+    assert asked("kms", "kms", "Encrypt", {"KeyId": arn}, HERE).resources == (arn,)
+
+
+def test_sts_operations_other_than_assume_role_act_on_everything() -> None:
+    for operation in ("GetCallerIdentity", "GetSessionToken"):
+        assert asked("sts", "sts", operation, {}, HERE).resources == ("*",)
+
+
+def test_only_user_operations_default_to_the_callers_own_user() -> None:
+    # A group or role operation naming none acts on "*", not on the calling user (the
+    # entity kinds "group" and "role" sort before "user").
+    for operation in ("ListGroups", "ListRoles"):
+        assert asked("iam", "iam", operation, {}, HERE).resources == ("*",)
+    assert asked("iam", "iam", "GetUser", {}, HERE).resources == (
+        "arn:aws:iam::111111111111:user/alice",)

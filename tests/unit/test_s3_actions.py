@@ -89,3 +89,15 @@ def test_the_regional_bucket_is_stable_and_valid() -> None:
     assert regional_bucket("123456789012", "us-west-2") != name
     assert regional_bucket("210987654321", "us-east-2") != name
     check_bucket_name(regional_bucket("123456789012", "ap-southeast-2"))
+
+
+def test_an_operation_on_no_bucket_or_on_no_resource_acts_on_everything() -> None:
+    # A bucket or object operation whose request names no bucket (refused later, by the
+    # handler) asks about "*", never about a bucket named "None".
+    for operation in ("ListObjectsV2", "GetObject", "DeleteBucket"):
+        assert s3_actions.resources(operation, {}) == ["*"]
+        assert s3_actions.resources(operation, {"Bucket": ""}) == ["*"]
+    # ListAllMyBuckets, and an operation not in the table, act on "*" whatever they name.
+    for operation in ("ListBuckets", "GetBucketWebsite"):
+        assert s3_actions.resources(operation, {"Bucket": "b", "Key": "k"}) == ["*"]
+    assert s3_actions.action("GetBucketWebsite") == "s3:GetBucketWebsite"

@@ -116,3 +116,53 @@ def test_kms_via_service_is_set_only_when_named() -> None:
     assert policy.policy_allows(key, root, "kms:Decrypt",
                                 via_service="ec2.us-east-1.amazonaws.com")
     assert not policy.policy_allows(key, root, "kms:Decrypt")
+
+
+def test_a_chained_session_lasts_at_most_an_hour_and_any_duration_up_to_it() -> None:
+    for seconds in (900, 1800, 3600):
+        assert sessions.check_duration(seconds, 43200, chained=True) == seconds
+    with refused("1 hour session limit"):
+        sessions.check_duration(3601, 43200, chained=True)
+    with refused("MaxSessionDuration"):
+        sessions.check_duration(3601, 3600, chained=False)
+
+
+def test_session_token_durations_at_their_bounds_name_who_asked() -> None:
+    for root in (False, True):
+        assert sessions.check_token_duration(900, root) == 900
+    assert sessions.check_token_duration(3600, root=True) == 3600
+    with pytest.raises(ServiceError) as root_error:
+        sessions.check_token_duration(3601, root=True)
+    assert "an account root" in root_error.value.message
+    assert "900 to 3600" in root_error.value.message
+    with pytest.raises(ServiceError) as user_error:
+        sessions.check_token_duration(899, root=False)
+    assert "an IAM user" in user_error.value.message
+    assert (user_error.value.code, user_error.value.status) == ("ValidationError", 400)
+
+
+def test_a_session_has_at_most_50_tags() -> None:
+    fifty = [{"Key": f"k{i}", "Value": "v"} for i in range(50)]
+    assert len(sessions.session_tags(fifty)) == 50
+    with refused("at most 50 session tags"):
+        sessions.session_tags([*fifty, {"Key": "k50", "Value": "v"}])
+    with refused("at most 50"):
+        sessions.session_tags([*fifty, *({"Key": f"x{i}", "Value": "v"} for i in range(9))])
+    assert sessions.session_tags(None) == {}
+    with refused("reserved"):
+        sessions.session_tags([{"Key": "AWS:x", "Value": "v"}])
+
+
+def test_the_packed_size_counts_policies_without_white_space_and_the_tags_as_json() -> None:
+    # 3,070 characters of policy and `{}`: half of the 6,144 allowed.
+    assert sessions.packed_size(["x" * 3000 + " \n" + "x" * 70], {}) == 50
+    tags = {"k": "v" * 3060}  # json.dumps: {"k": "vvv..."} is 3,069 characters
+    assert sessions.packed_size(["x" * 3], tags) == 50
+    assert sessions.packed_size(None, {}) == 0
+    assert sessions.packed_size(["x" * 61], {}) == 1  # 63 * 100 // 6144
+    assert sessions.packed_size(["x" * 6142], {}) == 100  # exactly the limit
+    with refused("PackedPolicyTooLarge"):
+        sessions.packed_size(["x" * 6143], {})
+    with refused("PackedPolicyTooLarge"):
+        sessions.packed_size(["x" * 3000, "y" * 3000], {"k": "v" * 200})
+    assert sessions.packed_size(["x" * 3000, "y" * 3000], {"k": "v" * 100}) == 99
