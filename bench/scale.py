@@ -13,7 +13,10 @@
 
 Each scale-out row also gives the worker processes' CPU time (user + system, from /proc)
 per MiB copied, counted from when they are ready to when the last copy completed: the cost
-the 2-core machine's ceiling divides.
+the 2-core machine's ceiling divides; and where the machine's cores went in that time (cores
+busy, split into the workers, SeaweedFS, the API process, PostgreSQL, this benchmark's
+client and the rest), which says whether more worker processes
+could have had a core to run on.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from bench.cpu import machine_busy_seconds, process_seconds
 from snapferry.localengines import LocalPostgres, LocalSeaweed
 from snapferry.testing import ServerProcess
 
@@ -109,12 +113,38 @@ def start_workers(data_dir: Path, env: dict[str, str], count: int) -> list[subpr
 
 def cpu_seconds(processes: list[subprocess.Popen]) -> float:
     """User + system CPU seconds the processes have used so far (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for process in processes:
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / ticks
+    return sum(process_seconds(process.pid) for process in processes)
+
+
+def postgres_seconds() -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL process (the server and its backends), by pid:
+    a backend started during a phase counts whole, one that ended during it is lost (the
+    workers' pooled connections live through a phase)."""
+    seconds = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().split(" ", 2)[1] == "(postgres)":
+                seconds[int(stat.parent.name)] = process_seconds(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    return seconds
+
+
+def cpu_shares(parts: dict[str, list[subprocess.Popen]]) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each named group of processes, of PostgreSQL, of this benchmark
+    (its client) and of the whole machine: a phase's difference says where the cores went."""
+    shares = {name: {process.pid: process_seconds(process.pid) for process in processes}
+              for name, processes in parts.items()}
+    shares["PostgreSQL"] = postgres_seconds()
+    shares["client"] = {os.getpid(): process_seconds(os.getpid())}
+    shares["machine"] = {0: machine_busy_seconds()}
+    return shares
+
+
+def cpu_used(before: dict[str, dict[int, float]],
+             after: dict[str, dict[int, float]]) -> dict[str, float]:
+    return {name: sum(value - before[name].get(pid, 0.0) for pid, value in after[name].items())
+            for name in after}
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -173,18 +203,27 @@ def main(argv: list[str] | None = None) -> int:
             sources = upload_sources(api.url, args.copies, args.size_mib)
             for count in counts:
                 workers = start_workers(scale_dir, env, count)
+                parts = {"workers": workers, "SeaweedFS": [weed.process], "API": [api.process]}
                 try:
-                    cpu = cpu_seconds(workers)
+                    before = cpu_shares(parts)
                     seconds = copy_all(api.url, sources, DESTINATIONS[count])
-                    cpu = cpu_seconds(workers) - cpu
+                    after = cpu_shares(parts)
                 finally:
                     stop(workers)
+                used = cpu_used(before, after)
+                cpu = used["workers"]
                 rows.append((f"scale-out, {count} worker process{'es' if count > 1 else ''}",
                              total_mib / seconds))
                 cpu_rows.append((rows[-1][0], cpu * 1000 / total_mib))
+                # Where the machine's cores went in this phase ("rest": anything else).
+                named = [name for name in used if name != "machine"]
+                rest = used["machine"] - sum(used[name] for name in named)
+                breakdown = ", ".join(f"{name} {used[name] / seconds:.2f}"
+                                      for name in named) + f", rest {rest / seconds:.2f}"
                 print(f"{rows[-1][0]}: {seconds:.1f} s, {rows[-1][1]:.1f} MiB/s, workers' CPU "
-                      f"{cpu:.1f} s = {cpu_rows[-1][1]:.1f} ms/MiB, load "
-                      f"{os.getloadavg()[0]:.2f}", flush=True)
+                      f"{cpu:.1f} s = {cpu_rows[-1][1]:.1f} ms/MiB; cores busy "
+                      f"{used['machine'] / seconds:.2f} of {os.cpu_count()} ({breakdown}); "
+                      f"load {os.getloadavg()[0]:.2f}", flush=True)
         for processes in () if args.no_requests else (1, 2):
             with ServerProcess(scale_dir, ["--processes", str(processes), "--copy-workers",
                                            "0"], env=env) as api:
