@@ -1,5 +1,7 @@
 """IAM's rules (domain/iam.py) one by one, without a server: names, paths and path prefixes
-at their limits, ids, ARNs and their parsing, trust policies, MaxSessionDuration, errors."""
+at their limits, ids, ARNs and their parsing, trust policies, MaxSessionDuration, errors,
+and the quotas (access keys, policy versions, attached policies) through the IAM service's
+own handlers over a real SQLite data dir, since only they apply them."""
 
 from __future__ import annotations
 
@@ -10,9 +12,13 @@ import re
 import pytest
 
 from snapferry.domain import iam
+from snapferry.domain.accounts import AccessKey, Principal
 from snapferry.domain.iam import GROUP, ROLE, USER
 from snapferry.domain.policy_documents import MANAGED_POLICY_MAX
 from snapferry.errors import ServiceError
+from snapferry.services import iam as iam_service
+from snapferry.services.context import RequestContext
+from snapferry.storage.datadir import Storage
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -170,3 +176,86 @@ def test_max_session_duration_is_an_hour_to_12_hours_an_hour_by_default() -> Non
         with refused("ValidationError"):
             iam.check_max_session(seconds)
 
+
+
+# ---- quotas, applied by the IAM service ------------------------------------------------------
+
+ROOT_KEY = AccessKey("111111111111", "AKIAIOSFODNN7EXAMPLE",
+                     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+ROOT = Principal(ROOT_KEY.account_id, ROOT_KEY.access_key_id)
+ALLOW_ALL = _doc({"Effect": "Allow", "Action": "ec2:*", "Resource": "*"})
+
+
+class FixedClock:
+    def now(self) -> dt.datetime:
+        return NOW
+
+
+@pytest.fixture
+def account(storage: Storage) -> Storage:
+    """A fresh data dir holding the root's account (IAM's rows refer to it)."""
+    storage.accounts.add(ROOT_KEY)
+    return storage
+
+
+def call(storage: Storage, operation: str, **params: object) -> dict[str, object]:
+    """One IAM operation as the account's root, through the service's own handler."""
+    ctx = RequestContext(ROOT, "us-east-1", "r-1", iam_service.SERVICE, operation, storage,
+                         FixedClock())
+    return iam_service.SERVICE.handlers[operation](ctx, dict(params))
+
+
+def test_a_user_has_at_most_2_access_keys(account: Storage) -> None:
+    call(account, "CreateUser", UserName="alice")
+    for _ in range(2):
+        call(account, "CreateAccessKey", UserName="alice")
+    with pytest.raises(ServiceError) as caught:
+        call(account, "CreateAccessKey", UserName="alice")
+    assert (caught.value.code, caught.value.status) == ("LimitExceeded", 409)
+    assert caught.value.message == "Cannot exceed quota for AccessKeysPerUser: 2."
+    keys = call(account, "ListAccessKeys", UserName="alice")["AccessKeyMetadata"]
+    assert len(keys) == 2  # type: ignore[arg-type]
+    # Another user's keys are counted apart.
+    call(account, "CreateUser", UserName="bob")
+    call(account, "CreateAccessKey", UserName="bob")
+
+
+def test_a_managed_policy_has_at_most_5_versions(account: Storage) -> None:
+    arn = call(account, "CreatePolicy", PolicyName="p",
+               PolicyDocument=ALLOW_ALL)["Policy"]["Arn"]  # type: ignore[index]
+    for _ in range(4):  # v1 is the policy's first version
+        call(account, "CreatePolicyVersion", PolicyArn=arn, PolicyDocument=ALLOW_ALL)
+    with pytest.raises(ServiceError) as caught:
+        call(account, "CreatePolicyVersion", PolicyArn=arn, PolicyDocument=ALLOW_ALL)
+    assert (caught.value.code, caught.value.status) == ("LimitExceeded", 409)
+    assert caught.value.message.startswith("A managed policy can have up to 5 versions.")
+    versions = call(account, "ListPolicyVersions", PolicyArn=arn)["Versions"]
+    assert [v["VersionId"] for v in versions] == ["v5", "v4", "v3", "v2", "v1"]  # type: ignore[attr-defined]
+    call(account, "DeletePolicyVersion", PolicyArn=arn, VersionId="v3")
+    call(account, "CreatePolicyVersion", PolicyArn=arn, PolicyDocument=ALLOW_ALL)
+
+
+TRUST = _doc({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+              "Action": "sts:AssumeRole"})
+
+
+@pytest.mark.parametrize(("kind", "create"), [
+    (USER, {"UserName": "e"}), (GROUP, {"GroupName": "e"}),
+    (ROLE, {"RoleName": "e", "AssumeRolePolicyDocument": TRUST})])
+def test_a_user_group_or_role_has_at_most_10_attached_policies(
+        account: Storage, kind: str, create: dict[str, str]) -> None:
+    label = kind.capitalize()
+    call(account, f"Create{label}", **create)
+    name = {f"{label}Name": "e"}
+    arns = [call(account, "CreatePolicy", PolicyName=f"p{i}",
+                 PolicyDocument=ALLOW_ALL)["Policy"]["Arn"] for i in range(11)]  # type: ignore[index]
+    for arn in arns[:10]:
+        call(account, f"Attach{label}Policy", PolicyArn=arn, **name)
+    with pytest.raises(ServiceError) as caught:
+        call(account, f"Attach{label}Policy", PolicyArn=arns[10], **name)
+    assert (caught.value.code, caught.value.status) == ("LimitExceeded", 409)
+    assert caught.value.message.endswith(": 10.")
+    attached = call(account, f"ListAttached{label}Policies", **name)["AttachedPolicies"]
+    assert sorted(p["PolicyArn"] for p in attached) == sorted(arns[:10])  # type: ignore[attr-defined]
+    # Attaching one already attached is no new attachment, even at the quota.
+    call(account, f"Attach{label}Policy", PolicyArn=arns[0], **name)

@@ -99,6 +99,23 @@ def test_event_totals_read_without_a_deprecation_warning(storage: Storage) -> No
         assert fault_store.event_totals(conn) == {job_store.LEASE_TAKEOVERS: 3, "other": 5}
 
 
+def test_only_running_copies_count_towards_the_throughput(storage: Storage) -> None:
+    """Finished and queued copies keep their started_at (a failed one may have moved bytes),
+    but only the running ones are moving data now; the queue depth counts queued copies only,
+    whatever the other states' counts."""
+    ten_s_ago = NOW - dt.timedelta(seconds=10)
+    with storage.engine.begin() as conn:
+        for row in (job(rules.RUNNING, rules.FULL, 10 * MIB, ten_s_ago),
+                    job(rules.COMPLETED, rules.FULL, 40 * MIB, ten_s_ago, NOW),
+                    job(rules.FAILED, rules.FULL, 20 * MIB, ten_s_ago, NOW),
+                    job(rules.QUEUED, rules.FULL, 0, ten_s_ago),
+                    job(rules.COMPLETED, rules.INCREMENTAL, 0)):
+            job_store.insert_job(conn, row)
+    found = samples(Metrics(storage, FixedClock()))
+    assert found[("snapferry_copy_throughput_bytes_per_second", ())] == MIB
+    assert found[("snapferry_copy_queue_depth", ())] == 1
+
+
 def test_a_copy_started_this_instant_does_not_divide_by_zero(storage: Storage) -> None:
     with storage.engine.begin() as conn:
         job_store.insert_job(conn, job(rules.RUNNING, rules.FULL, 1000, NOW))
@@ -147,6 +164,17 @@ def test_the_rate_column_is_bytes_over_the_copys_time() -> None:
     assert rate_text(done, NOW) == "2.0 MiB/s"  # over its own time, not until now
     instant = job(rules.COMPLETED, moved=MIB, started=NOW, finished=NOW)
     assert rate_text(instant, NOW) == "1000.0 MiB/s"
+
+
+def test_the_rate_column_keeps_the_fraction_of_a_mib() -> None:
+    """A rate is neither rounded down to whole MiB/s nor to whole bytes/s before it is shown
+    (`/` as `//` in either division: 1.5 MiB/s would read 1.0, and 52,428.9 bytes/s, just
+    past the 0.05 MiB/s that rounds up, would read 0.0)."""
+    three_halves = job(rules.RUNNING, moved=3 * MIB, started=NOW - dt.timedelta(seconds=2))
+    assert rate_text(three_halves, NOW) == "1.5 MiB/s"
+    done = job(rules.COMPLETED, moved=524_289, started=NOW - dt.timedelta(seconds=20),
+               finished=NOW - dt.timedelta(seconds=10))
+    assert rate_text(done, NOW) == "0.1 MiB/s"
 
 
 # --- background's constants -----------------------------------------------------------------
