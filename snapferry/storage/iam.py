@@ -485,7 +485,8 @@ def attach(conn: Connection, account_id: str, kind: str, owner: str, arn: str) -
     if arn in present:
         return
     if len(present) >= rules.MAX_ATTACHED:
-        raise rules.limit_exceeded(f"Cannot exceed quota for PoliciesPerUser: "
+        # AWS names the quota by the entity: PoliciesPerUser, PoliciesPerGroup, PoliciesPerRole.
+        raise rules.limit_exceeded(f"Cannot exceed quota for PoliciesPer{kind.capitalize()}: "
                                    f"{rules.MAX_ATTACHED}.")
     conn.execute(insert(iam_attachments).values(account_id=account_id, kind=kind, owner=owner,
                                                 policy_arn=arn))

@@ -254,7 +254,7 @@ def test_a_user_group_or_role_has_at_most_10_attached_policies(
     with pytest.raises(ServiceError) as caught:
         call(account, f"Attach{label}Policy", PolicyArn=arns[10], **name)
     assert (caught.value.code, caught.value.status) == ("LimitExceeded", 409)
-    assert caught.value.message.endswith(": 10.")
+    assert caught.value.message == f"Cannot exceed quota for PoliciesPer{label}: 10."
     attached = call(account, f"ListAttached{label}Policies", **name)["AttachedPolicies"]
     assert sorted(p["PolicyArn"] for p in attached) == sorted(arns[:10])  # type: ignore[attr-defined]
     # Attaching one already attached is no new attachment, even at the quota.
