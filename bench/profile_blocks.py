@@ -12,7 +12,6 @@ uvicorn receiving and sending the body.
 from __future__ import annotations
 
 import base64
-import contextlib
 import cProfile
 import hashlib
 import json
@@ -26,53 +25,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.awsrequest import AWSResponse
-
 from snapferry.config import Settings
 from snapferry.server import Dispatcher
 from snapferry.storage.blocks.fs import FileBlockStore
 from snapferry.storage.datadir import open_storage
+from snapferry.testing import SignedRequests
 from snapferry.wire.http import IncomingRequest
 
-HOST = "127.0.0.1:4747"
 BLOCK = 512 * 1024
 DEFAULT_BLOCKS = 256
-
-
-class _Captured(Exception):
-    pass
-
-
-class Capture:
-    """A boto3 ebs client whose calls are signed and captured instead of sent."""
-
-    def __init__(self) -> None:
-        self.client = boto3.client("ebs", region_name="us-east-1", endpoint_url=f"http://{HOST}",
-                                   aws_access_key_id="test", aws_secret_access_key="test")
-        self.client.meta.events.register("before-send", self._grab)
-        self.last: IncomingRequest | None = None
-
-    def _grab(self, request: Any, **_: Any) -> AWSResponse:
-        url = request.url.split(HOST, 1)[1]
-        path, _, query = url.partition("?")
-        headers = {k.lower(): [v if isinstance(v, str) else v.decode()]
-                   for k, v in request.headers.items()}
-        headers["host"] = [HOST]
-        body = request.body or b""
-        if hasattr(body, "read"):
-            body = body.read()
-        if isinstance(body, str):
-            body = body.encode()
-        headers["content-length"] = [str(len(body))]
-        self.last = IncomingRequest(request.method, path, query, headers, bytes(body))
-        raise _Captured
-
-    def request(self, operation: str, **params: Any) -> IncomingRequest:
-        with contextlib.suppress(_Captured):
-            getattr(self.client, operation)(**params)
-        assert self.last is not None
-        return self.last
 
 
 def cpu() -> tuple[float, float]:
@@ -106,7 +67,7 @@ def floor(blocks: list[bytes], root: Path) -> str:
 def main(argv: list[str]) -> int:
     sort = "tottime" if "--tottime" in argv else "cumulative"
     count = int(next((a for a in argv if a.isdigit()), DEFAULT_BLOCKS))
-    capture = Capture()
+    capture = SignedRequests()
     with tempfile.TemporaryDirectory(prefix="snapferry-profile-blocks-") as tmp:
         settings = Settings(data_dir=Path(tmp))
         storage = open_storage(settings)

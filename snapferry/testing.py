@@ -14,11 +14,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from snapferry.config import Settings
     from snapferry.storage.blocks import BlockStore
+    from snapferry.wire.http import IncomingRequest
 
 READY_PREFIX = "snapferry listening on "
 
@@ -237,3 +238,43 @@ def stored_block_contents(data_dir: Path) -> Iterator[tuple[str, bytes]]:
     store = S3BlockStore(env["SNAPFERRY_BLOCK_STORE"], env["SNAPFERRY_S3_ENDPOINT_URL"])
     for key in store.keys():  # noqa: SIM118 (a block store, not a dict)
         yield f"s3://{store.bucket}/{store.prefix}{key}", store.get(key)
+
+
+class _Captured(Exception):
+    pass
+
+
+class SignedRequests:
+    """boto3's ebs client, signing real requests that are handed back instead of sent, to
+    give to a Dispatcher in this process (a profile, or a test without a server)."""
+
+    HOST = "127.0.0.1:4747"
+
+    def __init__(self) -> None:
+        import boto3  # here: the server never imports this module's clients
+
+        self.client = boto3.client("ebs", region_name="us-east-1",
+                                   endpoint_url=f"http://{self.HOST}",
+                                   aws_access_key_id="test", aws_secret_access_key="test")
+        self.client.meta.events.register("before-send", self._grab)
+        self.last: IncomingRequest | None = None
+
+    def _grab(self, request: Any, **_: Any) -> None:
+        from snapferry.wire.http import IncomingRequest
+
+        path, _, query = request.url.split(self.HOST, 1)[1].partition("?")
+        headers = {k.lower(): [v if isinstance(v, str) else v.decode()]
+                   for k, v in request.headers.items()}
+        body = request.body or b""
+        body = body.read() if hasattr(body, "read") else body
+        body = body.encode() if isinstance(body, str) else bytes(body)
+        headers["host"], headers["content-length"] = [self.HOST], [str(len(body))]
+        self.last = IncomingRequest(request.method, path, query, headers, body)
+        raise _Captured
+
+    def request(self, operation: str, **params: Any) -> IncomingRequest:
+        """The signed request `operation` with `params` would send."""
+        with contextlib.suppress(_Captured):
+            getattr(self.client, operation)(**params)
+        assert self.last is not None
+        return self.last

@@ -17,9 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
@@ -35,10 +33,9 @@ from snapferry.storage.datadir import Storage, open_storage
 from snapferry.storage.engines import unavailable
 from snapferry.storage.manifests import BlockRef
 from snapferry.storage.metadata import DATABASE_FILE
-from snapferry.wire.http import IncomingRequest
+from snapferry.testing import SignedRequests
 
 BLOCK = 512 * 1024
-HOST = "127.0.0.1:4747"
 START = dt.datetime(2026, 12, 3, 1, 2, 3, 456000, tzinfo=dt.UTC)
 
 
@@ -75,38 +72,6 @@ def test_the_plain_snapshot_read_matches_the_core_read(storage: Storage) -> None
         assert blockrows.snapshot(conn, "eu-west-1", "snap-00000000000000009") is None
 
 
-class _Captured(Exception):
-    pass
-
-
-class SignedRequests:
-    """boto3's ebs client, signing real requests that are handed to a Dispatcher in this
-    process instead of being sent."""
-
-    def __init__(self) -> None:
-        self.client = boto3.client("ebs", region_name="us-east-1", endpoint_url=f"http://{HOST}",
-                                   aws_access_key_id="test", aws_secret_access_key="test")
-        self.client.meta.events.register("before-send", self._grab)
-        self.last: IncomingRequest | None = None
-
-    def _grab(self, request: Any, **_: Any) -> AWSResponse:
-        path, _, query = request.url.split(HOST, 1)[1].partition("?")
-        headers = {k.lower(): [v if isinstance(v, str) else v.decode()]
-                   for k, v in request.headers.items()}
-        body = request.body or b""
-        body = body.read() if hasattr(body, "read") else body
-        body = body.encode() if isinstance(body, str) else bytes(body)
-        headers["host"], headers["content-length"] = [HOST], [str(len(body))]
-        self.last = IncomingRequest(request.method, path, query, headers, body)
-        raise _Captured
-
-    def __call__(self, operation: str, **params: Any) -> IncomingRequest:
-        with contextlib.suppress(_Captured):
-            getattr(self.client, operation)(**params)
-        assert self.last is not None
-        return self.last
-
-
 @contextlib.contextmanager
 def write_locked(data_dir: Path) -> Iterator[None]:
     """Another connection holding SQLite's write lock, as a long writer would."""
@@ -126,7 +91,7 @@ def test_a_locked_database_on_the_block_path_is_a_503_not_a_500(storage: Storage
                  lambda dbapi, _record: dbapi.execute("PRAGMA busy_timeout=50"))
     storage.engine.dispose()
     dispatcher = Dispatcher(storage, Settings(data_dir=tmp_path))
-    sign = SignedRequests()
+    sign = SignedRequests().request
     started = dispatcher.handle(sign("start_snapshot", VolumeSize=1))
     snapshot_id = json.loads(started.body)["SnapshotId"]
     data = os.urandom(BLOCK)
