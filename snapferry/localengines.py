@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -35,6 +36,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The reaper: a small process that waits for EOF on a pipe only its starter holds. The starter
+# keeps the write end open until it stops the engine itself, and then kills the reaper first.
+# If the starter dies any other way (kill -9, an interrupted pytest), the kernel closes the pipe
+# and the reaper runs the cleanup, so no PostgreSQL or SeaweedFS is left running in /tmp.
+_REAPER = ("import subprocess, sys; sys.stdin.buffer.read(); "
+           "[subprocess.run(c, shell=True, check=False) for c in sys.argv[1:]]")
+
+
+class _Reaper:
+    def __init__(self, *cleanup: str) -> None:
+        # A session of its own: a Ctrl-C to the starter's process group must not reach it.
+        self.process = subprocess.Popen([sys.executable, "-c", _REAPER, *cleanup],
+                                        stdin=subprocess.PIPE, start_new_session=True)
+
+    def dismiss(self) -> None:
+        """The starter stopped the engine itself: the reaper goes without cleaning up."""
+        self.process.kill()
+        self.process.wait()
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+
+
 def _wait(ready: callable, what: str, timeout: float, log: Path) -> None:  # type: ignore[valid-type]
     deadline = time.monotonic() + timeout
     while not ready():
@@ -52,6 +75,8 @@ class LocalPostgres:
     def __init__(self, root: Path | None = None, port: int | None = None,
                  durable: bool = True) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="snapferry-pg-"))
+        self.temporary = root is None  # a reaper removes only a directory made here
+        self.reaper: _Reaper | None = None
         self.port = port or free_port()
         self.durable = durable  # False: fsync off (tests: a restart is a clean shutdown)
         self.data = self.root / "data"
@@ -64,12 +89,15 @@ class LocalPostgres:
     def url(self, database: str = "postgres") -> str:
         return f"{self.url_base}/{database}"
 
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _command(self, *args: str) -> list[str]:
         command = [str(PG_BIN / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        return subprocess.run(command, capture_output=True, text=True, check=check,
-                              timeout=120)
+        return command
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self._command(*args), capture_output=True, text=True,
+                              check=check, timeout=120)
 
     def _prepare(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -87,6 +115,11 @@ class LocalPostgres:
                    f"-c unix_socket_directories={self.root} -c max_connections=400")
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        cleanup = [shlex.join(self._command("pg_ctl", "-D", str(self.data), "-m",
+                                            "immediate", "-w", "stop"))]
+        if self.temporary:
+            cleanup.append(shlex.join(["rm", "-rf", str(self.root)]))
+        self.reaper = _Reaper(*cleanup)  # before the start: pg_ctl returns once it is up
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
                   "-w", "-t", "60", "start")
         return self
@@ -95,6 +128,9 @@ class LocalPostgres:
         """mode `immediate`: no shutdown checkpoint, as after a crash (recovery at start)."""
         if (self.data / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+        if self.reaper is not None:
+            self.reaper.dismiss()
+            self.reaper = None
 
     def restart(self, mode: str = "fast") -> None:
         self.stop(mode)
@@ -132,6 +168,8 @@ class LocalSeaweed:
     def __init__(self, root: Path | None = None,
                  credentials: dict[str, str] | None = None) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="snapferry-weed-"))
+        self.temporary = root is None  # a reaper removes only a directory made here
+        self.reaper: _Reaper | None = None
         self.credentials = credentials
         self.log = self.root / "weed.log"
         # gRPC ports are the HTTP ports + 10000, so every HTTP port stays below 55535.
@@ -165,6 +203,10 @@ class LocalSeaweed:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             cwd=self.root, start_new_session=True)
+        cleanup = [f"kill -KILL -- -{self.process.pid}"]  # its session's group: weed and children
+        if self.temporary:
+            cleanup.append(shlex.join(["rm", "-rf", str(self.root)]))
+        self.reaper = _Reaper(*cleanup)
         _wait(self._ready, "SeaweedFS", timeout, self.log)
         return self
 
@@ -211,6 +253,9 @@ class LocalSeaweed:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if self.reaper is not None:
+            self.reaper.dismiss()
+            self.reaper = None
 
     def restart(self, graceful: bool = True) -> None:
         self.stop(graceful)
