@@ -1,6 +1,7 @@
 """Where a real `snapferry serve` spends its CPU under bench.blocks' load, sampled by py-spy.
 
-    python -m bench.spy_blocks [--threads N] [--blocks N] [--reads] [--native] [--keep DIR]
+    python -m bench.spy_blocks [--threads N] [--blocks N] [--reads] [--native | --perf |
+                               --no-spy] [--keep DIR]
 
 bench.profile_blocks calls the Dispatcher in-process; this one profiles the whole server
 process, uvicorn and the event loop included, while boto3 clients (bench.blocks' own
@@ -10,6 +11,12 @@ pausing it (--nonblocking) and with idle threads left out, so the samples are wh
 went. Printed: the server's CPU per block from /proc, then the functions holding the most
 samples, by their own time and with what they call, and the share of a few named parts
 of the path. The raw collapsed stacks stay in DIR with --keep.
+
+py-spy's samples are wall time of threads it thinks busy: a thread in fsync, or waiting for
+the GIL, counts. For CPU alone, --perf samples the server with Linux perf (on-CPU only, C
+and kernel frames, no Python ones; `perf report -i DIR/perf.data --sort pid,dso`), and the
+CPU per block per thread, from /proc, separates the event loop from the request threads.
+--no-spy measures only that, unprofiled: run it alternately on two trees to compare them.
 """
 
 from __future__ import annotations
@@ -206,8 +213,9 @@ def main(argv: Iterable[str] | None = None) -> int:
                 stop(recorder, out)
         kind = "GetSnapshotBlock" if args.reads else "PutSnapshotBlock"
         print(f"{count} x {kind} of {BLOCK_SIZE // 1024} KiB, {args.threads} client thread(s):"
-              f" {seconds:.1f} s; server CPU {used * 1e3 / count:.2f} ms per block "
-              f"(profiled: py-spy's own cost on the server is in it)")
+              f" {seconds:.1f} s; server CPU {used * 1e3 / count:.2f} ms per block"
+              + ("" if args.no_spy else " (profiled: the profiler's own cost on the server "
+                                   "is in it)"))
         for name, spent in by_thread.most_common():
             if spent > 0:
                 print(f"  {spent * 1e3 / count:5.2f} ms per block on thread(s) {name}")
