@@ -143,13 +143,15 @@ def thread_seconds(pid: int) -> Counter[str]:
     return seconds
 
 
-def spy(pid: int, out: Path, native: bool) -> subprocess.Popen[bytes]:
+def spy(pid: int, out: Path, native: bool, gil: bool = False) -> subprocess.Popen[bytes]:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [py_spy, "record", "-r", str(RATE), "--format", "raw", "-o", str(out),
                "-p", str(pid)]
     # --native needs py-spy to pause the process for each sample, which slows it (the
     # shares stay meaningful); without it the server runs on while it is sampled.
     command.append("--native" if native else "--nonblocking")
+    if gil:
+        command.append("--gil")
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -166,6 +168,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=512)
     parser.add_argument("--reads", action="store_true", help="profile the reads instead")
     parser.add_argument("--native", action="store_true", help="py-spy --native")
+    parser.add_argument("--gil", action="store_true",
+                        help="py-spy --gil: only the thread holding the GIL, i.e. Python's "
+                        "own CPU, not a thread waiting for it")
     parser.add_argument("--no-spy", action="store_true",
                         help="only the CPU per block and per thread, unprofiled")
     parser.add_argument("--perf", action="store_true",
@@ -200,7 +205,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                     ["perf", "record", "-F", "999", "-g", "-o", str(out), "-p", str(pid)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             else:
-                recorder = None if args.no_spy else spy(pid, out, args.native)
+                recorder = None if args.no_spy else spy(pid, out, args.native, args.gil)
             time.sleep(1.0)  # py-spy attaches
             before, threads_before = cpu.process_seconds(pid), thread_seconds(pid)
             started = time.perf_counter()
