@@ -101,6 +101,12 @@ class IncomingRequest:
             return None
         return self.query_pairs + parse_qsl(text, keep_blank_values=True)
 
+    @cached_property
+    def form(self) -> dict[str, str] | None:
+        """form_pairs as a dict (the last of a repeated name wins); None when not UTF-8."""
+        pairs = self.form_pairs
+        return None if pairs is None else dict(pairs)
+
 
 @dataclass
 class HttpResponse:
