@@ -1,8 +1,8 @@
 """Where the real server's CPU goes under bench.requests' load: py-spy on snapferry's server
 process and on the floor's, one after the other, with the same boto3 clients.
 
-    python -m bench.profile_server [--seconds S] [--clients N] [--native | --perf]
-                                   [--out DIR] [--target snapferry|floor]...
+    python -m bench.profile_server [--seconds S] [--clients N] [--native | --perf] [--raw]
+                                   [--out DIR] [--target snapferry|floor]... [--before TREE]
 
 For each target, N client processes call DescribeAvailabilityZones for S seconds (after a
 warm-up) while `py-spy record -r 1000 --format raw` samples the server process; the raw
@@ -16,6 +16,8 @@ is sampled too, so on a busy machine the shares lean towards where the server ge
 preempted (the socket write that wakes a client). --native adds C frames (uvloop,
 httptools, the interpreter). --perf samples with `perf record` instead: CPU time only,
 kernel included, by shared object and C symbol (no Python function names on 3.11).
+--raw drives the server with bench.requests_raw's clients instead of boto3 (py-spy only):
+they keep it busy and leave the cores to it, so its samples are nearly all CPU.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import cpu, load, servers
+from bench import cpu, load, requests_raw, servers
 from bench.servers import Target
 
 WARMUP_SECONDS = 1.0
@@ -71,11 +73,24 @@ def summarise(stacks: collections.Counter[tuple[str, ...]], top: int = TOP) -> s
     return "\n".join(lines)
 
 
+def run_load(pool: multiprocessing.pool.Pool, target: Target, clients: int, seconds: float,
+             raw: bool) -> int:
+    """Requests served in `seconds` of boto3 clients (bench.requests' load) or, with `raw`,
+    of bench.requests_raw's clients (which keep the server busy: no idle between calls)."""
+    if raw:
+        payload = requests_raw.signed_bytes(target.url)
+        results = pool.starmap(requests_raw.client, [(target.url, payload, seconds)] * clients,
+                               chunksize=1)
+        return sum(ok + failed for ok, failed in results)
+    samples = pool.starmap(load.window, [(target.url, seconds, 0.0, clients > 1)] * clients,
+                           chunksize=1)
+    return sum(sample.served for sample in samples)
+
+
 def profile(pool: multiprocessing.pool.Pool, target: Target, clients: int, seconds: float,
-            out: Path, native: bool) -> str:
+            out: Path, native: bool, raw: bool = False) -> str:
     # Warm up first (clients built, connections open, server caches hot), unprofiled.
-    pool.starmap(load.window, [(target.url, WARMUP_SECONDS, 0.0, clients > 1)] * clients,
-                 chunksize=1)
+    run_load(pool, target, clients, WARMUP_SECONDS, raw)
     raw = out / f"{target.name}.txt"
     spy_path = Path(sys.executable).parent / "py-spy"  # the bench extra's, else PATH's
     command = [str(spy_path) if spy_path.exists() else "py-spy", "record", "-p", str(target.pid),
@@ -89,13 +104,11 @@ def profile(pool: multiprocessing.pool.Pool, target: Target, clients: int, secon
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)  # py-spy attached
     server_before = target.cpu_seconds()
-    samples = pool.starmap(load.window, [(target.url, seconds, 0.0, clients > 1)] * clients,
-                           chunksize=1)
+    served = max(run_load(pool, target, clients, seconds, raw), 1)
     server = target.cpu_seconds() - server_before
     _, errors = spy.communicate(timeout=seconds + 60)
     if spy.returncode != 0:
         raise RuntimeError(f"py-spy failed: {errors.decode(errors='replace')}")
-    served = max(sum(sample.served for sample in samples), 1)
     stacks = read_raw(raw)
     held = sum(stacks.values()) / 1000 / served  # one sample a millisecond
     return (f"== {target.name}: {served} requests from {clients} client(s) in {seconds:g} s, "
@@ -160,6 +173,11 @@ def main(argv: list[str]) -> int:
         targets = {"snapferry": snapferry}
         if "floor" in wanted:
             targets["floor"] = stack.enter_context(servers.floor(response, workdir))
+        if "--before" in argv:  # another source tree's snapferry, as in bench.requests
+            before = Path(_option(argv, "--before", "")).resolve()
+            targets["before"] = stack.enter_context(
+                servers.snapferry(workdir / "data-before", "before", before))
+            wanted.append("before")
         barrier = context.Barrier(clients) if clients > 1 else None
         pool = stack.enter_context(context.Pool(clients, load.init_worker, (barrier,)))
         if barrier is not None:
@@ -168,8 +186,8 @@ def main(argv: list[str]) -> int:
             if "--perf" in argv:
                 print(perf_profile(pool, targets[name], clients, seconds, out), flush=True)
             else:
-                print(profile(pool, targets[name], clients, seconds, out, "--native" in argv),
-                      flush=True)
+                print(profile(pool, targets[name], clients, seconds, out, "--native" in argv,
+                              "--raw" in argv), flush=True)
     print(f"raw stacks in {out}")
     return 0
 
