@@ -37,12 +37,12 @@ class ChunkSigner:
     def chunk(self, previous: str, data_sha256: str) -> str:
         text = "\n".join(("AWS4-HMAC-SHA256-PAYLOAD", self.timestamp, self.scope, previous,
                           EMPTY_SHA256, data_sha256))
-        return hmac.new(self.key, text.encode(), "sha256").hexdigest()
+        return hmac.digest(self.key, text.encode(), "sha256").hex()
 
     def trailer(self, previous: str, trailer_sha256: str) -> str:
         text = "\n".join(("AWS4-HMAC-SHA256-TRAILER", self.timestamp, self.scope, previous,
                           trailer_sha256))
-        return hmac.new(self.key, text.encode(), "sha256").hexdigest()
+        return hmac.digest(self.key, text.encode(), "sha256").hex()
 
 
 def _incomplete(detail: str) -> ServiceError:

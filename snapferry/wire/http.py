@@ -5,11 +5,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 from urllib.parse import parse_qsl, unquote
 
 T = TypeVar("T")
+# Form bodies up to this long are parsed once and remembered (a bounded set): a client
+# polling Describe* sends the same few bodies again and again.
+MAX_REMEMBERED_FORM = 512
+
+
+@lru_cache(maxsize=256)
+def _short_form(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_qsl(text, keep_blank_values=True))
 
 
 class cached_property(Generic[T]):
@@ -99,7 +108,15 @@ class IncomingRequest:
             text = self.body.decode("utf-8")
         except UnicodeDecodeError:
             return None
-        return self.query_pairs + parse_qsl(text, keep_blank_values=True)
+        if len(text) > MAX_REMEMBERED_FORM:
+            return self.query_pairs + parse_qsl(text, keep_blank_values=True)
+        return self.query_pairs + list(_short_form(text))
+
+    @cached_property
+    def form(self) -> dict[str, str] | None:
+        """form_pairs as a dict (the last of a repeated name wins); None when not UTF-8."""
+        pairs = self.form_pairs
+        return None if pairs is None else dict(pairs)
 
 
 @dataclass

@@ -150,7 +150,10 @@ class QueryProtocol(Protocol):
         return pairs
 
     def operation_name(self, request: IncomingRequest) -> str:
-        action = dict(self.params(request)).get("Action")
+        form = request.form  # asked twice a request (routing, then dispatch): built once
+        if form is None:
+            raise InvalidInput(InvalidInput.INVALID, "The request body is not UTF-8.")
+        action = form.get("Action")
         if not action:
             raise ServiceError("MissingAction", "The request must contain the parameter Action.")
         return action

@@ -83,6 +83,7 @@ def _malformed(message: str) -> AuthenticationError:
     return AuthenticationError(AuthProblem.MALFORMED, message)
 
 
+@lru_cache(maxsize=256)  # a caller signs with one key and region: the same text each call
 def _parse_scope(credential: str) -> CredentialScope:
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
@@ -100,6 +101,7 @@ def _stamp_form(text: str | None) -> bool:
             and text.isascii() and text[:8].isdigit() and text[9:15].isdigit())
 
 
+@lru_cache(maxsize=64)  # requests of the same second carry the same text
 def _parse_time(text: str | None) -> dt.datetime:
     if not text:
         raise _malformed("The request must carry X-Amz-Date (or Date) to be signed.")
@@ -252,7 +254,8 @@ def expected_signature(
     )
     scope = signed.scope
     key = signing_key(secret, scope.date, scope.region, scope.service)
-    return hmac.new(key, string_to_sign.encode(), "sha256").hexdigest()
+    # hmac.digest: OpenSSL's one-shot HMAC, no HMAC object (hmac.new) per request.
+    return hmac.digest(key, string_to_sign.encode(), "sha256").hex()
 
 
 def check_time(signed: SignedRequest, now: dt.datetime) -> None:
