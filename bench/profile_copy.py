@@ -80,9 +80,9 @@ def profile_copy(pid: int, clients: object, source_id: str, label: str, out: Pat
     wait_completed(clients.dst_ec2, snapshot_id)  # type: ignore[attr-defined]
     wall = time.perf_counter() - started
     after = thread_cpu(pid)
-    names = thread_names(pid)
     spy.send_signal(signal.SIGINT)
     spy.wait(timeout=60)
+    names = thread_names(pid)  # after record lets go: one py-spy attached at a time
     by_group: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0, 0])
     for tid, (user, system) in after.items():
         was = before.get(tid, (0.0, 0.0))
@@ -98,19 +98,26 @@ def profile_copy(pid: int, clients: object, source_id: str, label: str, out: Pat
     summarise(samples)
 
 
+# An I/O or request thread with no work: blocked in its pool's queue.get (threading's
+# _worker at concurrent/futures/thread.py), or a thread asleep on an Event (a worker idle).
+IDLE = re.compile(r"_worker \(concurrent/futures/thread\.py:\d+\)$|^Thread\.run.*_worker")
+
+
 def summarise(samples: Path, top: int = 25) -> None:
-    """The leaf frames that took the most samples, per thread group."""
+    """The leaf frames that took the most samples, per thread group (the I/O pool's
+    threads together)."""
     leaves: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for line in samples.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         thread = frames[0]
-        name = re.search(r'"([^"]*)"', thread)
+        name = re.match(r'thread \(\w+\): "?([^"]*)"?$', thread)  # py-spy's thread frame
         key = group(name.group(1)) if name else thread
         leaves[key][";".join(frames[-2:])] += int(count)
     for key, counter in leaves.items():
         total = sum(counter.values())
-        print(f"  [{key}] {total} samples")
+        idle = sum(n for leaf, n in counter.items() if IDLE.search(leaf))
+        print(f"  [{key}] {total} samples, {idle / total:.1%} waiting for work")
         for leaf, count in counter.most_common(top if "copy" in key else 4):
             print(f"    {count / total:6.1%}  {leaf[-150:]}")
 
