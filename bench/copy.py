@@ -1,7 +1,11 @@
 """CopySnapshot's engine, measured side by side with the raw cost of copying the same blocks
 on this disk.
 
-    python -m bench.copy
+    python -m bench.copy [--rounds N] [--tree PATH]
+
+`--rounds N` runs at most N rounds (default 3); `--tree PATH` serves from the snapferry
+package of another source tree (a `git worktree` of an earlier commit) with this venv, so
+one bench measures two trees: run it on each in turn, alternating.
 
 One run:
 - a real `snapferry serve`; a 1 GiB snapshot (2048 distinct random 512 KiB blocks) written in
@@ -30,6 +34,7 @@ root): both the raw copy and the engine read sources that were just written, fro
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
 import os
@@ -262,8 +267,9 @@ class Results:
 
 
 class Bench:
-    def __init__(self, server: ServerProcess, workdir: Path) -> None:
+    def __init__(self, server: ServerProcess, workdir: Path, rounds: int = ROUNDS) -> None:
         assert server.process is not None
+        self.rounds = rounds
         self.server_pid = server.process.pid
         self.data_dir = server.data_dir
         self.workdir = workdir
@@ -283,8 +289,9 @@ class Bench:
         self.digests = {i: hashlib.sha256(d).digest() for i, d in blocks.items()}
         started = time.perf_counter()
         self.source_id = write_snapshot(self.clients.src_ebs, blocks, size_gib=1)
-        print(f"source {self.source_id}: {BLOCK_COUNT} blocks written in us-east-1 in "
-              f"{time.perf_counter() - started:.1f} s (4 threads, EBS direct APIs)", flush=True)
+        print(f"server pid {self.server_pid}; source {self.source_id}: {BLOCK_COUNT} blocks "
+              f"written in us-east-1 in {time.perf_counter() - started:.1f} s (4 threads, "
+              "EBS direct APIs)", flush=True)
         self.sources = write_sources(blocks, self.workdir / "raw-source")
 
     def forget_copies(self) -> None:
@@ -350,13 +357,13 @@ class Bench:
     def run(self) -> Results:
         started = time.monotonic()
         self.setup()
-        for number in range(ROUNDS):
+        for number in range(self.rounds):
             if number >= MIN_ROUNDS and time.monotonic() - started > ROUND_BUDGET:
                 print(f"  (time budget: no round {number + 1})", flush=True)
                 break
             self.round(number)
         while len(self.results.copies[INCREMENTAL]) < INCREMENTAL_RUNS:
-            self.incremental(ROUNDS)
+            self.incremental(self.rounds)
         return self.results
 
 
@@ -443,15 +450,31 @@ def engine_listing(data_dir: Path) -> str:
     return listing.stdout
 
 
-def main() -> int:
+def volume_label(blocks: int = BLOCK_COUNT) -> str:
+    """What the run copies, from the block count it uses (not a fixed "1 GiB")."""
+    size = blocks * BLOCK
+    amount = f"{size / GIB:g} GiB" if size % GIB == 0 else f"{size / 2**20:g} MiB"
+    return f"{blocks} blocks x 512 KiB = {amount}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.copy", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help=f"at most this many rounds (default {ROUNDS})")
+    parser.add_argument("--tree", type=Path, default=None,
+                        help="serve from the snapferry package of this source tree")
+    args = parser.parse_args(argv)
+    tree = args.tree.resolve() if args.tree else None
     print(describe_machine().rsplit("\n", 1)[0], flush=True)
-    print(f"{BLOCK_COUNT} blocks x 512 KiB = 1 GiB; copies {SRC} -> {DST}; engine: "
-          f"copy_jobs.finished_at - started_at", flush=True)
+    print(f"{volume_label()}; copies {SRC} -> {DST}; engine: "
+          f"copy_jobs.finished_at - started_at; server tree: {tree or 'this one'}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="snapferry-bench-copy-"))
     try:
         isolate_aws_config(workdir)
-        with ServerProcess(workdir / "data") as server:
-            results = Bench(server, workdir).run()
+        env = {"PYTHONPATH": str(tree)} if tree is not None else None
+        with ServerProcess(workdir / "data", env=env, cwd=tree) as server:
+            results = Bench(server, workdir, args.rounds).run()
             listing = engine_listing(server.data_dir)
         print("\n" + listing)
         print(report(results) + disturbed(results))
@@ -461,4 +484,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -379,17 +379,20 @@ class Copier:
                                                                 dest_codec, beat), None
                     if current.cursor is None:
                         break
-                    intents, moved = self._end_move(current)
                     if not rate and not pace and not applying and job.deadline is None:
-                        # Nothing paces this copy: the next batch's reads, crypto and fsync'd
-                        # writes run while this one's checkpoint commits, so the disk never
-                        # waits on the database. (A fault rule added meanwhile applies one
+                        # Nothing paces this copy: the next batch is queued on the I/O threads
+                        # behind this one's puts, before they are waited for, so no I/O thread
+                        # idles while this batch's last puts finish, while the next batch is
+                        # planned (its rows read, its intents committed) or while this one's
+                        # checkpoint commits. It is recorded only after this one, and only once
+                        # its own puts are durable. (A fault rule added meanwhile applies one
                         # batch later.)
                         try:
                             ahead = self._start_batch(job, current.cursor, step, source_codec,
                                                       dest_codec, beat)
                         except Stopping:
                             ahead = None  # shutting down: this batch is still recorded below
+                    intents, moved = self._end_move(current)
                     delay = max(throttle.delay_after(moved), self._pair_delay(job, moved))
                     walked += (len(current.refs) + len(current.gone)) * BLOCK_SIZE
                     if pace:

@@ -733,6 +733,78 @@ def test_the_next_batch_moves_while_a_checkpoint_commits(storage: Storage) -> No
     assert len(puts) == 130 and dest_state(storage, job).progress == 100
 
 
+def test_the_next_batch_is_queued_before_this_ones_last_put_returns(storage: Storage) -> None:
+    """Pipelining across checkpoints, one step earlier: while a put of the first batch is
+    held, the other I/O threads finish that batch and go on with the second, so no I/O
+    thread idles at a batch's end. An engine that queued the next batch only after every
+    put of this one returned would never put a 65th block while the first is held."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(130)))
+    puts: list[str] = []
+    past_first_batch = threading.Event()
+    lock = threading.Lock()
+    held: list[bool] = []
+
+    def observe(key: str) -> None:
+        with lock:
+            puts.append(key)
+            first = len(puts) == 1
+            if len(puts) > MAX_BATCH:
+                past_first_batch.set()
+        if first:  # this put of the first batch returns only once the second batch moves
+            held.append(past_first_batch.wait(timeout=20))
+
+    hook_puts(storage, observe)
+    copier, _ = make_copier(storage)
+    try:
+        assert copier.run_once()
+    finally:
+        copier.stop()
+    assert held == [True]
+    assert len(puts) == 130 and dest_state(storage, job).progress == 100
+
+
+def test_a_checkpoint_records_only_blocks_whose_puts_returned(storage: Storage) -> None:
+    """A batch is recorded only once every one of its puts has returned (written, fsynced,
+    renamed, its directory fsynced), even with the next batch already moving: the first put
+    is held until a checkpoint begins (or 2 s pass), and each checkpoint finds all of its
+    blocks' puts over."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(130)))
+    returned: set[str] = set()
+    lock = threading.Lock()
+    checkpoint_began = threading.Event()
+    first: list[str] = []
+
+    def observe(key: str) -> None:
+        with lock:
+            is_first = not first
+            first.append(key)
+        if is_first:
+            checkpoint_began.wait(timeout=2)
+        with lock:
+            returned.add(key)
+
+    hook_puts(storage, observe)
+    copier, _ = make_copier(storage)
+    real_checkpoint = copier._checkpoint
+    missing: list[int] = []
+
+    def checkpoint(job_: CopyJob, refs: list[manifests.BlockRef], gone: list[int],
+                   cursor: int, dest: BlockCodec, *rest: object) -> None:
+        checkpoint_began.set()
+        with lock:
+            missing.extend(ref.block_index for ref in refs
+                           if dest.block_id(ref.sha256) not in returned)
+        real_checkpoint(job_, refs, gone, cursor, dest, *rest)  # type: ignore[arg-type]
+
+    copier._checkpoint = checkpoint  # type: ignore[method-assign]
+    try:
+        assert copier.run_once()
+    finally:
+        copier.stop()
+    assert missing == []
+    assert len(first) == 130 and dest_state(storage, job).progress == 100
+
+
 def test_a_stopped_copy_resumes_at_its_checkpoint(storage: Storage) -> None:
     """A worker stopped in its second batch checkpoints what it moved and lets go; the next
     worker moves only the blocks after the cursor, and the copy reads back whole."""
