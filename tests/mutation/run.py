@@ -38,7 +38,8 @@ WITHOUT: set[str] = set()
 # A `file::test` entry names tests that need no hypothesis in a file whose other tests do:
 # here the table of cases, which kills most mutants, runs in the cheap first stage and the
 # property tests of the same file only for what survives it.
-_POLICY_TESTS = ["tests/unit/test_policy_edges.py", "tests/unit/test_policy_rules.py",
+_POLICY_TESTS = ["tests/unit/test_policy_edges.py", "tests/unit/test_policy_unknown.py",
+                 "tests/unit/test_policy_rules.py",
                  "tests/unit/test_policy_documents.py",
                  "tests/unit/test_domain_rules.py",
                  "tests/unit/test_policy_cases.py::test_policy_case",

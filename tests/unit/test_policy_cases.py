@@ -223,6 +223,14 @@ CASES = [
     case("a missing variable in NotResource leaves the Deny out", "allow", caller="session",
          identity=[[allow(), deny(resource=None, NotResource=f"{BUCKET_HOME}/${{aws:username}}")]],
          resource=SNAP),
+    # A variable stands for one value: a key with several (aws:TagKeys) is no value, as if
+    # missing; with exactly one it is that value.
+    case("a variable naming a multi-valued key is no value", "implicitDeny",
+         identity=[when("StringEquals", "aws:username", "${aws:TagKeys}")],
+         context={"aws:TagKeys": ["alice", "zed"]}),
+    case("a variable naming a key with one value is that value", "allow",
+         identity=[when("StringEquals", "aws:username", "${aws:TagKeys}")],
+         context={"aws:TagKeys": ["alice"]}),
     case("${*} is a literal star", "allow",
          identity=[allow(resource="arn:aws:s3:::b/${*}")], resource="arn:aws:s3:::b/*"),
     case("${*} is not a wildcard", "implicitDeny",
