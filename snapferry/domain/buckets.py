@@ -218,9 +218,14 @@ def walk(keys_from: Callable[[str, bool], Iterable[str]], prefix: str, delimiter
     """ListObjects over keys in byte order. `keys_from(bound, inclusive)` yields the keys
     from `bound` on; `start` is the key or common prefix after which to begin."""
     listing = Listing()
-    bound, inclusive = (start, False) if start > prefix else (prefix, True)
-    if start and delimiter and start.endswith(delimiter) and start.startswith(prefix):
-        bound, inclusive = next_after(start), True  # resume after a common prefix
+    # After `start` itself, even when it is the prefix: a key equal to the prefix (a console
+    # "folder" object) that ended the last page must not be listed again.
+    bound, inclusive = (start, False) if start and start >= prefix else (prefix, True)
+    if (delimiter and start.endswith(delimiter) and start.startswith(prefix)
+            and len(start) > len(prefix)):
+        # Resume after a common prefix. `start` equal to the prefix is no common prefix of
+        # this listing (those are longer): it is a key, and the keys under it still follow.
+        bound, inclusive = next_after(start), True
     while True:
         advanced = False
         for key in keys_from(bound, inclusive):

@@ -92,6 +92,11 @@ def test_us_east_1_and_unknown_regions_are_no_location_constraint(constraint: st
 def test_a_location_constraint_is_compared_by_value() -> None:
     endpoint, constraint = "".join(["eu-", "west-1"]), "".join(["eu-west", "-1"])
     assert buckets.bucket_region(endpoint, constraint) == "eu-west-1"
+    assert _code(buckets.bucket_region, "us-east-1",
+                 "".join(["us-", "east-1"])).code == "InvalidLocationConstraint"
+    # An endpoint sorting after us-east-1 is a regional one like any other.
+    assert _code(buckets.bucket_region, "us-west-2",
+                 None).code == "IllegalLocationConstraintException"
     assert buckets.bucket_region("".join(["us-", "east-1"]), None) == "us-east-1"
     assert buckets.bucket_region("us-east-1", "".join(["E", "U"])) == "eu-west-1"
 
@@ -333,6 +338,28 @@ def test_a_listing_resumes_after_its_last_key_or_common_prefix() -> None:
         "photos/2025/", "photos/2026/"]
     # Without a delimiter, a start ending in `/` is a key like any other.
     assert buckets.walk(BUCKET, "", "", "photos/", 1000).keys[0] == "photos/2025/1.jpg"
+
+
+FOLDER = Keys("photos/", "photos/a.jpg", "photos/b.jpg", "z")  # "photos/": a console folder
+
+
+@pytest.mark.parametrize("delimiter", ["", "/"])
+def test_a_key_equal_to_the_prefix_is_listed_once_and_the_keys_under_it_follow(
+        delimiter: str) -> None:
+    # StartAfter equal to the prefix: the keys after it, not the prefix's own key.
+    assert buckets.walk(FOLDER, "photos/", delimiter, "photos/", 1000).keys == [
+        "photos/a.jpg", "photos/b.jpg"]
+    # One key a page: the folder key ends the first page, the second goes on after it.
+    seen: list[str] = []
+    start = ""
+    for _ in range(5):
+        page = buckets.walk(FOLDER, "photos/", delimiter, start, 1)
+        seen += page.keys + page.prefixes
+        if not page.truncated:
+            break
+        assert page.last is not None
+        start = page.last
+    assert seen == ["photos/", "photos/a.jpg", "photos/b.jpg"]
 
 
 def test_paging_through_a_listing_returns_every_key_once() -> None:
