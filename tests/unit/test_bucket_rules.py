@@ -180,6 +180,15 @@ def test_if_none_match_fails_a_read_with_304_and_a_write_with_412() -> None:
     assert _check(if_none_match='"other"', read=False) is None
 
 
+def test_a_check_is_a_reads_unless_the_caller_says_write() -> None:
+    # GetObject, HeadObject and CopyObject's source pass no `read`: a failed If-None-Match
+    # is their 304, not a write's 412.
+    error = _code(buckets.check_conditions, ETAG, MODIFIED, None, ETAG, None, None)
+    assert (error.code, error.status) == NOT_MODIFIED[:2]
+    error = _code(buckets.check_conditions, ETAG, MODIFIED, None, None, BASE, None)
+    assert (error.code, error.status) == NOT_MODIFIED[:2]
+
+
 def test_if_modified_since_applies_to_reads_only_and_after_if_none_match() -> None:
     assert _check(since=BASE) == NOT_MODIFIED
     assert _check(since=BASE + SECOND) == NOT_MODIFIED
