@@ -308,6 +308,9 @@ def test_a_delimiter_rolls_keys_up_into_common_prefixes() -> None:
     nested = buckets.walk(BUCKET, "photos/", "/", "", 1000)
     assert nested.keys == ["photos/top.jpg"]
     assert nested.prefixes == ["photos/2025/", "photos/2026/"]
+    # A prefix not ending with the delimiter: a delimiter right after it still rolls up.
+    rolled = buckets.walk(BUCKET, "photos", "/", "", 1000)
+    assert (rolled.keys, rolled.prefixes) == (["photos0"], ["photos/"])
     # A delimiter of several characters.
     assert buckets.walk(BUCKET, "", "s/", "", 1000).prefixes == ["photos/", "videos/"]
 
