@@ -354,6 +354,13 @@ CASES = [
     # ---- ARN operators ------------------------------------------------------------------
     case("ArnEquals", "allow",
          identity=[when("ArnEquals", "aws:PrincipalArn", f"arn:aws:iam::{A}:user/alice")]),
+    case("ArnEquals takes policy variables", "allow",
+         identity=[when("ArnEquals", "aws:PrincipalArn",
+                        "arn:aws:iam::${aws:PrincipalAccount}:user/${aws:username}")]),
+    case("ArnNotLike takes policy variables", "allow",
+         identity=[[allow(), when("ArnNotLike", "aws:PrincipalArn",
+                                  "arn:aws:iam::${aws:PrincipalAccount}:user/*",
+                                  effect="Deny")]]),
     case("ArnLike by part", "allow",
          identity=[when("ArnLike", "aws:PrincipalArn", "arn:aws:iam::*:user/*")]),
     case("ArnLike: * does not cross a colon", "implicitDeny",
