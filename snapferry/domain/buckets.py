@@ -22,7 +22,8 @@ MAX_PARTS = 10000
 MAX_KEYS = 1000
 MAX_KEY_BYTES = 1024
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+# fullmatch, not ^...$: `$` also matches before a trailing newline ("abc\n").
+_NAME = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
@@ -30,7 +31,7 @@ _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 def check_bucket_name(name: str) -> None:
     """AWS's naming rules for general purpose buckets."""
     problem = None
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         problem = ("3 to 63 lowercase letters, digits, dots and hyphens, starting and ending "
                    "with a letter or digit")
     elif ".." in name:
@@ -217,9 +218,14 @@ def walk(keys_from: Callable[[str, bool], Iterable[str]], prefix: str, delimiter
     """ListObjects over keys in byte order. `keys_from(bound, inclusive)` yields the keys
     from `bound` on; `start` is the key or common prefix after which to begin."""
     listing = Listing()
-    bound, inclusive = (start, False) if start > prefix else (prefix, True)
-    if start and delimiter and start.endswith(delimiter) and start.startswith(prefix):
-        bound, inclusive = next_after(start), True  # resume after a common prefix
+    # After `start` itself, even when it is the prefix: a key equal to the prefix (a console
+    # "folder" object) that ended the last page must not be listed again.
+    bound, inclusive = (start, False) if start and start >= prefix else (prefix, True)
+    if (delimiter and start.endswith(delimiter) and start.startswith(prefix)
+            and len(start) > len(prefix)):
+        # Resume after a common prefix. `start` equal to the prefix is no common prefix of
+        # this listing (those are longer): it is a key, and the keys under it still follow.
+        bound, inclusive = next_after(start), True
     while True:
         advanced = False
         for key in keys_from(bound, inclusive):
@@ -249,7 +255,10 @@ def encode_token(last: str) -> str:
 
 def decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        # validate: urlsafe_b64decode drops characters outside the alphabet, so "***" would
+        # be an empty token, a listing from the start, not the InvalidArgument S3 answers.
+        return base64.b64decode(token.encode("ascii"), altchars=b"-_",
+                                validate=True).decode("utf-8")
     except (ValueError, UnicodeError):
         raise ServiceError("InvalidArgument", "The continuation token provided is incorrect",
                            ArgumentName="continuation-token") from None

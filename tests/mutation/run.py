@@ -38,7 +38,8 @@ WITHOUT: set[str] = set()
 # A `file::test` entry names tests that need no hypothesis in a file whose other tests do:
 # here the table of cases, which kills most mutants, runs in the cheap first stage and the
 # property tests of the same file only for what survives it.
-_POLICY_TESTS = ["tests/unit/test_policy_edges.py", "tests/unit/test_policy_rules.py",
+_POLICY_TESTS = ["tests/unit/test_policy_edges.py", "tests/unit/test_policy_unknown.py",
+                 "tests/unit/test_policy_rules.py",
                  "tests/unit/test_policy_documents.py",
                  "tests/unit/test_domain_rules.py",
                  "tests/unit/test_policy_cases.py::test_policy_case",
@@ -122,15 +123,20 @@ TARGETS: dict[str, list[str]] = {
                                     "tests/unit/test_policy_unknown.py",
                                     "tests/integration/test_authorize_first.py",
                                     "tests/integration/test_permissions.py"],
-    # Reached only through a server (no unit tests of their own yet): each mutant costs a
-    # server start, so they come last.
-    "snapferry/domain/authorization_messages.py": ["tests/integration/test_permissions.py",
+    # Unit tests of their own since session 22, then the integration files that reach them
+    # through a server.
+    "snapferry/domain/authorization_messages.py": ["tests/unit/test_authorization_messages.py",
+                                                   "tests/integration/test_permissions.py",
                                                    "tests/integration/test_cross_account_sides.py"],
-    "snapferry/domain/managed_policies.py": ["tests/integration/test_iam_api.py",
+    "snapferry/domain/managed_policies.py": ["tests/unit/test_managed_policies.py",
+                                             "tests/integration/test_iam_api.py",
                                              "tests/integration/test_permissions.py"],
-    "snapferry/domain/buckets.py": ["tests/unit/test_s3_actions.py",
+    "snapferry/domain/buckets.py": ["tests/unit/test_bucket_rules.py",
+                                    "tests/unit/test_s3_actions.py",
                                     "tests/integration/test_s3.py",
                                     "tests/integration/test_s3_cli.py"],
+    # Reached only through a server (no unit tests of their own yet): each mutant costs a
+    # server start, so they come last.
     "snapferry/domain/checksums.py": ["tests/integration/test_s3.py"],
     "snapferry/domain/bundles.py": ["tests/integration/test_s3_bundles.py",
                                     "tests/integration/test_s3_image_copies.py"],

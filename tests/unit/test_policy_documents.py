@@ -64,6 +64,11 @@ MALFORMED = [
     (doc({**OK, "Principal": {"AWS": "alice"}}), Kind.RESOURCE, "Invalid principal"),
     (doc({**OK, "Condition": {"StringEqualz": {"aws:RequestedRegion": "x"}}}),
      Kind.IDENTITY, "Invalid Condition type : StringEqualz"),
+    # Unknown names sorting before and after "Null", the one base outside OPERATORS.
+    (doc({**OK, "Condition": {"IpAddres": {"aws:SourceIp": "10.0.0.0/8"}}}),
+     Kind.IDENTITY, "Invalid Condition type : IpAddres"),
+    (doc({**OK, "Condition": {"Nul": {"aws:TagKeys": "true"}}}),
+     Kind.IDENTITY, "Invalid Condition type : Nul"),
     (doc({**OK, "Condition": {"ForSomeValues:StringEquals": {"aws:TagKeys": "x"}}}),
      Kind.IDENTITY, "Invalid Condition type : ForSomeValues:StringEquals"),
     (doc({**OK, "Condition": {"NullIfExists": {"aws:TagKeys": "true"}}}),

@@ -104,3 +104,12 @@ def test_a_pattern_naming_a_variable_the_request_lacks_never_holds(operator: str
     # The same pattern holds once the variable is there (...Like) or fails (...NotLike).
     tagged = Facts({key: facts.values(key)[0], "aws:PrincipalTag/team": "x"})
     assert test(parsed, key, [pattern], tagged) == ("Not" not in operator)
+
+
+def test_a_condition_block_with_an_operator_aws_does_not_know_never_holds() -> None:
+    # parse_document refuses such a block; holds() refuses it too rather than let it allow.
+    from snapferry.domain.conditions import Facts, holds
+
+    facts = Facts({"aws:RequestedRegion": "us-east-1"})
+    assert holds({"StringEquals": {"aws:RequestedRegion": ("us-east-1",)}}, facts)
+    assert not holds({"StringEqualz": {"aws:RequestedRegion": ("us-east-1",)}}, facts)
