@@ -167,3 +167,14 @@ def test_a_composite_checksum_is_the_checksum_of_the_parts_checksums(name: str) 
     assert checksums.composite(values, name) == f"{expected(name, joined)}-3"
     assert checksums.composite(values[:1], name) == \
         f"{expected(name, base64.b64decode(values[0]))}-1"
+
+
+@pytest.mark.parametrize("first", ["+", "z"])
+def test_a_declared_checksum_is_refused_whether_it_sorts_before_or_after(first: str) -> None:
+    """Compared by value, not by order: a wrong value sorting before ('+' is base64's lowest
+    character) or after ('z' above every letter and '/') the right one is refused."""
+    right = expected("CRC32", b"data")
+    wrong = first + right[1:]
+    assert wrong != right
+    error = error_of(checksums.check_declared, {"CRC32": wrong}, hashed(b"data", "CRC32"))
+    assert error.code == "BadDigest"
