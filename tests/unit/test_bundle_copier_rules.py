@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -385,4 +386,16 @@ def test_a_fault_rule_for_another_copy_does_not_apply(storage: Storage,
         fault_store.add_rule(conn, FaultRule("elsewhere", COPY, fail_at=0.0, message="no",
                                              **other), NOW)  # type: ignore[arg-type]
     run_copy(storage)
+    assert found.image().state == image_rules.AVAILABLE
+
+
+def test_a_paced_copy_takes_its_time_before_its_last_file(storage: Storage) -> None:
+    """The server's minimum seconds per GiB, set so the three parts take one second: the
+    copy waits after each part (none after the manifest, which ends it)."""
+    found = bundle(storage)
+    parts_bytes = sum(map(len, PARTS.values()))
+    started = time.monotonic()
+    run_copy(storage, min_seconds_per_gib=1.0 * 2**30 / parts_bytes, lease_seconds=0.3)
+    assert time.monotonic() - started >= 0.95
+    assert found.job_now().state == copy_rules.COMPLETED
     assert found.image().state == image_rules.AVAILABLE
