@@ -178,3 +178,16 @@ def test_a_declared_checksum_is_refused_whether_it_sorts_before_or_after(first: 
     assert wrong != right
     error = error_of(checksums.check_declared, {"CRC32": wrong}, hashed(b"data", "CRC32"))
     assert error.code == "BadDigest"
+
+
+@pytest.mark.parametrize(("name", "width"), [("CRC32C", 32), ("CRC64NVME", 64)])
+def test_a_crc_of_all_ones_is_written_as_all_ones(name: str, width: int) -> None:
+    """Bytes whose CRC is all ones: a reflected CRC's register is driven to zero by
+    appending the register itself, little-endian (each step then looks up entry 0, which is
+    0), and a zero register comes out all ones after the final XOR."""
+    poly = {"CRC32C": 0x82F63B78, "CRC64NVME": 0x9A6C9329AC4BC9B5}[name]
+    mask = (1 << width) - 1
+    register = int.from_bytes(reference_crc(b"abc", poly, width), "big") ^ mask
+    data = b"abc" + register.to_bytes(width // 8, "little")
+    assert reference_crc(data, poly, width) == b"\xff" * (width // 8)
+    assert hashed(data, name).value(name) == b64(b"\xff" * (width // 8))
