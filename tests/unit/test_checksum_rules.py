@@ -191,3 +191,22 @@ def test_a_crc_of_all_ones_is_written_as_all_ones(name: str, width: int) -> None
     data = b"abc" + register.to_bytes(width // 8, "little")
     assert reference_crc(data, poly, width) == b"\xff" * (width // 8)
     assert hashed(data, name).value(name) == b64(b"\xff" * (width // 8))
+
+
+def test_a_content_md5_with_a_stray_character_is_invalid_even_if_the_rest_matches() -> None:
+    """Strict base64: a character outside the alphabet is refused, not skipped."""
+    right = b64(hashlib.md5(b"data").digest())
+    for stray in (right[:8] + "!" + right[8:], right[:8] + " " + right[8:], "*" + right):
+        error = error_of(checksums.check_md5, stray, hashed(b"data"))
+        assert error.code == "InvalidDigest"
+
+
+@pytest.mark.parametrize("flip", [0x00, 0xFF])
+def test_a_content_md5_is_refused_whether_it_sorts_before_or_after(flip: int) -> None:
+    """A wrong digest whose first byte is 0x00 (sorting before the right one) or 0xff
+    (after) is a bad digest either way: compared by value, not by order."""
+    right = hashlib.md5(b"data").digest()
+    wrong = bytes([flip]) + right[1:]
+    assert wrong != right
+    error = error_of(checksums.check_md5, b64(wrong), hashed(b"data"))
+    assert error.code == "BadDigest"
