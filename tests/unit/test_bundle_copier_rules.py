@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -394,8 +395,17 @@ def test_a_paced_copy_takes_its_time_before_its_last_file(storage: Storage) -> N
     copy waits after each part (none after the manifest, which ends it)."""
     found = bundle(storage)
     parts_bytes = sum(map(len, PARTS.values()))
+    clock = SystemClock()
+    copier = Copier(storage, KeyRing(storage.box, clock), clock, CopySettings(
+        workers=0, min_seconds_per_gib=1.0 * 2**30 / parts_bytes, lease_seconds=0.3))
+    # In a thread, so a wait far too long fails the test in 30 s, not never: stop() ends it.
+    worker = threading.Thread(target=copier.run_once, daemon=True)
     started = time.monotonic()
-    run_copy(storage, min_seconds_per_gib=1.0 * 2**30 / parts_bytes, lease_seconds=0.3)
-    assert time.monotonic() - started >= 0.95
+    worker.start()
+    worker.join(timeout=30)
+    took = time.monotonic() - started
+    copier.stop()
+    worker.join(timeout=30)
+    assert 0.95 <= took < 30
     assert found.job_now().state == copy_rules.COMPLETED
     assert found.image().state == image_rules.AVAILABLE
