@@ -85,6 +85,10 @@ def test_the_root_device_is_named_by_its_mapping_with_dev_added() -> None:
     assert root("<mapping><virtual>ami</virtual><device>sdz</device></mapping>"
                 "<mapping><virtual>root</virtual><device>/dev/sdc</device></mapping>") == \
         "/dev/sdc"
+    # Only the mapping named root, whether the names before it sort before or after it.
+    assert root("<mapping><virtual>swap</virtual><device>sdw</device></mapping>"
+                "<mapping><virtual>ami</virtual><device>sdv</device></mapping>"
+                "<mapping><virtual>root</virtual><device>sdr</device></mapping>") == "/dev/sdr"
     assert root("") == "/dev/sda1"  # no root mapping: EC2's default
     assert root("<mapping><virtual>ami</virtual><device>sdz</device></mapping>") == "/dev/sda1"
 
@@ -140,7 +144,9 @@ def test_dtds_and_entities_are_refused(declaration: bytes) -> None:
 
 def test_malformed_xml_and_another_root_are_refused() -> None:
     assert "not well-formed XML" in invalid(b"<manifest><oops></manifest>")
+    # Another root refused whether its name sorts before or after "manifest".
     assert "root element is not <manifest>" in invalid(manifest(root="bundle"))
+    assert "root element is not <manifest>" in invalid(manifest(root="package"))
 
 
 @pytest.mark.parametrize("version", ["2005-01-01", "2007-10-11", "2007-10-1"])
