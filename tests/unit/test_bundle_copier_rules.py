@@ -412,3 +412,17 @@ def test_a_paced_copy_takes_its_time_before_its_last_file(storage: Storage) -> N
     assert 0.95 <= took < 30
     assert found.job_now().state == copy_rules.COMPLETED
     assert found.image().state == image_rules.AVAILABLE
+
+
+def test_a_fault_rule_below_a_resumed_copy_s_progress_fails_it_at_once(storage: Storage) -> None:
+    """A rule added while the copy was stopped past its point (2 of 4 files done, fail_at
+    0.25): the copy fails before its next file, not never."""
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == found.job.job_id)
+                     .values(cursor=2, blocks_done=2))
+        fault_store.add_rule(conn, FaultRule("late", COPY, region=DST, fail_at=0.25,
+                                             message="Injected late."), NOW)
+    run_copy(storage)
+    failed_with(found, "Injected late.")
+    assert found.job_now().cursor == 2
