@@ -99,6 +99,20 @@ def test_start_up_fails_volumes_left_creating_and_frees_their_blocks(storage: St
     assert len(set(storage.blocks.keys())) == 1  # the failed volume's block is collected
 
 
+def test_a_round_after_start_up_leaves_a_volume_being_created_alone(storage: Storage) -> None:
+    """On one machine only start-up may fail `creating` volumes: after it, a volume in that
+    state is one a request of this process is creating now."""
+    background = Background(storage, FixedClock())
+    background.start_up()
+    creating = volume(storage, volume_rules.CREATING)
+    background.run_once()
+    background.start(startup=False)  # the first round of `serve --processes N`'s siblings
+    background.stop()
+    assert volume_state(storage, creating) == volume_rules.CREATING
+    with storage.engine.connect() as conn:
+        assert manifests.block_total(conn, creating) == 1
+
+
 def test_only_pending_snapshots_of_volumes_are_finished(storage: Storage) -> None:
     of_volume, direct = pending(storage, rules.ORIGIN_VOLUME), pending(storage, rules.ORIGIN_EBS)
     copy = pending(storage, rules.ORIGIN_COPY)

@@ -1,0 +1,428 @@
+"""The bundle copy (engine/bundle_copier.py: CopyImage of an instance-store image) run by the
+copy engine in-process on a real data dir (SQLite, object files in a tmp dir, nothing
+mocked): what a copy puts where, what it checks at each step, and what a failed copy leaves.
+
+The rows are made as the services make them (a bucket, objects with their files, the source
+image, the pending new image, a queued job of kind `bundle`), then `Copier.run_once` claims
+and runs the job. Before these tests the module was guarded only by
+tests/integration/test_s3_image_copies.py, so each of its mutants cost a server start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import update
+
+from snapferry.config import CopySettings
+from snapferry.domain import bundle_copies as rules
+from snapferry.domain import copies as copy_rules
+from snapferry.domain import images as image_rules
+from snapferry.domain import s3_access
+from snapferry.domain.accounts import AccessKey
+from snapferry.domain.clock import SystemClock
+from snapferry.domain.copies import CopyJob
+from snapferry.domain.faults import COPY, FaultRule
+from snapferry.domain.images import Image
+from snapferry.engine.copier import Copier
+from snapferry.services.keyring import KeyRing
+from snapferry.storage import copies as job_store
+from snapferry.storage import faults as fault_store
+from snapferry.storage import images as image_store
+from snapferry.storage import s3store
+from snapferry.storage.datadir import Storage
+from snapferry.storage.metadata import copy_jobs
+from snapferry.storage.objectfiles import ObjectFiles
+from snapferry.storage.s3store import Bucket, StoredObject
+
+ACCOUNT, OTHER = "111111111111", "222222222222"
+KEY = AccessKey(ACCOUNT, "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+SRC, DST = "us-east-1", "eu-central-1"
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+SOURCE_BUCKET = "src-bundles"
+PARTS = {"disk.img.part.0": b"first part " * 100, "disk.img.part.1": b"second part " * 70,
+         "disk.img.part.2": b"last"}
+
+
+def manifest_of(parts: dict[str, bytes]) -> bytes:
+    listed = "".join(
+        f'<part index="{i}"><filename>{name}</filename>'
+        f'<digest algorithm="SHA1">{hashlib.sha1(data).hexdigest()}</digest></part>'
+        for i, (name, data) in enumerate(parts.items()))
+    return (f"<manifest><version>2007-10-10</version><machine_configuration>"
+            f"<architecture>x86_64</architecture></machine_configuration><image>"
+            f"<name>disk.img</name><size>4096</size><parts count=\"{len(parts)}\">{listed}"
+            f"</parts></image></manifest>").encode()
+
+
+@dataclass
+class Bundle:
+    storage: Storage
+    files: ObjectFiles
+    source: Image
+    image_id: str
+    target: str
+    job: CopyJob
+
+    def object(self, bucket: str, key: str) -> StoredObject | None:
+        with self.storage.engine.connect() as conn:
+            return s3store.get_object(conn, bucket, key)
+
+    def read(self, obj: StoredObject) -> bytes:
+        return b"".join(self.files.read(obj.file_id))
+
+    def image(self) -> Image:
+        with self.storage.engine.connect() as conn:
+            found = image_store.get_image(conn, DST, self.image_id)
+        assert found is not None
+        return found
+
+    def job_now(self) -> CopyJob:
+        with self.storage.engine.connect() as conn:
+            found = job_store.get_job(conn, self.job.job_id)
+        assert found is not None
+        return found
+
+    def target_keys(self) -> list[str]:
+        with self.storage.engine.connect() as conn:
+            return list(s3store.keys_from(conn, self.target, "", True))
+
+
+def put(storage: Storage, files: ObjectFiles, bucket: str, key: str, data: bytes,
+        owner: str = ACCOUNT) -> None:
+    with files.writer() as writer:
+        writer.write(data)
+        file_id = writer.commit()
+    with storage.engine.begin() as conn:
+        s3store.put_object(conn, StoredObject(
+            bucket, key, file_id, len(data), f'"{hashlib.md5(data).hexdigest()}"', NOW, owner,
+            {}, {}, None, s3_access.canned("private", owner, for_object=True)))
+
+
+def add_bucket(storage: Storage, name: str, owner: str, region: str, acl: str = "private",
+               ownership: str = "BucketOwnerEnforced") -> None:
+    with storage.engine.begin() as conn:
+        s3store.add_bucket(conn, Bucket(name, owner, region, NOW, ownership,
+                                        s3_access.canned(acl, owner), None))
+
+
+def bundle(storage: Storage, parts: dict[str, bytes] | None = None, *,
+           source_owner: str = ACCOUNT, target_owner: str = ACCOUNT,
+           folder: str = "images/v1") -> Bundle:
+    """A source bundle in SRC (parts and manifest under `folder`), the regional bucket in
+    DST, the pending new image and its queued bundle copy job, as CopyImage leaves them."""
+    parts = PARTS if parts is None else parts
+    storage.accounts.add(KEY)
+    files = ObjectFiles(storage.data_dir / "s3")
+    add_bucket(storage, SOURCE_BUCKET, source_owner, SRC)
+    prefix = f"{folder}/" if folder else ""
+    for name, data in parts.items():
+        put(storage, files, SOURCE_BUCKET, prefix + name, data, source_owner)
+    put(storage, files, SOURCE_BUCKET, f"{prefix}disk.img.manifest.xml", manifest_of(parts),
+        source_owner)
+    target = rules.regional_bucket(ACCOUNT, DST)
+    add_bucket(storage, target, target_owner, DST, rules.BUCKET_ACL, rules.OWNERSHIP)
+    source_id, image_id = f"ami-{uuid.uuid4().hex[:17]}", f"ami-{uuid.uuid4().hex[:17]}"
+    source = Image(source_id, ACCOUNT, SRC, "bundled", image_rules.AVAILABLE, NOW,
+                   f"{SOURCE_BUCKET}/{prefix}disk.img.manifest.xml", "x86_64", "paravirtual",
+                   "/dev/sda1", root_device_type="instance-store")
+    job = CopyJob(job_id=str(uuid.uuid4()), snapshot_id=image_id, account_id=ACCOUNT,
+                  access_key_id=KEY.access_key_id, dest_region=DST, source_region=SRC,
+                  source_snapshot_id=source_id, source_lineage_id=f"bundle:{source_id}",
+                  state=copy_rules.QUEUED, cursor=0, blocks_done=0, bytes_moved=0, fencing=0,
+                  created_at=NOW, blocks_total=len(parts) + 1, kind=copy_rules.BUNDLE)
+    with storage.engine.begin() as conn:
+        image_store.insert_image(conn, source)
+        image_store.insert_image(conn, Image(
+            image_id, ACCOUNT, DST, "copied", image_rules.PENDING, NOW,
+            f"{target}/{image_id}/disk.img.manifest.xml", "x86_64", "paravirtual", "/dev/sda1",
+            root_device_type="instance-store", source_image_id=source_id,
+            source_image_region=SRC, copy_job_id=job.job_id))
+        job_store.insert_job(conn, job)
+    return Bundle(storage, files, source, image_id, target, job)
+
+
+def object_files(storage: Storage) -> set[str]:
+    return {p.name for p in (storage.data_dir / "s3" / "objects").rglob("*") if p.is_file()}
+
+
+def run_copy(storage: Storage, **settings: object) -> None:
+    clock = SystemClock()
+    copier = Copier(storage, KeyRing(storage.box, clock), clock,
+                    CopySettings(workers=0, **settings))  # type: ignore[arg-type]
+    try:
+        assert copier.run_once()
+    finally:
+        copier.stop()
+
+
+def failed_with(found: Bundle, *fragments: str) -> None:
+    """The copy ended failed, the image shows why, and nothing of it is left in the bucket."""
+    job = found.job_now()
+    assert job.state == copy_rules.FAILED
+    image = found.image()
+    assert image.state == image_rules.FAILED
+    assert image.state_reason_code == "Server.InternalError"
+    assert (image.state_reason_message or "").startswith(
+        "Copy image failed with an internal error: ")
+    for fragment in fragments:
+        assert fragment in (job.message or "")
+        assert fragment in (image.state_reason_message or "")
+    assert found.target_keys() == []
+
+
+# --- a copy that succeeds -------------------------------------------------------------------
+
+def test_a_bundle_is_copied_under_the_new_image_id_and_the_image_made_available(
+        storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
+    found = bundle(storage)
+    with caplog.at_level(logging.WARNING):
+        run_copy(storage)
+    assert [r.getMessage() for r in caplog.records] == []  # no step past the end, no error
+    names = [*PARTS, "disk.img.manifest.xml"]
+    assert sorted(found.target_keys()) == sorted(f"{found.image_id}/{n}" for n in names)
+    for name, data in [*PARTS.items(), ("disk.img.manifest.xml", manifest_of(PARTS))]:
+        copied = found.object(found.target, f"{found.image_id}/{name}")
+        assert copied is not None
+        assert found.read(copied) == data
+        assert (copied.size, copied.etag) == (len(data), f'"{hashlib.md5(data).hexdigest()}"')
+        assert copied.owner == ACCOUNT
+        assert copied.acl == s3_access.canned("aws-exec-read", ACCOUNT, for_object=True)
+    # The source is untouched.
+    source = found.object(SOURCE_BUCKET, "images/v1/disk.img.part.0")
+    assert source is not None and found.read(source) == PARTS["disk.img.part.0"]
+    job = found.job_now()
+    assert (job.state, job.cursor, job.blocks_done) == (copy_rules.COMPLETED, 4, 4)
+    assert job.bytes_moved == sum(map(len, PARTS.values())) + len(manifest_of(PARTS))
+    assert found.image().state == image_rules.AVAILABLE
+
+
+def test_a_bundle_beside_its_manifest_at_the_top_of_the_bucket_is_copied(
+        storage: Storage) -> None:
+    found = bundle(storage, folder="")
+    run_copy(storage)
+    assert found.image().state == image_rules.AVAILABLE
+    copied = found.object(found.target, f"{found.image_id}/disk.img.part.1")
+    assert copied is not None and found.read(copied) == PARTS["disk.img.part.1"]
+
+
+def test_a_copy_resumes_at_its_cursor(storage: Storage) -> None:
+    """A worker that died after naming the first part: the next starts at the second."""
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == found.job.job_id)
+                     .values(cursor=1, blocks_done=1, bytes_moved=7))
+    run_copy(storage)
+    assert found.object(found.target, f"{found.image_id}/disk.img.part.0") is None
+    assert found.object(found.target, f"{found.image_id}/disk.img.part.1") is not None
+    job = found.job_now()
+    assert (job.state, job.cursor) == (copy_rules.COMPLETED, 4)
+    assert job.bytes_moved == 7 + sum(len(PARTS[n]) for n in list(PARTS)[1:]) + \
+        len(manifest_of(PARTS))
+    assert found.image().state == image_rules.AVAILABLE
+
+
+def test_a_copy_resumed_past_its_manifest_s_end_fails(storage: Storage) -> None:
+    """The manifest lost a part while the copy was stopped: its cursor is past the end."""
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == found.job.job_id)
+                     .values(cursor=9, blocks_done=9))
+    run_copy(storage)
+    failed_with(found, "changed during the copy", "disk.img.manifest.xml")
+
+
+def test_a_copy_already_at_its_last_file_copies_only_the_manifest(storage: Storage) -> None:
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == found.job.job_id)
+                     .values(cursor=3, blocks_done=3))
+    run_copy(storage)
+    assert found.target_keys() == [f"{found.image_id}/disk.img.manifest.xml"]
+    assert found.image().state == image_rules.AVAILABLE
+
+
+# --- a copy that fails ----------------------------------------------------------------------
+
+def test_a_part_gone_from_the_source_fails_the_copy_and_takes_back_what_it_put(
+        storage: Storage) -> None:
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        gone = s3store.delete_object(conn, SOURCE_BUCKET, "images/v1/disk.img.part.2")
+    assert gone is not None
+    files_before = object_files(storage)
+    run_copy(storage)
+    failed_with(found, f"s3://{SOURCE_BUCKET}/images/v1/disk.img.part.2",
+                "no longer exists")
+    # The two parts already copied went with the failure, files and all.
+    assert object_files(storage) == files_before
+
+
+def test_a_part_file_gone_while_read_fails_the_copy(storage: Storage) -> None:
+    found = bundle(storage)
+    part = found.object(SOURCE_BUCKET, "images/v1/disk.img.part.1")
+    assert part is not None
+    found.files.delete(part.file_id)
+    run_copy(storage)
+    failed_with(found, "disk.img.part.1 was replaced or deleted during the copy")
+
+
+def test_a_manifest_gone_fails_the_copy(storage: Storage) -> None:
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        s3store.delete_object(conn, SOURCE_BUCKET, "images/v1/disk.img.manifest.xml")
+    run_copy(storage)
+    failed_with(found, f"The manifest s3://{SOURCE_BUCKET}/images/v1/disk.img.manifest.xml "
+                "no longer exists")
+
+
+def test_a_manifest_no_longer_valid_fails_the_copy(storage: Storage) -> None:
+    found = bundle(storage)
+    put(storage, found.files, SOURCE_BUCKET, "images/v1/disk.img.manifest.xml", b"<manifest/>")
+    run_copy(storage)
+    failed_with(found, "is no longer valid", "InvalidManifest")
+
+
+def test_a_manifest_file_gone_fails_the_copy(storage: Storage) -> None:
+    found = bundle(storage)
+    manifest = found.object(SOURCE_BUCKET, "images/v1/disk.img.manifest.xml")
+    assert manifest is not None
+    found.files.delete(manifest.file_id)
+    run_copy(storage)
+    failed_with(found, "was replaced or deleted during the copy")
+
+
+def test_a_source_bucket_gone_fails_the_copy(storage: Storage) -> None:
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        for key in list(s3store.keys_from(conn, SOURCE_BUCKET, "", True)):
+            s3store.delete_object(conn, SOURCE_BUCKET, key)
+        s3store.delete_bucket(conn, SOURCE_BUCKET)
+    run_copy(storage)
+    failed_with(found, "no longer exists")
+
+
+def test_a_source_image_gone_fails_the_copy(storage: Storage) -> None:
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        image_store.update_image(conn, found.source.image_id, region="ap-south-1")
+    run_copy(storage)
+    failed_with(found, f"The source image {found.source.image_id} no longer exists.")
+
+
+def test_a_bundle_the_caller_may_not_read_fails_the_copy_with_aws_s_reason(
+        storage: Storage) -> None:
+    found = bundle(storage, source_owner=OTHER)
+    run_copy(storage)
+    failed_with(found, "User: arn:aws:iam::111111111111:root is not authorized to perform: "
+                f"s3:GetObject on resource: arn:aws:s3:::{SOURCE_BUCKET}/images/v1/"
+                "disk.img.manifest.xml")
+
+
+def test_a_part_the_caller_may_not_read_fails_the_copy(storage: Storage) -> None:
+    """The manifest is readable (a public-read object), the part is not."""
+    found = bundle(storage, source_owner=OTHER)
+    with storage.engine.begin() as conn:
+        s3store.set_object_acl(conn, SOURCE_BUCKET, "images/v1/disk.img.manifest.xml",
+                               s3_access.canned("public-read", OTHER, for_object=True))
+        s3store.update_bucket(conn, SOURCE_BUCKET, ownership="ObjectWriter")
+    run_copy(storage)
+    failed_with(found, "s3:GetObject on resource: "
+                f"arn:aws:s3:::{SOURCE_BUCKET}/images/v1/disk.img.part.0")
+
+
+def test_a_target_bucket_the_caller_may_not_write_fails_the_copy(storage: Storage) -> None:
+    found = bundle(storage, target_owner=OTHER)
+    run_copy(storage)
+    job = found.job_now()
+    assert job.state == copy_rules.FAILED
+    assert "s3:PutObject on resource: " \
+        f"arn:aws:s3:::{found.target}/{found.image_id}/disk.img.part.0" in (job.message or "")
+    assert found.image().state == image_rules.FAILED
+    with storage.engine.connect() as conn:
+        assert list(s3store.keys_from(conn, found.target, "", True)) == []
+
+
+def test_a_target_bucket_deleted_during_the_copy_fails_it(storage: Storage) -> None:
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        s3store.delete_bucket(conn, found.target)
+    run_copy(storage)
+    job = found.job_now()
+    assert job.state == copy_rules.FAILED
+    assert f"The bucket {found.target} was deleted during the copy." in (job.message or "")
+    assert found.image().state == image_rules.FAILED
+
+
+def test_a_deregistered_image_s_copy_stops_without_copying(storage: Storage) -> None:
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        image_store.update_image(conn, found.image_id, state=image_rules.DEREGISTERED)
+    run_copy(storage)
+    assert found.target_keys() == []
+    assert found.image().state == image_rules.DEREGISTERED
+
+
+def test_a_fault_rule_fails_the_copy_exactly_at_its_fraction(storage: Storage) -> None:
+    """3 parts and the manifest: fail_at 0.5 lets ceil(0.5 * 4) = 2 files through."""
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        fault_store.add_rule(conn, FaultRule("half", COPY, region=DST, fail_at=0.5,
+                                             message="Injected at half way."), NOW)
+    run_copy(storage)
+    failed_with(found, "Injected at half way.")
+    assert (found.job_now().cursor, found.job_now().blocks_done) == (2, 2)
+
+
+@pytest.mark.parametrize("other", [{"region": SRC}, {"account_id": OTHER},
+                                   {"resource_id": "ami-00000000000000000"}])
+def test_a_fault_rule_for_another_copy_does_not_apply(storage: Storage,
+                                                      other: dict[str, str]) -> None:
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        fault_store.add_rule(conn, FaultRule("elsewhere", COPY, fail_at=0.0, message="no",
+                                             **other), NOW)  # type: ignore[arg-type]
+    run_copy(storage)
+    assert found.image().state == image_rules.AVAILABLE
+
+
+def test_a_paced_copy_takes_its_time_before_its_last_file(storage: Storage) -> None:
+    """The server's minimum seconds per GiB, set so the three parts take one second: the
+    copy waits after each part (none after the manifest, which ends it)."""
+    found = bundle(storage)
+    parts_bytes = sum(map(len, PARTS.values()))
+    clock = SystemClock()
+    copier = Copier(storage, KeyRing(storage.box, clock), clock, CopySettings(
+        workers=0, min_seconds_per_gib=1.0 * 2**30 / parts_bytes, lease_seconds=0.3))
+    # In a thread, so a wait far too long fails the test in 30 s, not never: stop() ends it.
+    worker = threading.Thread(target=copier.run_once, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(timeout=30)
+    took = time.monotonic() - started
+    copier.stop()
+    worker.join(timeout=30)
+    assert 0.95 <= took < 30
+    assert found.job_now().state == copy_rules.COMPLETED
+    assert found.image().state == image_rules.AVAILABLE
+
+
+def test_a_fault_rule_below_a_resumed_copy_s_progress_fails_it_at_once(storage: Storage) -> None:
+    """A rule added while the copy was stopped past its point (2 of 4 files done, fail_at
+    0.25): the copy fails before its next file, not never."""
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == found.job.job_id)
+                     .values(cursor=2, blocks_done=2))
+        fault_store.add_rule(conn, FaultRule("late", COPY, region=DST, fail_at=0.25,
+                                             message="Injected late."), NOW)
+    run_copy(storage)
+    failed_with(found, "Injected late.")
+    assert found.job_now().cursor == 2
