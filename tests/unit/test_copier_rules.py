@@ -511,6 +511,11 @@ def test_a_batch_ends_at_the_failure_point() -> None:
     job.blocks_done = 5
     with pytest.raises(CopyFailed, match="stop here"):
         Copier._batch_before_fault(job, [rule], 64)
+    # A rule added after the copy passed its point (6 of 10 done, the rule at half) fails
+    # it at once: it is no batch of -1 blocks (which SQLite's LIMIT reads as "all of them").
+    job.blocks_done = 6
+    with pytest.raises(CopyFailed, match="stop here"):
+        Copier._batch_before_fault(job, [rule], 64)
     job.blocks_done, job.blocks_total = 0, 7
     assert Copier._batch_before_fault(job, [FaultRule("r", COPY, fail_at=0.3, message="m")],
                                       64) == 3  # ceil(2.1)
