@@ -23,8 +23,10 @@ from sqlalchemy import update
 
 from snapferry.config import CopySettings
 from snapferry.domain import copies as rules
+from snapferry.domain import images as image_rules
 from snapferry.domain import keys as key_rules
 from snapferry.domain import snapshots as snapshot_rules
+from snapferry.domain.accounts import DEV_ACCESS_KEY_ID
 from snapferry.domain.blocks import BLOCK_SIZE
 from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyFailed, CopyJob
@@ -34,6 +36,7 @@ from snapferry.engine.copier import MAX_BATCH, Copier, Throttle
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
 from snapferry.storage import faults as fault_store
+from snapferry.storage import images as image_store
 from snapferry.storage import keys as key_store
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
@@ -816,3 +819,35 @@ def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> Non
         copier.stop()
     assert len(copier._threads) == 2 == len(failed)
     assert not any(thread.is_alive() for thread in copier._threads)
+
+
+# --- which engine a job runs on -------------------------------------------------------------
+
+def test_a_bundle_copy_runs_and_fails_as_an_image_copy(storage: Storage) -> None:
+    """A job of kind `bundle` (an instance-store image's S3 objects) is the bundle copier's,
+    read back from the database (the kind a new string, compared by value): a source image
+    gone fails it with the image's message, and the pending image it was making is failed
+    too, not left pending as a snapshot copy's failure would leave it."""
+    image_id, source_id = f"ami-{os.urandom(9).hex()[:17]}", f"ami-{os.urandom(9).hex()[:17]}"
+    with storage.engine.begin() as conn:
+        image_store.insert_image(conn, image_rules.Image(
+            image_id=image_id, account_id=ACCOUNT, region=DST, name="copied bundle",
+            state=image_rules.PENDING, creation_date=NOW,
+            image_location="destination-bucket/image.manifest.xml", architecture="x86_64",
+            virtualization_type="hvm", root_device_name="/dev/sda1",
+            root_device_type="instance-store"))
+        job = CopyJob(job_id=str(uuid.uuid4()), snapshot_id=image_id, account_id=ACCOUNT,
+                      access_key_id=DEV_ACCESS_KEY_ID, dest_region=DST, source_region=SRC,
+                      source_snapshot_id=source_id, source_lineage_id="",
+                      state=rules.QUEUED, cursor=0, blocks_done=0, bytes_moved=0, fencing=0,
+                      created_at=NOW, kind="".join(["bun", "dle"]))
+        job_store.insert_job(conn, job)
+    run_one(storage)
+    failed = job_after(storage, job)
+    assert (failed.state, failed.message) == (
+        rules.FAILED, f"The source image {source_id} no longer exists.")
+    with storage.engine.connect() as conn:
+        image = image_store.get_image(conn, DST, image_id)
+    assert image is not None
+    assert (image.state, image.state_reason_code) == (image_rules.FAILED,
+                                                       image_rules.COPY_FAILED_CODE)
