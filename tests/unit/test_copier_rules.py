@@ -20,6 +20,7 @@ from collections import Counter
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from snapferry.config import CopySettings
 from snapferry.domain import copies as rules
@@ -48,6 +49,7 @@ from tests.unit.test_copy_engine import (
     DST,
     NOW,
     SRC,
+    ManualClock,
     copy_job,
     dest_state,
     hook_puts,
@@ -851,3 +853,87 @@ def test_a_bundle_copy_runs_and_fails_as_an_image_copy(storage: Storage) -> None
     assert image is not None
     assert (image.state, image.state_reason_code) == (image_rules.FAILED,
                                                        image_rules.COPY_FAILED_CODE)
+
+
+# --- the lease while a batch runs -----------------------------------------------------------
+
+def hold_puts(store: Storage) -> tuple[threading.Event, threading.Event]:
+    """Hold every put (a slow object store) until the test lets go: (putting, release)."""
+    putting, release = threading.Event(), threading.Event()
+
+    def hold(_key: str) -> None:
+        putting.set()
+        release.wait(60)
+
+    hook_puts(store, hold)
+    return putting, release
+
+
+def test_the_heartbeat_renews_the_lease_before_it_runs_out(storage: Storage) -> None:
+    """On the real clock: a lease of 3 s, renewed every third of it, never lapses while a
+    put is held up, so another worker trying to claim the job all along (until two leases
+    after the one granted at claim) never gets it; a renewal once a lease or less often
+    would let the lease run out first."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
+    putting, release = hold_puts(storage)
+    lease = dt.timedelta(seconds=3)
+    copier, _ = make_copier(storage, lease_seconds=lease.total_seconds())
+    worker = threading.Thread(target=copier.run_once)
+    worker.start()
+    taken = None
+    try:
+        assert putting.wait(30)
+        granted = job_after(storage, job).lease_expires
+        assert granted is not None
+        while (now := dt.datetime.now(dt.UTC)) < granted + 2 * lease:
+            with storage.engine.begin() as conn:  # another worker, on the same clock
+                taken = job_store.claim(conn, "worker-b", now, LEASE)
+            if taken is not None:
+                break
+            time.sleep(0.05)  # polling the job's lease, as a worker's idle loop does
+    finally:
+        release.set()
+        worker.join(60)
+        copier.stop()
+    assert taken is None, "the job was taken over while its worker was alive"
+    assert (job_after(storage, job).state, job_after(storage, job).fencing) == (
+        rules.COMPLETED, 1)
+
+
+def test_a_renewal_that_fails_is_tried_again_at_the_next_beat(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine outage during one heartbeat (the database unreachable for a moment) does
+    not end the heartbeat: the next beat renews the lease, so the batch keeps its job."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
+    putting, release = hold_puts(storage)
+    real_checkpoint, failed = job_store.checkpoint, threading.Event()
+
+    def flaky(*args: object, **kwargs: object) -> bool:
+        if threading.current_thread().name.startswith("snapferry-lease-") and \
+                not failed.is_set():
+            failed.set()
+            raise OperationalError("renew", {}, Exception("database unreachable"))
+        return real_checkpoint(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job_store, "checkpoint", flaky)
+    clock = ManualClock(NOW)
+    copier = Copier(storage, KeyRing(storage.box, clock), clock,
+                    CopySettings(workers=0, lease_seconds=0.3))
+    worker = threading.Thread(target=copier.run_once)
+    worker.start()
+    try:
+        assert putting.wait(30)
+        assert failed.wait(30)  # the first beat failed
+        granted = job_after(storage, job).lease_expires
+        assert granted is not None
+        clock.at = granted + dt.timedelta(seconds=1)
+        deadline = time.monotonic() + 30
+        while (renewed := job_after(storage, job).lease_expires) is not None and \
+                renewed <= clock.at:
+            assert time.monotonic() < deadline, "no beat renewed the lease after the outage"
+            time.sleep(0.02)  # polling the job's lease
+    finally:
+        release.set()
+        worker.join(60)
+        copier.stop()
+    assert job_after(storage, job).state == rules.COMPLETED
