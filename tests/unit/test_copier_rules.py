@@ -937,3 +937,65 @@ def test_a_renewal_that_fails_is_tried_again_at_the_next_beat(
         worker.join(60)
         copier.stop()
     assert job_after(storage, job).state == rules.COMPLETED
+
+
+# --- leaving a copy between batches ---------------------------------------------------------
+
+def test_a_stop_between_batches_records_the_batch_moved_and_puts_nothing_more(
+        storage: Storage) -> None:
+    """`stop` called while a worker is between two batches (its I/O pool shut down as the
+    next batch is about to be put): the batch it moved is still checkpointed, the next one
+    is never put and its intents are taken back, and the job is handed back at the cursor,
+    for the next worker to resume, not failed."""
+    data = blocks_of(130)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    objects = set(storage.blocks.keys())
+    copier, _ = make_copier(storage)
+    real_end_move = copier._end_move
+
+    def end_then_stop(batch: object) -> object:
+        moved = real_end_move(batch)  # type: ignore[arg-type]
+        if not copier._stop.is_set():
+            copier.stop()  # from the worker's own thread: the pool shuts down at once
+        return moved
+
+    copier._end_move = end_then_stop  # type: ignore[method-assign]
+    assert copier.run_once()
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner, left.cursor, left.blocks_done) == (
+        rules.RUNNING, None, MAX_BATCH, MAX_BATCH)
+    with storage.engine.connect() as conn:
+        recorded = manifests.block_refs(conn, job.snapshot_id)
+        assert conn.execute(block_intents.select()).first() is None
+    assert [ref.block_index for ref in recorded] == list(range(MAX_BATCH))
+    assert set(storage.blocks.keys()) == objects | {ref.block_id for ref in recorded}
+    keyring = run_one(storage)
+    assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
+
+
+def test_a_copy_cancelled_while_the_next_batch_moves_takes_back_both_batches(
+        storage: Storage) -> None:
+    """The next batch is already being put while a checkpoint commits (pipelining): when
+    that checkpoint finds the copy cancelled, what both batches put is taken back at once."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(130)))
+    objects = set(storage.blocks.keys())
+    copier, _ = make_copier(storage)
+    real_checkpoint = copier._checkpoint
+
+    def cancel_then_checkpoint(*args: object) -> None:
+        with storage.engine.begin() as conn:
+            job_store.cancel(conn, job.snapshot_id, dt.datetime.now(dt.UTC), "deleted")
+        real_checkpoint(*args)  # type: ignore[arg-type]
+
+    copier._checkpoint = cancel_then_checkpoint  # type: ignore[method-assign]
+    try:
+        assert copier.run_once()
+    finally:
+        copier.stop()
+    left = job_after(storage, job)
+    assert (left.state, left.message, left.blocks_done) == (rules.FAILED, "deleted", 0)
+    assert set(storage.blocks.keys()) == objects
+    with storage.engine.connect() as conn:
+        assert manifests.block_total(conn, job.snapshot_id) == 0
+        assert conn.execute(block_intents.select()).first() is None
