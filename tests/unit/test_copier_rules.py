@@ -999,3 +999,29 @@ def test_a_copy_cancelled_while_the_next_batch_moves_takes_back_both_batches(
     with storage.engine.connect() as conn:
         assert manifests.block_total(conn, job.snapshot_id) == 0
         assert conn.execute(block_intents.select()).first() is None
+
+
+def test_stop_returns_only_once_its_workers_let_go_of_their_jobs(storage: Storage) -> None:
+    """`stop` waits for each worker thread: when it returns (the server shutting down), the
+    job a worker was pacing has been handed back, even when handing it back is slow."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(8)))
+    putting = threading.Event()
+    hook_puts(storage, lambda _key: putting.set())
+    copier, _ = make_copier(storage, rate_limit=2 * BLOCK_SIZE)  # 4 s: stopped well before
+    real_release, released = copier._release, []
+
+    def slow_release(job_: CopyJob) -> None:
+        threading.Event().wait(0.5)  # a slow database: the worker is still at it meanwhile
+        real_release(job_)
+        released.append(job_.job_id)
+
+    copier._release = slow_release  # type: ignore[method-assign]
+    copier.start(1)
+    try:
+        assert putting.wait(30)
+    finally:
+        copier.stop()
+    assert released == [job.job_id]
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner) == (rules.RUNNING, None)
+    assert not copier._threads[0].is_alive()
