@@ -32,7 +32,7 @@ from snapferry.domain.blocks import BLOCK_SIZE
 from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyFailed, CopyJob
 from snapferry.domain.envelope import BlockCodec, PlainBlocks
-from snapferry.domain.faults import COPY, FaultRule
+from snapferry.domain.faults import COPY, HOLD, FaultRule
 from snapferry.engine.copier import MAX_BATCH, Copier, Throttle
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
@@ -526,6 +526,11 @@ def test_a_batch_ends_at_the_failure_point() -> None:
                                       64) == 3  # ceil(2.1)
     assert Copier._batch_before_fault(job, [FaultRule("r", COPY, seconds_per_gib=1.0)],
                                       64) == 64
+    # A hold rule at half of 10 ends the batch there: 3 more blocks from 2, not 7.
+    job.blocks_done, job.blocks_total = 2, 10
+    hold = FaultRule("h", HOLD, fail_at=0.5)
+    assert Copier._batch_before_fault(job, [hold], 64) == 3
+    assert Copier._batch_before_fault(job, [hold], 2) == 2
 
 
 def test_the_rate_is_the_operators_cap_and_the_time_based_rate(storage: Storage) -> None:
