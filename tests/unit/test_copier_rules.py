@@ -197,6 +197,7 @@ def test_the_next_copy_of_a_lineage_moves_only_what_changed(storage: Storage) ->
     assert done.dest_lineage_id == job_after(storage, first).dest_lineage_id
     assert done.base_source_snapshot_id == first.source_snapshot_id
     assert (done.blocks_total, done.blocks_done) == (3, 3)  # 8, 9 and 10
+    assert done.cursor == 11  # just after the last change: a next batch would start there
     assert done.bytes_moved == 2 * BLOCK_SIZE  # 9 is only dropped
     assert read_back(storage, keyring, second) == second_data
     assert dest_state(storage, second).full_size_bytes == 10 * BLOCK_SIZE
