@@ -1031,3 +1031,21 @@ def test_stop_returns_only_once_its_workers_let_go_of_their_jobs(storage: Storag
     left = job_after(storage, job)
     assert (left.state, left.lease_owner) == (rules.RUNNING, None)
     assert not copier._threads[0].is_alive()
+
+
+def test_a_source_key_usable_only_through_ec2_serves_a_copy(storage: Storage) -> None:
+    """The copier uses the source's key on the caller's behalf through EC2 (kms:ViaService
+    is ec2.<source region>.amazonaws.com): a key policy that denies every other way of
+    using the key still lets the copy decrypt the source."""
+    policy = json.loads(key_rules.default_policy(ACCOUNT))
+    policy["Statement"].append({
+        "Sid": "OnlyThroughEc2", "Effect": "Deny", "Principal": "*", "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"kms:ViaService": f"ec2.{SRC}.amazonaws.com"}}})
+    data = blocks_of(2)
+    _, keyring = make_copier(storage)
+    source_id, _ = encrypted_source(storage, keyring, data, json.dumps(policy))
+    job = copy_job(storage, source_id)
+    keyring = run_one(storage)
+    assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
