@@ -831,19 +831,27 @@ def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> Non
 
 # --- which engine a job runs on -------------------------------------------------------------
 
-def test_a_bundle_copy_runs_and_fails_as_an_image_copy(storage: Storage) -> None:
-    """A job of kind `bundle` (an instance-store image's S3 objects) is the bundle copier's,
-    read back from the database (the kind a new string, compared by value): a source image
-    gone fails it with the image's message, and the pending image it was making is failed
-    too, not left pending as a snapshot copy's failure would leave it."""
-    image_id, source_id = f"ami-{os.urandom(9).hex()[:17]}", f"ami-{os.urandom(9).hex()[:17]}"
-    with storage.engine.begin() as conn:
+def insert_image(store: Storage, image_id: str, region: str, location: str) -> None:
+    with store.engine.begin() as conn:
         image_store.insert_image(conn, image_rules.Image(
-            image_id=image_id, account_id=ACCOUNT, region=DST, name="copied bundle",
-            state=image_rules.PENDING, creation_date=NOW,
-            image_location="destination-bucket/image.manifest.xml", architecture="x86_64",
-            virtualization_type="hvm", root_device_name="/dev/sda1",
+            image_id=image_id, account_id=ACCOUNT, region=region, name=image_id,
+            state=image_rules.PENDING, creation_date=NOW, image_location=location,
+            architecture="x86_64", virtualization_type="hvm", root_device_name="/dev/sda1",
             root_device_type="instance-store"))
+
+
+@pytest.mark.parametrize("source", ["gone", "unreadable"])
+def test_a_bundle_copy_runs_and_fails_as_an_image_copy(storage: Storage, source: str) -> None:
+    """A job of kind `bundle` (an instance-store image's S3 objects) is the bundle copier's,
+    read back from the database (the kind a new string, compared by value). Its failure,
+    a source image gone or an unexpected error (a source image whose location names no
+    manifest), fails the pending image it was making too, not left pending as a snapshot
+    copy's failure would leave it."""
+    image_id, source_id = f"ami-{os.urandom(9).hex()[:17]}", f"ami-{os.urandom(9).hex()[:17]}"
+    insert_image(storage, image_id, DST, "destination-bucket/image.manifest.xml")
+    if source == "unreadable":
+        insert_image(storage, source_id, SRC, "")
+    with storage.engine.begin() as conn:
         job = CopyJob(job_id=str(uuid.uuid4()), snapshot_id=image_id, account_id=ACCOUNT,
                       access_key_id=DEV_ACCESS_KEY_ID, dest_region=DST, source_region=SRC,
                       source_snapshot_id=source_id, source_lineage_id="",
@@ -852,13 +860,15 @@ def test_a_bundle_copy_runs_and_fails_as_an_image_copy(storage: Storage) -> None
         job_store.insert_job(conn, job)
     run_one(storage)
     failed = job_after(storage, job)
-    assert (failed.state, failed.message) == (
-        rules.FAILED, f"The source image {source_id} no longer exists.")
+    message = (f"The source image {source_id} no longer exists." if source == "gone" else
+               "The copy failed on an internal error; see the server's log.")
+    assert (failed.state, failed.message) == (rules.FAILED, message)
     with storage.engine.connect() as conn:
         image = image_store.get_image(conn, DST, image_id)
     assert image is not None
-    assert (image.state, image.state_reason_code) == (image_rules.FAILED,
-                                                       image_rules.COPY_FAILED_CODE)
+    assert (image.state, image.state_reason_code, image.state_reason_message) == (
+        image_rules.FAILED, image_rules.COPY_FAILED_CODE,
+        f"{image_rules.COPY_FAILED_MESSAGE}: {message}")
 
 
 # --- the lease while a batch runs -----------------------------------------------------------
