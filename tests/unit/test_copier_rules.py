@@ -1059,3 +1059,32 @@ def test_a_source_key_usable_only_through_ec2_serves_a_copy(storage: Storage) ->
     keyring = run_one(storage)
     assert job_after(storage, job).state == rules.COMPLETED
     assert read_back(storage, keyring, job) == data
+
+
+def test_a_database_outage_mid_copy_leaves_the_job_to_its_lease(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database gone after a worker claimed a copy (every write to the job fails,
+    handing it back too): the copy is not failed and the worker's round ends quietly; the
+    job waits for its lease to run out, then any worker resumes it."""
+    data = blocks_of(2)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    real_checkpoint = job_store.checkpoint
+
+    def gone(*_args: object, **_kwargs: object) -> bool:
+        raise OperationalError("UPDATE copy_jobs", {}, Exception("database unreachable"))
+
+    monkeypatch.setattr(job_store, "checkpoint", gone)
+    copier, _ = make_copier(storage, lease_seconds=0.5)
+    try:
+        assert copier.run_once()  # no exception out of the round
+    finally:
+        copier.stop()
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner) == (rules.RUNNING, copier.owner)
+    assert dest_state(storage, job).state == snapshot_rules.PENDING
+    monkeypatch.setattr(job_store, "checkpoint", real_checkpoint)
+    assert left.lease_expires is not None
+    with storage.engine.begin() as conn:  # once the lease ran out, a worker takes it up
+        again = job_store.claim(conn, "next", left.lease_expires + dt.timedelta(seconds=1),
+                                LEASE)
+    assert again is not None and again.job_id == job.job_id
