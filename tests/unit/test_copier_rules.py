@@ -782,14 +782,19 @@ def test_a_stopped_copy_resumes_at_its_checkpoint(storage: Storage) -> None:
     assert read_back(storage, keyring, job) == data
 
 
-def test_an_idle_worker_polls_at_most_once_a_second(storage: Storage) -> None:
+@pytest.mark.parametrize("rounds_fail", [False, True])
+def test_an_idle_worker_polls_at_most_once_a_second(storage: Storage,
+                                                    rounds_fail: bool) -> None:
     """With no job, a worker waits between rounds (a second at most, half a lease at
-    most) instead of querying the database in a busy loop."""
+    most) instead of querying the database in a busy loop; so does a worker whose every
+    round fails (a bug, or an engine down)."""
     copier, _ = make_copier(storage)
     real_run_once, rounds = copier.run_once, []
 
     def counted() -> bool:
         rounds.append(time.monotonic())
+        if rounds_fail:
+            raise RuntimeError("a bad round")
         return real_run_once()
 
     copier.run_once = counted  # type: ignore[method-assign]
