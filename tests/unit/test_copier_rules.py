@@ -1093,3 +1093,29 @@ def test_a_database_outage_mid_copy_leaves_the_job_to_its_lease(
         again = job_store.claim(conn, "next", left.lease_expires + dt.timedelta(seconds=1),
                                 LEASE)
     assert again is not None and again.job_id == job.job_id
+
+
+@pytest.mark.parametrize("slow_by", ["rate limit", "minimum duration"])
+def test_a_copy_slower_than_a_block_a_second_checkpoints_every_block(
+        storage: Storage, slow_by: str) -> None:
+    """Under a block a second (0.9 blocks/s, by the operator's rate or a minimum duration),
+    a second's blocks round down to none: each batch is still one block, checkpointed on
+    its own, and every block is copied (2 blocks in about 2.2 s)."""
+    data = blocks_of(2)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def observe(_key: str) -> None:
+        progress = dest_state(storage, job).progress
+        with lock:
+            seen.append(progress)
+
+    hook_puts(storage, observe)
+    speed = 0.9 * BLOCK_SIZE  # bytes a second
+    settings = ({"rate_limit": int(speed)} if slow_by == "rate limit" else
+                {"min_seconds_per_gib": 2**30 / speed})
+    keyring = run_one(storage, **settings)
+    assert Counter(seen) == {0: 1, 50: 1}
+    assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
