@@ -49,6 +49,7 @@ from tests.unit.test_copy_engine import (
     DST,
     NOW,
     SRC,
+    CheckCountingStore,
     ManualClock,
     copy_job,
     dest_state,
@@ -1118,4 +1119,34 @@ def test_a_copy_slower_than_a_block_a_second_checkpoints_every_block(
     keyring = run_one(storage, **settings)
     assert Counter(seen) == {0: 1, 50: 1}
     assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_objects_a_dead_worker_put_are_adopted_not_moved_again(storage: Storage,
+                                                               conditional: bool) -> None:
+    """A worker that died after putting two blocks, before its checkpoint, left their
+    objects in the store with no record of them. The next worker finds them in place (by a
+    check before the put, or by a put that is a conditional create and keeps them): they
+    are adopted, not counted as moved, and the copy reads back whole."""
+    lineage, data = str(uuid.uuid4()), blocks_of(3)
+    job = copy_job(storage, add_source(storage, lineage, data))
+    planner, keyring = make_copier(storage)
+    planner.stop()
+    assert planner.run_once()  # planned (full, into a new lineage), then let go
+    planned = job_after(storage, job)
+    assert planned.dest_lineage_id is not None
+    with storage.engine.connect() as conn:
+        refs = manifests.block_refs(conn, job.source_snapshot_id)
+        source_codec = keyring.codec(conn, lineage, SRC)
+        dest_codec = keyring.codec(conn, planned.dest_lineage_id, DST)
+    for ref in refs[:2]:  # what the dead worker put
+        name = dest_codec.block_id(ref.sha256)
+        storage.blocks.put(name, bytes(dest_codec.seal(name, storage.block_data.read(
+            ref, source_codec))))
+    counting = CheckCountingStore(storage.blocks, conditional)
+    storage.blocks, storage.block_data = counting, BlockData(storage.engine, counting)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert (done.state, done.blocks_done, done.bytes_moved) == (rules.COMPLETED, 3, BLOCK_SIZE)
     assert read_back(storage, keyring, job) == data
