@@ -1150,3 +1150,25 @@ def test_objects_a_dead_worker_put_are_adopted_not_moved_again(storage: Storage,
     done = job_after(storage, job)
     assert (done.state, done.blocks_done, done.bytes_moved) == (rules.COMPLETED, 3, BLOCK_SIZE)
     assert read_back(storage, keyring, job) == data
+
+
+@pytest.mark.parametrize("names", ["the image", "its source image"])
+def test_a_fault_rule_naming_an_image_applies_to_its_snapshot_copies(storage: Storage,
+                                                                     names: str) -> None:
+    """A copy rule may name an image copy (or the image it copies) instead of a snapshot:
+    it applies to the snapshot copies the image copy is made of."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(2)))
+    image_id, source_image = f"ami-{os.urandom(9).hex()[:17]}", "ami-0123456789abcdef0"
+    with storage.engine.begin() as conn:
+        image_store.insert_image(conn, image_rules.Image(
+            image_id=image_id, account_id=ACCOUNT, region=DST, name="copied image",
+            state=image_rules.PENDING, creation_date=NOW, image_location="",
+            architecture="x86_64", virtualization_type="hvm", root_device_name="/dev/xvda",
+            source_image_id=source_image, source_image_region=SRC,
+            block_devices=[image_rules.BlockDevice("/dev/xvda", snapshot_id=job.snapshot_id)]))
+        fault_store.add_rule(conn, FaultRule(
+            "", COPY, resource_id=image_id if names == "the image" else source_image,
+            fail_at=0.0, message="injected for the image"), NOW)
+    run_one(storage)
+    failed = job_after(storage, job)
+    assert (failed.state, failed.message) == (rules.FAILED, "injected for the image")
