@@ -567,6 +567,7 @@ def test_a_throttle_spends_its_rate_over_the_life_of_a_copy() -> None:
     assert 1.9 < second <= 2.0  # measured from the first call, not from this one
     assert throttle.spent == 2000
     assert Throttle(10.0**12).delay_after(1) == 0.0  # never negative
+    assert 1.4 < Throttle(1000.0).delay_after(1500) <= 1.5  # a fraction of a second counts
 
 
 def test_a_rate_limited_copy_takes_its_time(storage: Storage) -> None:
