@@ -134,9 +134,13 @@ def customer_key(store: Storage, keyring: KeyRing, region: str = DST,
 
 # --- full, incremental, shared --------------------------------------------------------------
 
-def test_a_first_copy_elsewhere_is_full_into_a_new_lineage(storage: Storage) -> None:
+@pytest.mark.parametrize("region", [DST, "us-west-2"])
+def test_a_first_copy_elsewhere_is_full_into_a_new_lineage(storage: Storage,
+                                                           region: str) -> None:
+    """Into another region, whether its name sorts before or after the source's (regions
+    are compared by value, not order): a full copy into a lineage of its own."""
     lineage, data = str(uuid.uuid4()), blocks_of(5)
-    job = copy_job(storage, add_source(storage, lineage, data))
+    job = copy_job(storage, add_source(storage, lineage, data), region=region)
     keyring = run_one(storage)
     done = job_after(storage, job)
     assert (done.state, done.mode, done.base_source_snapshot_id) == (
