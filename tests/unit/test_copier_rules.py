@@ -557,6 +557,8 @@ def test_the_rate_is_the_operators_cap_and_the_time_based_rate(storage: Storage)
         # time-based copies only, and costs nothing before a block moved.
         assert free._pair_delay(job, 10 * 2**20) == 0.0
         assert free._pair_delay(timed, 0) == 0.0
+        # A time-based copy that moved 1,000 MiB pays half a second of its pair's 2,000 MiB/s.
+        assert 0.45 < free._pair_delay(timed, 1000 * 2**20) <= 0.5
     finally:
         for copier in (free, capped, fast_cap):
             copier.stop()
