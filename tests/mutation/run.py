@@ -34,6 +34,9 @@ WORK = ROOT / ".mutation"
 TREE = WORK / f"tree-{os.getpid()}"
 SESSIONS = WORK  # --sessions: another folder, e.g. to measure with --without some tests
 WITHOUT: set[str] = set()
+# Per-mutant timeout as a multiple of the module's clean run (--timeout-factor). 4 by
+# default; a module whose mutants often hang (pace loops, polls) pays that per hang.
+TIMEOUT_FACTOR = 4.0
 
 # A `file::test` entry names tests that need no hypothesis in a file whose other tests do:
 # here the table of cases, which kills most mutants, runs in the cheap first stage and the
@@ -294,7 +297,7 @@ def run_module(module: str, resume: bool, select: bool = False) -> None:
         sys.exit(f"{module}: none of its tests {TARGETS[module]} exist")
     session = _session(module)
     clean = _baseline(module)
-    timeout = max(60.0, 4 * clean)
+    timeout = max(60.0, TIMEOUT_FACTOR * clean)
     command = _select_command(module) if select else _test_command(module)
     config = _config(module, timeout, command)
     run = {"cwd": TREE, "env": _env(), "check": True}
@@ -378,12 +381,16 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--without", action="append", default=[], metavar="TEST_FILE",
                         help="leave these tests out (to measure what they add)")
+    parser.add_argument("--timeout-factor", type=float, default=4.0,
+                        help="per-mutant timeout as a multiple of the clean run (default 4)")
     parser.add_argument("--sessions", type=Path, default=WORK, help="where results are kept")
     args = parser.parse_args()
     global SESSIONS
     SESSIONS = args.sessions.resolve()
     SESSIONS.mkdir(parents=True, exist_ok=True)
     WITHOUT.update(args.without)
+    global TIMEOUT_FACTOR
+    TIMEOUT_FACTOR = args.timeout_factor
     modules = [m if m.startswith("snapferry/") else f"snapferry/{m}" for m in args.modules]
     unknown = [m for m in modules if m not in TARGETS]
     if unknown:

@@ -20,20 +20,24 @@ from collections import Counter
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from snapferry.config import CopySettings
 from snapferry.domain import copies as rules
+from snapferry.domain import images as image_rules
 from snapferry.domain import keys as key_rules
 from snapferry.domain import snapshots as snapshot_rules
+from snapferry.domain.accounts import DEV_ACCESS_KEY_ID
 from snapferry.domain.blocks import BLOCK_SIZE
 from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyFailed, CopyJob
 from snapferry.domain.envelope import BlockCodec, PlainBlocks
-from snapferry.domain.faults import COPY, FaultRule
+from snapferry.domain.faults import COPY, HOLD, FaultRule
 from snapferry.engine.copier import MAX_BATCH, Copier, Throttle
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
 from snapferry.storage import faults as fault_store
+from snapferry.storage import images as image_store
 from snapferry.storage import keys as key_store
 from snapferry.storage import manifests
 from snapferry.storage import snapshots as snapshot_store
@@ -45,6 +49,8 @@ from tests.unit.test_copy_engine import (
     DST,
     NOW,
     SRC,
+    CheckCountingStore,
+    ManualClock,
     copy_job,
     dest_state,
     hook_puts,
@@ -128,9 +134,13 @@ def customer_key(store: Storage, keyring: KeyRing, region: str = DST,
 
 # --- full, incremental, shared --------------------------------------------------------------
 
-def test_a_first_copy_elsewhere_is_full_into_a_new_lineage(storage: Storage) -> None:
+@pytest.mark.parametrize("region", [DST, "us-west-2"])
+def test_a_first_copy_elsewhere_is_full_into_a_new_lineage(storage: Storage,
+                                                           region: str) -> None:
+    """Into another region, whether its name sorts before or after the source's (regions
+    are compared by value, not order): a full copy into a lineage of its own."""
     lineage, data = str(uuid.uuid4()), blocks_of(5)
-    job = copy_job(storage, add_source(storage, lineage, data))
+    job = copy_job(storage, add_source(storage, lineage, data), region=region)
     keyring = run_one(storage)
     done = job_after(storage, job)
     assert (done.state, done.mode, done.base_source_snapshot_id) == (
@@ -192,6 +202,7 @@ def test_the_next_copy_of_a_lineage_moves_only_what_changed(storage: Storage) ->
     assert done.dest_lineage_id == job_after(storage, first).dest_lineage_id
     assert done.base_source_snapshot_id == first.source_snapshot_id
     assert (done.blocks_total, done.blocks_done) == (3, 3)  # 8, 9 and 10
+    assert done.cursor == 11  # just after the last change: a next batch would start there
     assert done.bytes_moved == 2 * BLOCK_SIZE  # 9 is only dropped
     assert read_back(storage, keyring, second) == second_data
     assert dest_state(storage, second).full_size_bytes == 10 * BLOCK_SIZE
@@ -511,11 +522,21 @@ def test_a_batch_ends_at_the_failure_point() -> None:
     job.blocks_done = 5
     with pytest.raises(CopyFailed, match="stop here"):
         Copier._batch_before_fault(job, [rule], 64)
+    # A rule added after the copy passed its point (6 of 10 done, the rule at half) fails
+    # it at once: it is no batch of -1 blocks (which SQLite's LIMIT reads as "all of them").
+    job.blocks_done = 6
+    with pytest.raises(CopyFailed, match="stop here"):
+        Copier._batch_before_fault(job, [rule], 64)
     job.blocks_done, job.blocks_total = 0, 7
     assert Copier._batch_before_fault(job, [FaultRule("r", COPY, fail_at=0.3, message="m")],
                                       64) == 3  # ceil(2.1)
     assert Copier._batch_before_fault(job, [FaultRule("r", COPY, seconds_per_gib=1.0)],
                                       64) == 64
+    # A hold rule at half of 10 ends the batch there: 3 more blocks from 2, not 7.
+    job.blocks_done, job.blocks_total = 2, 10
+    hold = FaultRule("h", HOLD, fail_at=0.5)
+    assert Copier._batch_before_fault(job, [hold], 64) == 3
+    assert Copier._batch_before_fault(job, [hold], 2) == 2
 
 
 def test_the_rate_is_the_operators_cap_and_the_time_based_rate(storage: Storage) -> None:
@@ -536,6 +557,8 @@ def test_the_rate_is_the_operators_cap_and_the_time_based_rate(storage: Storage)
         # time-based copies only, and costs nothing before a block moved.
         assert free._pair_delay(job, 10 * 2**20) == 0.0
         assert free._pair_delay(timed, 0) == 0.0
+        # A time-based copy that moved 1,000 MiB pays half a second of its pair's 2,000 MiB/s.
+        assert 0.45 < free._pair_delay(timed, 1000 * 2**20) <= 0.5
     finally:
         for copier in (free, capped, fast_cap):
             copier.stop()
@@ -550,6 +573,7 @@ def test_a_throttle_spends_its_rate_over_the_life_of_a_copy() -> None:
     assert 1.9 < second <= 2.0  # measured from the first call, not from this one
     assert throttle.spent == 2000
     assert Throttle(10.0**12).delay_after(1) == 0.0  # never negative
+    assert 1.4 < Throttle(1000.0).delay_after(1500) <= 1.5  # a fraction of a second counts
 
 
 def test_a_rate_limited_copy_takes_its_time(storage: Storage) -> None:
@@ -838,14 +862,19 @@ def test_a_stopped_copy_resumes_at_its_checkpoint(storage: Storage) -> None:
     assert read_back(storage, keyring, job) == data
 
 
-def test_an_idle_worker_polls_at_most_once_a_second(storage: Storage) -> None:
+@pytest.mark.parametrize("rounds_fail", [False, True])
+def test_an_idle_worker_polls_at_most_once_a_second(storage: Storage,
+                                                    rounds_fail: bool) -> None:
     """With no job, a worker waits between rounds (a second at most, half a lease at
-    most) instead of querying the database in a busy loop."""
+    most) instead of querying the database in a busy loop; so does a worker whose every
+    round fails (a bug, or an engine down)."""
     copier, _ = make_copier(storage)
     real_run_once, rounds = copier.run_once, []
 
     def counted() -> bool:
         rounds.append(time.monotonic())
+        if rounds_fail:
+            raise RuntimeError("a bad round")
         return real_run_once()
 
     copier.run_once = counted  # type: ignore[method-assign]
@@ -883,3 +912,361 @@ def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> Non
         copier.stop()
     assert len(copier._threads) == 2 == len(failed)
     assert not any(thread.is_alive() for thread in copier._threads)
+
+
+# --- which engine a job runs on -------------------------------------------------------------
+
+def insert_image(store: Storage, image_id: str, region: str, location: str) -> None:
+    with store.engine.begin() as conn:
+        image_store.insert_image(conn, image_rules.Image(
+            image_id=image_id, account_id=ACCOUNT, region=region, name=image_id,
+            state=image_rules.PENDING, creation_date=NOW, image_location=location,
+            architecture="x86_64", virtualization_type="hvm", root_device_name="/dev/sda1",
+            root_device_type="instance-store"))
+
+
+@pytest.mark.parametrize("source", ["gone", "unreadable"])
+def test_a_bundle_copy_runs_and_fails_as_an_image_copy(storage: Storage, source: str) -> None:
+    """A job of kind `bundle` (an instance-store image's S3 objects) is the bundle copier's,
+    read back from the database (the kind a new string, compared by value). Its failure,
+    a source image gone or an unexpected error (a source image whose location names no
+    manifest), fails the pending image it was making too, not left pending as a snapshot
+    copy's failure would leave it."""
+    image_id, source_id = f"ami-{os.urandom(9).hex()[:17]}", f"ami-{os.urandom(9).hex()[:17]}"
+    insert_image(storage, image_id, DST, "destination-bucket/image.manifest.xml")
+    if source == "unreadable":
+        insert_image(storage, source_id, SRC, "")
+    with storage.engine.begin() as conn:
+        job = CopyJob(job_id=str(uuid.uuid4()), snapshot_id=image_id, account_id=ACCOUNT,
+                      access_key_id=DEV_ACCESS_KEY_ID, dest_region=DST, source_region=SRC,
+                      source_snapshot_id=source_id, source_lineage_id="",
+                      state=rules.QUEUED, cursor=0, blocks_done=0, bytes_moved=0, fencing=0,
+                      created_at=NOW, kind="".join(["bun", "dle"]))
+        job_store.insert_job(conn, job)
+    run_one(storage)
+    failed = job_after(storage, job)
+    message = (f"The source image {source_id} no longer exists." if source == "gone" else
+               "The copy failed on an internal error; see the server's log.")
+    assert (failed.state, failed.message) == (rules.FAILED, message)
+    with storage.engine.connect() as conn:
+        image = image_store.get_image(conn, DST, image_id)
+    assert image is not None
+    assert (image.state, image.state_reason_code, image.state_reason_message) == (
+        image_rules.FAILED, image_rules.COPY_FAILED_CODE,
+        f"{image_rules.COPY_FAILED_MESSAGE}: {message}")
+
+
+# --- the lease while a batch runs -----------------------------------------------------------
+
+def hold_puts(store: Storage) -> tuple[threading.Event, threading.Event]:
+    """Hold every put (a slow object store) until the test lets go: (putting, release)."""
+    putting, release = threading.Event(), threading.Event()
+
+    def hold(_key: str) -> None:
+        putting.set()
+        release.wait(60)
+
+    hook_puts(store, hold)
+    return putting, release
+
+
+def test_the_heartbeat_renews_the_lease_before_it_runs_out(storage: Storage) -> None:
+    """On the real clock: a lease of 3 s, renewed every third of it, never lapses while a
+    put is held up, so another worker trying to claim the job all along (until two leases
+    after the one granted at claim) never gets it; a renewal once a lease or less often
+    would let the lease run out first."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
+    putting, release = hold_puts(storage)
+    lease = dt.timedelta(seconds=3)
+    copier, _ = make_copier(storage, lease_seconds=lease.total_seconds())
+    worker = threading.Thread(target=copier.run_once)
+    worker.start()
+    taken = None
+    try:
+        assert putting.wait(30)
+        granted = job_after(storage, job).lease_expires
+        assert granted is not None
+        while (now := dt.datetime.now(dt.UTC)) < granted + 2 * lease:
+            with storage.engine.begin() as conn:  # another worker, on the same clock
+                taken = job_store.claim(conn, "worker-b", now, LEASE)
+            if taken is not None:
+                break
+            time.sleep(0.05)  # polling the job's lease, as a worker's idle loop does
+    finally:
+        release.set()
+        worker.join(60)
+        copier.stop()
+    assert taken is None, "the job was taken over while its worker was alive"
+    assert (job_after(storage, job).state, job_after(storage, job).fencing) == (
+        rules.COMPLETED, 1)
+
+
+def test_a_renewal_that_fails_is_tried_again_at_the_next_beat(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine outage during one heartbeat (the database unreachable for a moment) does
+    not end the heartbeat: the next beat renews the lease, so the batch keeps its job."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
+    putting, release = hold_puts(storage)
+    real_checkpoint, failed = job_store.checkpoint, threading.Event()
+
+    def flaky(*args: object, **kwargs: object) -> bool:
+        if threading.current_thread().name.startswith("snapferry-lease-") and \
+                not failed.is_set():
+            failed.set()
+            raise OperationalError("renew", {}, Exception("database unreachable"))
+        return real_checkpoint(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job_store, "checkpoint", flaky)
+    clock = ManualClock(NOW)
+    copier = Copier(storage, KeyRing(storage.box, clock), clock,
+                    CopySettings(workers=0, lease_seconds=0.3))
+    worker = threading.Thread(target=copier.run_once)
+    worker.start()
+    try:
+        assert putting.wait(30)
+        assert failed.wait(30)  # the first beat failed
+        granted = job_after(storage, job).lease_expires
+        assert granted is not None
+        clock.at = granted + dt.timedelta(seconds=1)
+        deadline = time.monotonic() + 30
+        while (renewed := job_after(storage, job).lease_expires) is not None and \
+                renewed <= clock.at:
+            assert time.monotonic() < deadline, "no beat renewed the lease after the outage"
+            time.sleep(0.02)  # polling the job's lease
+    finally:
+        release.set()
+        worker.join(60)
+        copier.stop()
+    assert job_after(storage, job).state == rules.COMPLETED
+
+
+# --- leaving a copy between batches ---------------------------------------------------------
+
+def test_a_stop_between_batches_records_the_batch_moved_and_puts_nothing_more(
+        storage: Storage) -> None:
+    """`stop` called while a worker is between two batches (its I/O pool shut down as the
+    next batch is about to be put): the batch it moved is still checkpointed, the next one
+    is never put and its intents are taken back, and the job is handed back at the cursor,
+    for the next worker to resume, not failed."""
+    data = blocks_of(130)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    objects = set(storage.blocks.keys())
+    copier, _ = make_copier(storage)
+    real_end_move = copier._end_move
+
+    def end_then_stop(batch: object) -> object:
+        moved = real_end_move(batch)  # type: ignore[arg-type]
+        if not copier._stop.is_set():
+            copier.stop()  # from the worker's own thread: the pool shuts down at once
+        return moved
+
+    copier._end_move = end_then_stop  # type: ignore[method-assign]
+    assert copier.run_once()
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner, left.cursor, left.blocks_done) == (
+        rules.RUNNING, None, MAX_BATCH, MAX_BATCH)
+    with storage.engine.connect() as conn:
+        recorded = manifests.block_refs(conn, job.snapshot_id)
+        assert conn.execute(block_intents.select()).first() is None
+    assert [ref.block_index for ref in recorded] == list(range(MAX_BATCH))
+    assert set(storage.blocks.keys()) == objects | {ref.block_id for ref in recorded}
+    keyring = run_one(storage)
+    assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
+
+
+def test_a_copy_cancelled_while_the_next_batch_moves_takes_back_both_batches(
+        storage: Storage) -> None:
+    """The next batch is already being put while a checkpoint commits (pipelining): when
+    that checkpoint finds the copy cancelled, what both batches put is taken back at once."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(130)))
+    objects = set(storage.blocks.keys())
+    copier, _ = make_copier(storage)
+    real_checkpoint = copier._checkpoint
+
+    def cancel_then_checkpoint(*args: object) -> None:
+        with storage.engine.begin() as conn:
+            job_store.cancel(conn, job.snapshot_id, dt.datetime.now(dt.UTC), "deleted")
+        real_checkpoint(*args)  # type: ignore[arg-type]
+
+    copier._checkpoint = cancel_then_checkpoint  # type: ignore[method-assign]
+    try:
+        assert copier.run_once()
+    finally:
+        copier.stop()
+    left = job_after(storage, job)
+    assert (left.state, left.message, left.blocks_done) == (rules.FAILED, "deleted", 0)
+    assert set(storage.blocks.keys()) == objects
+    with storage.engine.connect() as conn:
+        assert manifests.block_total(conn, job.snapshot_id) == 0
+        assert conn.execute(block_intents.select()).first() is None
+
+
+def test_stop_returns_only_once_its_workers_let_go_of_their_jobs(storage: Storage) -> None:
+    """`stop` waits for each worker thread: when it returns (the server shutting down), the
+    job a worker was pacing has been handed back, even when handing it back is slow."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(8)))
+    putting = threading.Event()
+    hook_puts(storage, lambda _key: putting.set())
+    copier, _ = make_copier(storage, rate_limit=2 * BLOCK_SIZE)  # 4 s: stopped well before
+    real_release, released = copier._release, []
+
+    def slow_release(job_: CopyJob) -> None:
+        threading.Event().wait(0.5)  # a slow database: the worker is still at it meanwhile
+        real_release(job_)
+        released.append(job_.job_id)
+
+    copier._release = slow_release  # type: ignore[method-assign]
+    copier.start(1)
+    try:
+        assert putting.wait(30)
+    finally:
+        copier.stop()
+    assert released == [job.job_id]
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner) == (rules.RUNNING, None)
+    assert not copier._threads[0].is_alive()
+
+
+def test_a_source_key_usable_only_through_ec2_serves_a_copy(storage: Storage) -> None:
+    """The copier uses the source's key on the caller's behalf through EC2 (kms:ViaService
+    is ec2.<source region>.amazonaws.com): a key policy that denies every other way of
+    using the key still lets the copy decrypt the source."""
+    policy = json.loads(key_rules.default_policy(ACCOUNT))
+    policy["Statement"].append({
+        "Sid": "OnlyThroughEc2", "Effect": "Deny", "Principal": "*", "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"kms:ViaService": f"ec2.{SRC}.amazonaws.com"}}})
+    data = blocks_of(2)
+    _, keyring = make_copier(storage)
+    source_id, _ = encrypted_source(storage, keyring, data, json.dumps(policy))
+    job = copy_job(storage, source_id)
+    keyring = run_one(storage)
+    assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
+
+
+def test_a_database_outage_mid_copy_leaves_the_job_to_its_lease(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database gone after a worker claimed a copy (every write to the job fails,
+    handing it back too): the copy is not failed and the worker's round ends quietly; the
+    job waits for its lease to run out, then any worker resumes it."""
+    data = blocks_of(2)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    real_checkpoint = job_store.checkpoint
+
+    def gone(*_args: object, **_kwargs: object) -> bool:
+        raise OperationalError("UPDATE copy_jobs", {}, Exception("database unreachable"))
+
+    monkeypatch.setattr(job_store, "checkpoint", gone)
+    copier, _ = make_copier(storage, lease_seconds=0.5)
+    try:
+        assert copier.run_once()  # no exception out of the round
+    finally:
+        copier.stop()
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner) == (rules.RUNNING, copier.owner)
+    assert dest_state(storage, job).state == snapshot_rules.PENDING
+    monkeypatch.setattr(job_store, "checkpoint", real_checkpoint)
+    assert left.lease_expires is not None
+    with storage.engine.begin() as conn:  # once the lease ran out, a worker takes it up
+        again = job_store.claim(conn, "next", left.lease_expires + dt.timedelta(seconds=1),
+                                LEASE)
+    assert again is not None and again.job_id == job.job_id
+
+
+@pytest.mark.parametrize("slow_by", ["rate limit", "minimum duration"])
+def test_a_copy_slower_than_a_block_a_second_checkpoints_every_block(
+        storage: Storage, slow_by: str) -> None:
+    """Under a block a second (0.9 blocks/s, by the operator's rate or a minimum duration),
+    a second's blocks round down to none: each batch is still one block, checkpointed on
+    its own, and every block is copied (2 blocks in about 2.2 s)."""
+    data = blocks_of(2)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def observe(_key: str) -> None:
+        progress = dest_state(storage, job).progress
+        with lock:
+            seen.append(progress)
+
+    hook_puts(storage, observe)
+    speed = 0.9 * BLOCK_SIZE  # bytes a second
+    settings = ({"rate_limit": int(speed)} if slow_by == "rate limit" else
+                {"min_seconds_per_gib": 2**30 / speed})
+    keyring = run_one(storage, **settings)
+    assert Counter(seen) == {0: 1, 50: 1}
+    assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_objects_a_dead_worker_put_are_adopted_not_moved_again(storage: Storage,
+                                                               conditional: bool) -> None:
+    """A worker that died after putting two blocks, before its checkpoint, left their
+    objects in the store with no record of them. The next worker finds them in place (by a
+    check before the put, or by a put that is a conditional create and keeps them): they
+    are adopted, not counted as moved, and the copy reads back whole."""
+    lineage, data = str(uuid.uuid4()), blocks_of(3)
+    job = copy_job(storage, add_source(storage, lineage, data))
+    planner, keyring = make_copier(storage)
+    planner.stop()
+    assert planner.run_once()  # planned (full, into a new lineage), then let go
+    planned = job_after(storage, job)
+    assert planned.dest_lineage_id is not None
+    with storage.engine.connect() as conn:
+        refs = manifests.block_refs(conn, job.source_snapshot_id)
+        source_codec = keyring.codec(conn, lineage, SRC)
+        dest_codec = keyring.codec(conn, planned.dest_lineage_id, DST)
+    for ref in refs[:2]:  # what the dead worker put
+        name = dest_codec.block_id(ref.sha256)
+        storage.blocks.put(name, bytes(dest_codec.seal(name, storage.block_data.read(
+            ref, source_codec))))
+    counting = CheckCountingStore(storage.blocks, conditional)
+    storage.blocks, storage.block_data = counting, BlockData(storage.engine, counting)
+    keyring = run_one(storage)
+    done = job_after(storage, job)
+    assert (done.state, done.blocks_done, done.bytes_moved) == (rules.COMPLETED, 3, BLOCK_SIZE)
+    assert read_back(storage, keyring, job) == data
+
+
+@pytest.mark.parametrize("names", ["the image", "its source image"])
+def test_a_fault_rule_naming_an_image_applies_to_its_snapshot_copies(storage: Storage,
+                                                                     names: str) -> None:
+    """A copy rule may name an image copy (or the image it copies) instead of a snapshot:
+    it applies to the snapshot copies the image copy is made of."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(2)))
+    image_id, source_image = f"ami-{os.urandom(9).hex()[:17]}", "ami-0123456789abcdef0"
+    with storage.engine.begin() as conn:
+        image_store.insert_image(conn, image_rules.Image(
+            image_id=image_id, account_id=ACCOUNT, region=DST, name="copied image",
+            state=image_rules.PENDING, creation_date=NOW, image_location="",
+            architecture="x86_64", virtualization_type="hvm", root_device_name="/dev/xvda",
+            source_image_id=source_image, source_image_region=SRC,
+            block_devices=[image_rules.BlockDevice("/dev/xvda", snapshot_id=job.snapshot_id)]))
+        fault_store.add_rule(conn, FaultRule(
+            "", COPY, resource_id=image_id if names == "the image" else source_image,
+            fail_at=0.0, message="injected for the image"), NOW)
+    run_one(storage)
+    failed = job_after(storage, job)
+    assert (failed.state, failed.message) == (rules.FAILED, "injected for the image")
+
+
+def test_a_minimum_duration_counts_the_blocks_an_incremental_copy_drops(
+        storage: Storage) -> None:
+    """The pace is in proportion to the blocks walked, dropped ones included: the next
+    copy of a lineage whose 4 blocks were all deleted moves nothing, yet at 1024 s/GiB
+    (2 blocks of 512 KiB a second) it takes 2 s."""
+    lineage = str(uuid.uuid4())
+    copy_job(storage, add_source(storage, lineage, blocks_of(4)))
+    run_one(storage)
+    second = copy_job(storage, add_source(storage, lineage, {}),
+                      created=NOW + dt.timedelta(minutes=1))
+    started = time.monotonic()
+    run_one(storage, min_seconds_per_gib=1024.0)
+    took = time.monotonic() - started
+    done = job_after(storage, second)
+    assert (done.state, done.mode, done.blocks_done, done.bytes_moved) == (
+        rules.COMPLETED, rules.INCREMENTAL, 4, 0)
+    assert 1.95 <= took < 30
