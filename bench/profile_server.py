@@ -33,7 +33,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import cpu, load, requests_raw, servers
+from bench import load, requests_raw, servers
 from bench.servers import Target
 
 WARMUP_SECONDS = 1.0
@@ -167,16 +167,11 @@ def main(argv: list[str]) -> int:
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="snapferry-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        cpu.isolate_aws_config(workdir)
-        snapferry = stack.enter_context(servers.snapferry(workdir / "data"))
-        response = servers.capture_response(snapferry.url, workdir / "response.json")
-        targets = {"snapferry": snapferry}
-        if "floor" in wanted:
-            targets["floor"] = stack.enter_context(servers.floor(response, workdir))
-        if "--before" in argv:  # another source tree's snapferry, as in bench.requests
-            before = Path(_option(argv, "--before", "")).resolve()
-            targets["before"] = stack.enter_context(
-                servers.snapferry(workdir / "data-before", "before", before))
+        # --before: another source tree's snapferry, as in bench.requests
+        before = Path(_option(argv, "--before", "")).resolve() if "--before" in argv else None
+        targets = servers.start_targets(stack, workdir, with_floor="floor" in wanted,
+                                        before=before)
+        if before is not None:
             wanted.append("before")
         barrier = context.Barrier(clients) if clients > 1 else None
         pool = stack.enter_context(context.Pool(clients, load.init_worker, (barrier,)))

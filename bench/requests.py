@@ -249,15 +249,8 @@ def main(argv: list[str]) -> int:
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="snapferry-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        cpu.isolate_aws_config(workdir)
-        snapferry = stack.enter_context(servers.snapferry(workdir / "data"))
-        response = servers.capture_response(snapferry.url, workdir / "response.json")
-        targets = [snapferry, stack.enter_context(servers.floor(response, workdir))]
-        if "--no-moto" not in argv:
-            targets.append(stack.enter_context(servers.moto(workdir)))
-        if before is not None:
-            targets.append(stack.enter_context(
-                servers.snapferry(workdir / "data-before", "before", before)))
+        targets = list(servers.start_targets(stack, workdir, with_moto="--no-moto" not in argv,
+                                             before=before).values())
         barrier = context.Barrier(max(CLIENT_COUNTS))
         pool = stack.enter_context(
             context.Pool(max(CLIENT_COUNTS), load.init_worker, (barrier,))

@@ -120,13 +120,7 @@ def main(argv: list[str]) -> int:
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="snapferry-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        cpu.isolate_aws_config(workdir)
-        snapferry = stack.enter_context(servers.snapferry(workdir / "data"))
-        response = servers.capture_response(snapferry.url, workdir / "response.json")
-        targets = [snapferry, stack.enter_context(servers.floor(response, workdir))]
-        if before is not None:
-            targets.append(stack.enter_context(
-                servers.snapferry(workdir / "data-before", "before", before)))
+        targets = list(servers.start_targets(stack, workdir, before=before).values())
         pool = stack.enter_context(context.Pool(clients))
         cpu_per: dict[str, list[float]] = {target.name: [] for target in targets}
         for round_ in range(rounds):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,3 +118,21 @@ def moto(workdir: Path) -> AbstractContextManager[Target]:
         r"Running on (http://127\.0\.0\.1:\d+)",
         workdir,
     )
+
+
+def start_targets(stack: ExitStack, workdir: Path, *, with_floor: bool = True,
+                  with_moto: bool = False, before: Path | None = None) -> dict[str, Target]:
+    """What a request benchmark compares, each started on `stack`: snapferry; the floor,
+    answering snapferry's own response bytes; moto; and `before`, another source tree's
+    snapferry. In that order (the order the benchmarks interleave them in)."""
+    cpu.isolate_aws_config(workdir)
+    started = {"snapferry": stack.enter_context(snapferry(workdir / "data"))}
+    if with_floor:
+        response = capture_response(started["snapferry"].url, workdir / "response.json")
+        started["floor"] = stack.enter_context(floor(response, workdir))
+    if with_moto:
+        started["moto"] = stack.enter_context(moto(workdir))
+    if before is not None:
+        started["before"] = stack.enter_context(
+            snapferry(workdir / "data-before", "before", before))
+    return started
