@@ -91,10 +91,10 @@ def profile(pool: multiprocessing.pool.Pool, target: Target, clients: int, secon
             out: Path, native: bool, raw: bool = False) -> str:
     # Warm up first (clients built, connections open, server caches hot), unprofiled.
     run_load(pool, target, clients, WARMUP_SECONDS, raw)
-    raw = out / f"{target.name}.txt"
+    samples = out / f"{target.name}.txt"
     spy_path = Path(sys.executable).parent / "py-spy"  # the bench extra's, else PATH's
     command = [str(spy_path) if spy_path.exists() else "py-spy", "record", "-p", str(target.pid),
-               "-r", "1000", "--format", "raw", "-o", str(raw), "-d", str(int(seconds) + 2)]
+               "-r", "1000", "--format", "raw", "-o", str(samples), "-d", str(int(seconds) + 2)]
     if native:
         command.append("--native")
     # Only the samples of the thread holding the GIL: the Python work. Without it, idle
@@ -109,7 +109,7 @@ def profile(pool: multiprocessing.pool.Pool, target: Target, clients: int, secon
     _, errors = spy.communicate(timeout=seconds + 60)
     if spy.returncode != 0:
         raise RuntimeError(f"py-spy failed: {errors.decode(errors='replace')}")
-    stacks = read_raw(raw)
+    stacks = read_raw(samples)
     held = sum(stacks.values()) / 1000 / served  # one sample a millisecond
     return (f"== {target.name}: {served} requests from {clients} client(s) in {seconds:g} s, "
             f"server CPU {server / served * 1e6:.0f} µs/req while sampled, GIL held "
