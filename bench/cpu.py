@@ -36,3 +36,17 @@ def isolate_aws_config(workdir: Path) -> None:
     for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                  "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
         os.environ.pop(name, None)
+
+
+def thread_seconds(pid: int) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds of each live thread of `pid`, by native thread id."""
+    seconds = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+        fields = stat[stat.rindex(")") + 2:].split()
+        seconds[int(task.name)] = (int(fields[11]) / _TICKS_PER_SECOND,
+                                   int(fields[12]) / _TICKS_PER_SECOND)
+    return seconds

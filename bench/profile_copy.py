@@ -26,31 +26,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import cpu, pyspy
 from bench.copy import BLOCK, BLOCK_COUNT, SRC, make_clients, wait_completed
 from bench.cpu import isolate_aws_config
 from snapferry.testing import ServerProcess
 from tests.integration.blocks import write_snapshot
 
-TICKS = os.sysconf("SC_CLK_TCK")
-PY_SPY = Path(sys.executable).parent / "py-spy"
-
-
-def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
-    """(user, system) CPU seconds of each thread of `pid`, by native thread id."""
-    seconds = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # a thread that ended meanwhile
-        seconds[int(task.name)] = (int(fields[11]) / TICKS, int(fields[12]) / TICKS)
-    return seconds
-
 
 def thread_names(pid: int) -> dict[int, str]:
     """Python thread names by native thread id, from `py-spy dump` (Python 3.11 does not
     name its threads for the kernel, so /proc's comm says `python` for each)."""
-    dump = subprocess.run([str(PY_SPY), "dump", "--pid", str(pid)], capture_output=True,
+    dump = subprocess.run([pyspy.binary(), "dump", "--pid", str(pid)], capture_output=True,
                           text=True, timeout=60).stdout
     names = {}
     for match in re.finditer(r'^Thread (0x[0-9A-Fa-f]+|\d+) \([^)]*\): "([^"]*)"', dump, re.M):
@@ -69,17 +55,17 @@ def profile_copy(pid: int, clients: object, source_id: str, label: str, out: Pat
                  rate: int, gil: bool, **extra: object) -> None:
     os.sync()
     samples = out / f"{label}.txt"
-    command = [str(PY_SPY), "record", "-r", str(rate), "--threads", "--format", "raw",
+    command = [pyspy.binary(), "record", "-r", str(rate), "--threads", "--format", "raw",
                "-o", str(samples), "-p", str(pid)]
     command += ["--gil"] if gil else ["--idle"]
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)  # py-spy attaching (a fixed start-up delay: the copy is not timed here)
-    before, started = thread_cpu(pid), time.perf_counter()
+    before, started = cpu.thread_seconds(pid), time.perf_counter()
     snapshot_id = clients.dst_ec2.copy_snapshot(  # type: ignore[attr-defined]
         SourceRegion=SRC, SourceSnapshotId=source_id, **extra)["SnapshotId"]
     wait_completed(clients.dst_ec2, snapshot_id)  # type: ignore[attr-defined]
     wall = time.perf_counter() - started
-    after = thread_cpu(pid)
+    after = cpu.thread_seconds(pid)
     spy.send_signal(signal.SIGINT)
     spy.wait(timeout=60)
     names = thread_names(pid)  # after record lets go: one py-spy attached at a time
@@ -107,13 +93,11 @@ def summarise(samples: Path, top: int = 25) -> None:
     """The leaf frames that took the most samples, per thread group (the I/O pool's
     threads together)."""
     leaves: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    for line in samples.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
+    for frames, count in pyspy.read_raw(samples).items():
         thread = frames[0]
         name = re.match(r'thread \(\w+\): "?([^"]*)"?$', thread)  # py-spy's thread frame
         key = group(name.group(1)) if name else thread
-        leaves[key][";".join(frames[-2:])] += int(count)
+        leaves[key][";".join(frames[-2:])] += count
     for key, counter in leaves.items():
         total = sum(counter.values())
         idle = sum(n for leaf, n in counter.items() if IDLE.search(leaf))

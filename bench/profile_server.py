@@ -33,13 +33,11 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import load, requests_raw, servers
+from bench import load, pyspy, requests_raw, servers
 from bench.servers import Target
 
 WARMUP_SECONDS = 1.0
 TOP = 45
-# A py-spy raw line: frames separated by ';', then the sample count.
-_LINE = re.compile(r"^(.*) (\d+)$")
 # `function (file:line)` -> `function (file)`: one row per function, not per line.
 _LINENO = re.compile(r":\d+\)$")
 
@@ -49,12 +47,10 @@ def _option(argv: list[str], name: str, default: str) -> str:
 
 
 def read_raw(path: Path) -> collections.Counter[tuple[str, ...]]:
+    """py-spy's stacks with line numbers dropped: one row per function, not per line."""
     stacks: collections.Counter[tuple[str, ...]] = collections.Counter()
-    for line in path.read_text(errors="replace").splitlines():
-        matched = _LINE.match(line)
-        if matched:
-            frames = tuple(_LINENO.sub(")", frame) for frame in matched.group(1).split(";"))
-            stacks[frames] += int(matched.group(2))
+    for frames, count in pyspy.read_raw(path).items():
+        stacks[tuple(_LINENO.sub(")", frame) for frame in frames)] += count
     return stacks
 
 
@@ -92,8 +88,7 @@ def profile(pool: multiprocessing.pool.Pool, target: Target, clients: int, secon
     # Warm up first (clients built, connections open, server caches hot), unprofiled.
     run_load(pool, target, clients, WARMUP_SECONDS, raw)
     samples = out / f"{target.name}.txt"
-    spy_path = Path(sys.executable).parent / "py-spy"  # the bench extra's, else PATH's
-    command = [str(spy_path) if spy_path.exists() else "py-spy", "record", "-p", str(target.pid),
+    command = [pyspy.binary(), "record", "-p", str(target.pid),
                "-r", "1000", "--format", "raw", "-o", str(samples), "-d", str(int(seconds) + 2)]
     if native:
         command.append("--native")

@@ -22,7 +22,6 @@ CPU per block per thread, from /proc, separates the event loop from the request 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from bench import cpu
+from bench import cpu, pyspy
 from bench.blocks import (
     BLOCK_SIZE,
     PHASE_TIMEOUT,
@@ -48,7 +47,6 @@ from bench.blocks import (
 from snapferry.testing import ServerProcess
 
 RATE = 500  # samples a second
-TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 # Parts of the path, each named by a frame that marks it (a sample counts once per part,
 # wherever in its stack the frame is). A sample may be in two parts (SigV4's hash is also
 # in the dispatcher); the table says which are nested.
@@ -77,16 +75,6 @@ PARTS: tuple[tuple[str, str], ...] = (
 )
 
 
-def parse_raw(path: Path) -> list[tuple[list[str], int]]:
-    """py-spy's raw (collapsed) format: `thread;frame;frame... count` per line."""
-    stacks = []
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if stack and count.isdigit():
-            stacks.append((stack.split(";"), int(count)))
-    return stacks
-
-
 def short(frame: str) -> str:
     """`name (path/to/site-packages/pkg/mod.py:12)` -> `name (pkg/mod.py)`."""
     name, _, where = frame.partition(" (")
@@ -102,12 +90,12 @@ def short(frame: str) -> str:
     return f"{name} ({where})"
 
 
-def summarize(stacks: list[tuple[list[str], int]], top: int = 40) -> str:
-    total = sum(count for _, count in stacks) or 1
+def summarize(stacks: Counter[tuple[str, ...]], top: int = 40) -> str:
+    total = sum(stacks.values()) or 1
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     parts: Counter[str] = Counter()
-    for frames, count in stacks:
+    for frames, count in stacks.items():
         named = [short(f) for f in frames[1:]]  # frames[0] is the thread
         if named:
             own[named[-1]] += count
@@ -131,21 +119,17 @@ def thread_seconds(pid: int) -> Counter[str]:
     loop is the process's main thread, named after the command; the request pool's threads
     are `snapferry-reque...`)."""
     seconds: Counter[str] = Counter()
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for tid, (user, system) in cpu.thread_seconds(pid).items():
         try:
-            name = (task / "comm").read_text().strip()
-            stat = (task / "stat").read_text()
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
         except FileNotFoundError:  # the thread ended meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        label = "event loop (main thread)" if task.name == str(pid) else name
-        seconds[label] += (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+        seconds["event loop (main thread)" if tid == pid else name] += user + system
     return seconds
 
 
 def spy(pid: int, out: Path, native: bool, gil: bool = False) -> subprocess.Popen[bytes]:
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    command = [py_spy, "record", "-r", str(RATE), "--format", "raw", "-o", str(out),
+    command = [pyspy.binary(), "record", "-r", str(RATE), "--format", "raw", "-o", str(out),
                "-p", str(pid)]
     # --native needs py-spy to pause the process for each sample, which slows it (the
     # shares stay meaningful); without it the server runs on while it is sampled.
@@ -225,7 +209,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             if spent > 0:
                 print(f"  {spent * 1e3 / count:5.2f} ms per block on thread(s) {name}")
         if recorder is not None and not args.perf:
-            print(summarize(parse_raw(out)))
+            print(summarize(pyspy.read_raw(out)))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
