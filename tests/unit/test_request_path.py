@@ -298,6 +298,11 @@ def test_anything_else_goes_to_the_thread_pool(dispatcher: Dispatcher) -> None:
 
 def test_a_throttle_rule_or_stale_rules_send_it_to_the_thread_pool(
         dispatcher: Dispatcher, storage: Storage) -> None:
+    # The cache's own clock, moved by hand: the stamp is looked at once per
+    # STAMP_CHECK_SECONDS, so a change is seen at the first look after it, not at once.
+    real = dispatcher.fault_rules.monotonic
+    now = [real()]
+    dispatcher.fault_rules.monotonic = lambda: now[0]
     request = _signed(INLINE_BODIES[0][1])
     assert dispatcher.handle(request).status == 200
     assert dispatcher.answers_inline(request) is not None
@@ -306,14 +311,14 @@ def test_a_throttle_rule_or_stale_rules_send_it_to_the_thread_pool(
             "", faults.THROTTLE, service="ec2", operation="DescribeRegions"),
             SystemClock().now())
     fault_store.mark_changed(storage.data_dir)
+    now[0] += fault_store.STAMP_CHECK_SECONDS
     assert dispatcher.answers_inline(request) is None  # changed: rules() must read them
     dispatcher.fault_rules.rules()
     assert dispatcher.answers_inline(request) is not None  # a rule, not for this call
     regions = _signed(INLINE_BODIES[1][1])
     assert dispatcher.answers_inline(regions) is None  # this one it could throttle
     assert dispatcher.handle(regions).status == 503  # and does, on the full path
-    real = dispatcher.fault_rules.monotonic
-    dispatcher.fault_rules.monotonic = lambda: real() + fault_store.FRESH_FOR_SECONDS + 1
+    now[0] += fault_store.FRESH_FOR_SECONDS + 1
     assert dispatcher.answers_inline(request) is None  # stale: rules() would read them
 
 
