@@ -39,7 +39,7 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -392,6 +392,58 @@ def variants(postgres: LocalPostgres, chosen: list[str], repeat: int) -> None:
 
 # ---- main ----------------------------------------------------------------------------------
 
+class Target:
+    """One server over the store, with its clients for the phases."""
+
+    def __init__(self, name: str, server: ServerProcess, chosen: list[str]) -> None:
+        assert server.process is not None
+        self.name, self.pid, self.url = name, server.process.pid, server.url
+        self.ec2 = client(server.url)
+        self.flt = [{"Name": "resource-id", "Values": chosen}]
+        self.raw, self.close = raw_caller(server.url, body_for(chosen))
+
+    def tags(self) -> None:
+        self.ec2.describe_tags(Filters=self.flt, MaxResults=1000)
+
+
+def run_rounds(args: argparse.Namespace, postgres: LocalPostgres, targets: list[Target]
+               ) -> None:
+    phases = args.phases.split(",")
+    answer = targets[0].raw()
+    output = botocore.session.get_session().get_service_model(
+        "ec2").operation_model("DescribeTags").output_shape
+    reader = create_parser("ec2")
+
+    def parse() -> None:
+        reader.parse({"body": answer, "headers": {}, "status_code": 200}, output)
+
+    for target in targets:
+        for _ in range(3):  # warm: pool connections, caches
+            target.tags()
+            target.raw()
+    print(f"answer: {len(answer)} bytes, {answer.count(b'<item>')} tags", flush=True)
+    for round_ in range(1, args.rounds + 1):
+        for target in targets:  # alternated, so the machine's load hits each alike
+            label = f"round {round_} {target.name}"
+            if "tags" in phases:
+                phase(f"{label} tags boto3", postgres, target.pid, args.spy, args.repeat,
+                      lambda t=target: spread(timed(t.tags, args.repeat)))
+                phase(f"{label} tags raw", postgres, target.pid, args.spy, args.repeat,
+                      lambda t=target: spread(timed(t.raw, args.repeat)))
+            if "creates" in phases:
+                first = 10**9 + round_ * 10**7 + targets.index(target) * 10**6
+
+                def creates(first: int = first, url: str = target.url) -> str:
+                    rate = create_snapshots(url, first, args.creates, args.threads)
+                    return f"{rate:.1f} pairs/s from {args.threads} threads"
+
+                phase(f"{label} creates", postgres, target.pid, args.spy, args.creates,
+                      creates)
+        if "tags" in phases:
+            print(f"== round {round_} tags parse (client CPU): "
+                  f"{spread(timed(parse, args.repeat, time.process_time))}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_pg")
     parser.add_argument("--count", type=int, default=100_000)
@@ -405,19 +457,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phases", default="tags,creates")
     parser.add_argument("--variants", type=int, default=0,
                         help="run DescribeTags' statement in other shapes this many times")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another source tree's snapferry, served beside this one over "
+                             "the same store, the phases alternated")
     args = parser.parse_args(argv)
-    phases = args.phases.split(",")
     root = Path(tempfile.mkdtemp(prefix="snapferry-profile-pg-"))
     cpu.isolate_aws_config(root)
     print(f"cores: {os.cpu_count()}; load average {os.getloadavg()}; {args.count:,} snapshots",
           flush=True)
     postgres, url = start_postgres()
     try:
-        data_dir = root / "data"
+        data_dir = root / "data"  # one for both servers: the master key seals the account
         env = {"SNAPFERRY_DATABASE_URL": url}
-        with ServerProcess(data_dir, ["--copy-workers", "0"], env=env) as server:
-            assert server.process is not None
-            pid = server.process.pid
+        with ExitStack() as stack:
+            servers = {"this tree": stack.enter_context(
+                ServerProcess(data_dir, ["--copy-workers", "0"], env=env))}
             started = time.perf_counter()
             seeder = Seeder(url)
             seeder.fill(args.count, 0)
@@ -429,43 +483,16 @@ def main(argv: list[str] | None = None) -> int:
             seeder.engine.dispose()
             print(f"seeded {args.count:,} in {time.perf_counter() - started:.0f} s "
                   f"({args.after_seed})", flush=True)
+            if args.before is not None:
+                tree = args.before.resolve()
+                servers["before"] = stack.enter_context(ServerProcess(
+                    data_dir, ["--copy-workers", "0"], env={**env, "PYTHONPATH": str(tree)},
+                    cwd=tree))
             chosen = chosen_ids(url)
-            body = body_for(chosen)
-            ec2 = client(server.url)
-            flt = [{"Name": "resource-id", "Values": chosen}]
-            raw, close = raw_caller(server.url, body)
-            answer = raw()
-            output = botocore.session.get_session().get_service_model(
-                "ec2").operation_model("DescribeTags").output_shape
-            reader = create_parser("ec2")
-
-            def parse() -> None:
-                reader.parse({"body": answer, "headers": {}, "status_code": 200}, output)
-
-            for _ in range(3):  # warm: pool connections, prepared statements, caches
-                ec2.describe_tags(Filters=flt, MaxResults=1000)
-                raw()
-            print(f"answer: {len(answer)} bytes, {answer.count(b'<item>')} tags", flush=True)
-            for round_ in range(1, args.rounds + 1):
-                if "tags" in phases:
-                    phase(f"round {round_} tags boto3", postgres, pid, args.spy, args.repeat,
-                          lambda: spread(timed(lambda: ec2.describe_tags(
-                              Filters=flt, MaxResults=1000), args.repeat)))
-                    phase(f"round {round_} tags raw", postgres, pid, args.spy, args.repeat,
-                          lambda: spread(timed(raw, args.repeat)))
-                    print(f"== round {round_} tags parse (client CPU): "
-                          f"{spread(timed(parse, args.repeat, time.process_time))}",
-                          flush=True)
-                if "creates" in phases:
-                    first = 10**9 + round_ * 10**6
-
-                    def creates(first: int = first) -> str:
-                        rate = create_snapshots(server.url, first, args.creates, args.threads)
-                        return f"{rate:.1f} pairs/s from {args.threads} threads"
-
-                    phase(f"round {round_} creates", postgres, pid, args.spy, args.creates,
-                          creates)
-            close()
+            targets = [Target(name, server, chosen) for name, server in servers.items()]
+            run_rounds(args, postgres, targets)
+            for target in targets:
+                target.close()
             if args.explain:
                 explain(postgres, url, chosen)
             if args.variants:
