@@ -132,8 +132,8 @@ class Counters:
 def read_counters(postgres: LocalPostgres, server_pid: int) -> Counters:
     pg_cpu: dict[str, float] = collections.defaultdict(float)
     for pid, role in postgres_processes(postgres).items():
-        with suppress(OSError):
-            pg_cpu[role] += cpu.process_seconds(pid)
+        with suppress(OSError):  # single-threaded processes: schedstat's ns, not ticks
+            pg_cpu[role] += on_cpu_ns(pid) / 1e9
     with admin(postgres, "bench") as conn:
         statements = {
             query: (calls, exec_ms, plan_ms, plans)
@@ -243,8 +243,14 @@ def raw_caller(url: str, body: bytes) -> tuple[Callable[[], bytes], Callable[[],
     headers = dict(request.headers.items())
 
     def call() -> bytes:
-        connection.request("POST", "/", body=body, headers=headers)
-        response = connection.getresponse()
+        try:
+            connection.request("POST", "/", body=body, headers=headers)
+            response = connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closed the idle connection (its keep-alive timeout): once more.
+            connection.close()
+            connection.request("POST", "/", body=body, headers=headers)
+            response = connection.getresponse()
         answer = response.read()
         assert response.status == 200, answer[:300]
         return answer
@@ -405,6 +411,10 @@ class Target:
     def tags(self) -> None:
         self.ec2.describe_tags(Filters=self.flt, MaxResults=1000)
 
+    def timed(self, call: Callable[[], Any], repeat: int) -> str:
+        call()  # untimed: a connection the server closed while the other target ran
+        return spread(timed(call, repeat))
+
 
 def run_rounds(args: argparse.Namespace, postgres: LocalPostgres, targets: list[Target]
                ) -> None:
@@ -427,9 +437,9 @@ def run_rounds(args: argparse.Namespace, postgres: LocalPostgres, targets: list[
             label = f"round {round_} {target.name}"
             if "tags" in phases:
                 phase(f"{label} tags boto3", postgres, target.pid, args.spy, args.repeat,
-                      lambda t=target: spread(timed(t.tags, args.repeat)))
+                      lambda t=target: t.timed(t.tags, args.repeat))
                 phase(f"{label} tags raw", postgres, target.pid, args.spy, args.repeat,
-                      lambda t=target: spread(timed(t.raw, args.repeat)))
+                      lambda t=target: t.timed(t.raw, args.repeat))
             if "creates" in phases:
                 first = 10**9 + round_ * 10**7 + targets.index(target) * 10**6
 
