@@ -413,7 +413,10 @@ class Target:
 
     def timed(self, call: Callable[[], Any], repeat: int) -> str:
         call()  # untimed: a connection the server closed while the other target ran
-        return spread(timed(call, repeat))
+        started = time.process_time()
+        found = spread(timed(call, repeat))
+        own = (time.process_time() - started) / repeat * 1000
+        return f"{found}, client CPU {own:.2f} ms a call"
 
 
 def run_rounds(args: argparse.Namespace, postgres: LocalPostgres, targets: list[Target]
@@ -482,6 +485,17 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as stack:
             servers = {"this tree": stack.enter_context(
                 ServerProcess(data_dir, ["--copy-workers", "0"], env=env))}
+            if "creates" in args.phases.split(","):  # the rate on the empty store
+                empty = servers["this tree"]
+                assert empty.process is not None
+                for round_ in range(1, args.rounds + 1):
+
+                    def at_zero(first: int = round_ * 10**5, url: str = empty.url) -> str:
+                        rate = create_snapshots(url, first, args.creates, args.threads)
+                        return f"{rate:.1f} pairs/s from {args.threads} threads"
+
+                    phase(f"at 0, round {round_} creates", postgres, empty.process.pid,
+                          args.spy, args.creates, at_zero)
             started = time.perf_counter()
             seeder = Seeder(url)
             seeder.fill(args.count, 0)
