@@ -419,6 +419,14 @@ class Target:
         return f"{found}, client CPU {own:.2f} ms a call"
 
 
+def create_phase(url: str, first: int, count: int, threads: int) -> str:
+    """The bench's StartSnapshot + CompleteSnapshot pairs, with the clients' CPU."""
+    started = time.process_time()
+    rate = create_snapshots(url, first, count, threads)
+    own = (time.process_time() - started) / count * 1000
+    return f"{rate:.1f} pairs/s from {threads} threads, client CPU {own:.2f} ms a pair"
+
+
 def run_rounds(args: argparse.Namespace, postgres: LocalPostgres, targets: list[Target]
                ) -> None:
     phases = args.phases.split(",")
@@ -447,8 +455,7 @@ def run_rounds(args: argparse.Namespace, postgres: LocalPostgres, targets: list[
                 first = 10**9 + round_ * 10**7 + targets.index(target) * 10**6
 
                 def creates(first: int = first, url: str = target.url) -> str:
-                    rate = create_snapshots(url, first, args.creates, args.threads)
-                    return f"{rate:.1f} pairs/s from {args.threads} threads"
+                    return create_phase(url, first, args.creates, args.threads)
 
                 phase(f"{label} creates", postgres, target.pid, args.spy, args.creates,
                       creates)
@@ -491,8 +498,7 @@ def main(argv: list[str] | None = None) -> int:
                 for round_ in range(1, args.rounds + 1):
 
                     def at_zero(first: int = round_ * 10**5, url: str = empty.url) -> str:
-                        rate = create_snapshots(url, first, args.creates, args.threads)
-                        return f"{rate:.1f} pairs/s from {args.threads} threads"
+                        return create_phase(url, first, args.creates, args.threads)
 
                     phase(f"at 0, round {round_} creates", postgres, empty.process.pid,
                           args.spy, args.creates, at_zero)
