@@ -1,29 +1,40 @@
 """Where PostgreSQL's time goes (issue 14): DescribeTags with 200 ids and the create rate, on
-a real `snapferry serve` over a durable PostgreSQL 15 of its own.
+a real `snapferry serve` over a durable PostgreSQL 15 of its own (BENCHMARKS.md, "PostgreSQL
+profiles, session 23").
 
     python -m bench.profile_pg [--count 100000] [--repeat 30] [--creates 200] [--rounds 2]
-                               [--spy DIR] [--explain] [--after-seed vacuum|analyze]
+                               [--phases tags,creates] [--before TREE] [--spy DIR]
+                               [--explain] [--variants N] [--after-seed vacuum|analyze]
 
 A cluster (snapferry.localengines, durable: fsync on, as the bench's) is started with
-pg_stat_statements and auto_explain loaded and the WAL's I/O timed; `count` tagged snapshots
-are seeded (bench/scale_metadata.py's Seeder), then `VACUUM ANALYZE` + `CHECKPOINT` (the
-bench's Seeder.analyze) or, `--after-seed analyze`, ANALYZE alone (what the bench did before
-session 22's second run). Then, `rounds` times, each phase with the counters read around it:
+pg_stat_statements and auto_explain loaded and the WAL's I/O timed. With `creates` among the
+phases, the create rate is first taken on the empty store (a cold server: its first calls
+load botocore's endpoint data). Then `count` tagged snapshots are seeded (bench/scale_metadata
+.py's Seeder), followed by `VACUUM ANALYZE` + `CHECKPOINT` (the bench's Seeder.analyze) or,
+`--after-seed analyze`, ANALYZE alone (what the bench did before session 22's second run).
+`--before TREE`: a second server running another source tree's snapferry package over the
+same store and data dir; each round runs every phase on each server in turn, so load on a
+shared machine hits both alike. `rounds` times, each phase with the counters read around it:
 
-  tags boto3   DescribeTags with 200 ids through boto3 (the bench's call), wall ms a call
+  tags boto3   DescribeTags with 200 ids through boto3 (the bench's call), wall ms a call and
+               the client's CPU
   tags raw     the same signed request over one kept-alive HTTP connection, the answer read
                but not parsed: the server's part (and the loopback transfer)
   tags parse   botocore parsing that answer, CPU ms: the client's part
   creates      StartSnapshot + CompleteSnapshot from 4 threads (the bench's), pairs a second
+               and the clients' CPU a pair
 
-For each phase, per call: the server process's CPU, the PostgreSQL backends' CPU (and the
-cluster's background processes': WAL writer, checkpointer, autovacuum), the statements
-PostgreSQL ran (pg_stat_statements, BEGIN/COMMIT/ROLLBACK and the pool's ping `;` included:
-each is one round trip), their execution and planning time, commits, WAL bytes, WAL flushes
-(fsyncs) and their time (pg_stat_wal with track_wal_io_timing). `--spy DIR`: py-spy (`--idle`,
-so waits on PostgreSQL show) on the server during each phase, summarised. `--explain`:
-EXPLAIN (ANALYZE, BUFFERS) of DescribeTags' statement, custom and generic plan, plus the
-round trip of an empty statement for scale.
+For each phase, per call: the server process's CPU (/proc, all threads), the PostgreSQL
+backends' on-CPU time (schedstat) and the cluster's background processes' (WAL writer,
+checkpointer, autovacuum), the statements PostgreSQL ran (pg_stat_statements: each is one
+round trip, BEGIN/COMMIT/ROLLBACK included; the pool's pre-ping, an empty statement, is not
+counted there but is one more round trip per pool checkout), their execution and planning
+time, commits, WAL bytes, WAL flushes (fsyncs) and their time (pg_stat_wal with
+track_wal_io_timing). `--spy DIR`: py-spy (`--idle`, so waits on PostgreSQL show) on the
+server during each phase, the request threads summarised (it inflates the CPU figures: read
+its shares). `--explain`: EXPLAIN (ANALYZE, BUFFERS) of DescribeTags' statement as sent, custom
+and generic plan, and an empty statement's round trip. `--variants N`: the statement in other
+shapes, N times each, alternating, with the backend's on-CPU time.
 """
 
 from __future__ import annotations
