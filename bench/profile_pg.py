@@ -338,7 +338,11 @@ def explain(postgres: LocalPostgres, url: str, chosen: list[str]) -> None:
 COLUMNS = "t.resource_id, t.key, t.value, t.resource_type"
 ORDER = "ORDER BY t.resource_id, t.key LIMIT %s"
 SHAPES = {
-    # As the server sends it (session 21): the ids as one array, `= ANY`.
+    # As the server sends it (session 23): an array the planner cannot see into.
+    "any of array(select unnest)": f"SELECT {COLUMNS} FROM tags t WHERE t.account_id = %s "
+                                   "AND t.region = %s AND t.resource_id = ANY(ARRAY(SELECT "
+                                   f"unnest(%s::varchar[]))) {ORDER}",
+    # Sessions 21-22: the ids as one array parameter, `= ANY`, costed id by id.
     "any": f"SELECT {COLUMNS} FROM tags t WHERE t.account_id = %s AND t.region = %s "
            f"AND t.resource_id = ANY(%s::varchar[]) {ORDER}",
     # The ids as a relation joined to the key.
