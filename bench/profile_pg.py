@@ -459,7 +459,9 @@ def run_rounds(args: argparse.Namespace, postgres: LocalPostgres, targets: list[
             target.raw()
     print(f"answer: {len(answer)} bytes, {answer.count(b'<item>')} tags", flush=True)
     for round_ in range(1, args.rounds + 1):
-        for target in targets:  # alternated, so the machine's load hits each alike
+        # Alternated, so the machine's load hits each alike, and in turn first: measured in
+        # session 23, the server that goes second in a round ran up to 1.8x faster.
+        for target in (targets if round_ % 2 else targets[::-1]):
             label = f"round {round_} {target.name}"
             if "tags" in phases:
                 phase(f"{label} tags boto3", postgres, target.pid, args.spy, args.repeat,
