@@ -43,6 +43,7 @@ import argparse
 import collections
 import http.client
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -546,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                 variants(postgres, chosen, args.variants)
     finally:
         postgres.destroy()
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
