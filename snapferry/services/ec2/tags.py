@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ARRAY, String, any_, bindparam, select
+from sqlalchemy import ARRAY, String, any_, bindparam, func, select
 
 from snapferry.domain import ids
 from snapferry.domain.filters import check_filter_limits
@@ -86,8 +86,14 @@ def tags_query(account_id: str, region: str, filters: list[dict[str, Any]] | Non
     """One page of the account's tags in (resource id, key) order. Exact resource ids go in
     one IN list, so the primary key is seeked per id and already gives the order (an OR of
     equalities made SQLite read and sort every tag of the account). `ids_as_array`
-    (PostgreSQL): a resource-id filter of exact ids is ONE array parameter, `= ANY(:ids)`,
-    instead of a parameter per id: binding 200 of them took half the statement's time."""
+    (PostgreSQL): a resource-id filter of exact ids is ONE array parameter instead of a
+    parameter per id (binding 200 of them took half the statement's time), and it reaches
+    the planner as `= ANY(ARRAY(SELECT unnest(:ids)))`: an array the planner cannot see into.
+    Given the ids themselves (`= ANY(:ids)`), PostgreSQL estimates each of them against its
+    statistics (planning ~3 ms of its CPU at 200 ids) and, on a store of some 10k tags,
+    prices 200 key seeks over a scan of every tag, which then tests each row against the
+    200 ids (~4 ms more). Hidden, the array is costed as a few ids: always the key seeks,
+    whatever the size of the store (BENCHMARKS.md, "PostgreSQL profiles, session 23")."""
     # Only the columns the answer carries (account and region are the caller's).
     query = select(tags.c.resource_id, tags.c.key, tags.c.value, tags.c.resource_type).where(
         tags.c.account_id == account_id, tags.c.region == region)
@@ -97,8 +103,9 @@ def tags_query(account_id: str, region: str, filters: list[dict[str, Any]] | Non
         values = item.get("Values") or []
         if (ids_as_array and item.get("Name") == "resource-id" and values
                 and not any("*" in value or "?" in value for value in values)):
+            ids = bindparam(None, list(values), type_=ARRAY(String))
             query = query.where(tags.c.resource_id == any_(
-                bindparam(None, list(values), type_=ARRAY(String))))
+                func.array(select(func.unnest(ids)).scalar_subquery())))
         else:
             rest.append(item)
     for clause in filter_clauses(rest, TAG_FILTERS, tags.c.resource_id):
