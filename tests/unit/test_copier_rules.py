@@ -33,7 +33,7 @@ from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyFailed, CopyJob
 from snapferry.domain.envelope import BlockCodec, PlainBlocks
 from snapferry.domain.faults import COPY, HOLD, FaultRule
-from snapferry.engine.copier import MAX_BATCH, Copier, Throttle
+from snapferry.engine.copier import MAX_BATCH, Copier, Heartbeat, LostLease, Throttle
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
 from snapferry.storage import faults as fault_store
@@ -1270,3 +1270,81 @@ def test_a_minimum_duration_counts_the_blocks_an_incremental_copy_drops(
     assert (done.state, done.mode, done.blocks_done, done.bytes_moved) == (
         rules.COMPLETED, rules.INCREMENTAL, 4, 0)
     assert 1.95 <= took < 30
+
+
+# --- no busy loops on short leases (sixth pass) ---------------------------------------------
+
+def test_an_idle_worker_on_a_short_lease_still_waits_between_rounds(storage: Storage) -> None:
+    """A lease under 2 s makes the idle wait half the lease (0.5 s here), never zero: a
+    worker with no job does not query the database in a busy loop."""
+    copier, _ = make_copier(storage, lease_seconds=1.0)
+    real_run_once, rounds = copier.run_once, []
+
+    def counted() -> bool:
+        rounds.append(time.monotonic())
+        return real_run_once()
+
+    copier.run_once = counted  # type: ignore[method-assign]
+    copier.start(1)
+    try:
+        threading.Event().wait(1.5)  # measuring an interval, not waiting for an event
+    finally:
+        copier.stop()
+    assert 1 <= len(rounds) <= 6, len(rounds)
+
+
+def test_the_heartbeat_on_a_short_lease_renews_a_few_times_a_lease_not_in_a_loop(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lease of 1.5 s is renewed every 0.5 s while a put is held for about 1.5 s: a few
+    renewals, not a loop of writes without a pause (a period rounded down to 0 s)."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
+    putting, release = hold_puts(storage)
+    real_checkpoint, renewals = job_store.checkpoint, []
+
+    def counted(*args: object, **kwargs: object) -> bool:
+        if threading.current_thread().name.startswith("snapferry-lease-"):
+            renewals.append(time.monotonic())
+        return real_checkpoint(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job_store, "checkpoint", counted)
+    copier, _ = make_copier(storage, lease_seconds=1.5)
+    worker = threading.Thread(target=copier.run_once)
+    worker.start()
+    try:
+        assert putting.wait(30)
+        threading.Event().wait(1.5)  # measuring an interval, not waiting for an event
+    finally:
+        release.set()
+        worker.join(60)
+        copier.stop()
+    assert 1 <= len(renewals) <= 8, len(renewals)
+    assert job_after(storage, job).state == rules.COMPLETED
+
+
+class CountingBeat(Heartbeat):
+    checks = 0
+
+    def check(self) -> None:
+        self.checks += 1
+        super().check()
+
+
+def test_a_paced_wait_looks_at_the_lease_four_times_a_second(storage: Storage) -> None:
+    """A pace or rate delay is waited out in steps of a quarter second, each looking at the
+    heartbeat's verdict: a lost lease stops the copy within about 0.25 s, not seconds later,
+    and a 0.6 s wait is a few looks, not a busy loop."""
+    copier, _ = make_copier(storage)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
+    try:
+        beat = CountingBeat(storage, copier.clock, job, LEASE)  # never started: no renewals
+        began = time.monotonic()
+        copier._pause(0.6, beat)
+        assert time.monotonic() - began >= 0.6
+        assert 1 <= beat.checks <= 6, beat.checks
+        beat.lost.set()  # the heartbeat found the job taken over or cancelled
+        began = time.monotonic()
+        with pytest.raises(LostLease):
+            copier._pause(30.0, beat)
+        assert time.monotonic() - began < 1.0
+    finally:
+        copier.stop()
