@@ -355,11 +355,13 @@ def test_an_encrypted_source_whose_key_is_disabled_fails_the_copy(storage: Stora
 
 
 def encrypted_source(store: Storage, keyring: KeyRing, data: dict[int, bytes],
-                     policy: str | None = None) -> tuple[str, key_rules.Key]:
-    """A completed source in SRC whose blocks are sealed under a customer key of SRC."""
+                     policy: str | None = None, key: key_rules.Key | None = None
+                     ) -> tuple[str, key_rules.Key]:
+    """A completed source in SRC whose blocks are sealed under a customer key of SRC (a new
+    one unless `key` is given)."""
     with store.engine.begin() as conn:
-        key = keyring.new_key(conn, ACCOUNT, SRC, "source key",
-                              policy or key_rules.default_policy(ACCOUNT))
+        key = key or keyring.new_key(conn, ACCOUNT, SRC, "source key",
+                                     policy or key_rules.default_policy(ACCOUNT))
         lineage, _ = keyring.new_lineage(conn, key)
         codec = keyring.codec(conn, lineage, SRC)
     source_id = add_source(store, lineage, data, codec)
@@ -402,10 +404,16 @@ def test_a_copy_in_place_under_another_key_is_sealed_again(storage: Storage,
     decrypted and sealed in a new lineage of that key, never left under the source's."""
     data = blocks_of(2)
     _, keyring = make_copier(storage)
-    source_id, source_key = encrypted_source(storage, keyring, data)
+    # Key ids are random: a source key in the middle of the order (its id starting with 4
+    # to b), so that each new key sorts on a given side of it at least a quarter of the
+    # time. (A source key starting with 0d once made 64 tries find none before it.)
+    source_key = customer_key(storage, keyring, region=SRC)
+    while not "4" <= source_key.key_id[0] <= "b":
+        source_key = customer_key(storage, keyring, region=SRC)
+    source_id, source_key = encrypted_source(storage, keyring, data, key=source_key)
     same_key = which == "the source's"
     wanted = source_key
-    for _ in range(0 if same_key else 64):  # key ids are random: make keys until one sorts
+    for _ in range(0 if same_key else 64):  # make keys until one sorts
         wanted = customer_key(storage, keyring, region=SRC)  # on the side this case wants
         if (wanted.arn < source_key.arn) == (which == "one sorting before"):
             break
