@@ -27,7 +27,7 @@ from snapferry.domain import copies as rules
 from snapferry.domain import images as image_rules
 from snapferry.domain import keys as key_rules
 from snapferry.domain import snapshots as snapshot_rules
-from snapferry.domain.accounts import DEV_ACCESS_KEY_ID
+from snapferry.domain.accounts import DEV_ACCESS_KEY_ID, AccessKey
 from snapferry.domain.blocks import BLOCK_SIZE
 from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyFailed, CopyJob
@@ -169,16 +169,25 @@ def test_a_copy_to_the_same_region_and_account_shares_the_lineage(storage: Stora
     assert read_back(storage, keyring, job) == data
 
 
+@pytest.mark.parametrize("owner", ["after", "before"])
 def test_a_copy_of_another_accounts_snapshot_in_the_same_region_is_full(
-        storage: Storage) -> None:
+        storage: Storage, owner: str) -> None:
     """Only the owner's copy in its own region shares the source's lineage: a shared
-    snapshot copied by another account (whose id sorts before the owner's) gets a lineage
-    of its own, so nothing the owner does to its blocks reaches the copy."""
+    snapshot copied by another account (whose id sorts before or after the owner's: the
+    accounts compared by value, not by order) gets a lineage of its own, so nothing the
+    owner does to its blocks reaches the copy."""
     lineage, data = str(uuid.uuid4()), blocks_of(2)
     source_id = add_source(storage, lineage, data)
-    with storage.engine.begin() as conn:
-        snapshot_store.update_snapshot(conn, source_id, account_id="999999999999")
     job = copy_job(storage, source_id, region=SRC)
+    if owner == "after":  # the copier is ACCOUNT (000000000000), the owner sorts after it
+        with storage.engine.begin() as conn:
+            snapshot_store.update_snapshot(conn, source_id, account_id="999999999999")
+    else:  # the source stays ACCOUNT's; the copier is an account sorting after it
+        copier_key = AccessKey("111111111111", "AKIAIOSFODNN7EXAMPLE",
+                               "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+        storage.accounts.add(copier_key)
+        job = with_fields(storage, job, account_id=copier_key.account_id,
+                          access_key_id=copier_key.access_key_id)
     keyring = run_one(storage)
     done = job_after(storage, job)
     assert (done.state, done.mode, done.bytes_moved) == (rules.COMPLETED, rules.FULL,
