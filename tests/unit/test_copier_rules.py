@@ -218,14 +218,24 @@ def test_the_next_copy_of_a_lineage_moves_only_what_changed(storage: Storage) ->
     assert read_back(storage, keyring, first) == first_data  # the first copy is untouched
 
 
+@pytest.mark.parametrize("other_sorts", ["before", "after"])
 def test_the_next_copy_joins_the_previous_copys_lineage_only_under_the_same_key(
-        storage: Storage) -> None:
+        storage: Storage, other_sorts: str) -> None:
     """Copies of one lineage to one place under one key share a destination lineage (the
-    key's ARN compared by value); a copy under another key, or unencrypted, starts a new
-    lineage of its own: blocks are never joined to a lineage sealed under another key."""
+    key's ARN compared by value, the other key sorting before or after it); a copy under
+    another key, or unencrypted, starts a new lineage of its own: blocks are never joined
+    to a lineage sealed under another key."""
     lineage, data = str(uuid.uuid4()), blocks_of(2)
     _, keyring = make_copier(storage)
-    key, other = customer_key(storage, keyring), customer_key(storage, keyring)
+    key = customer_key(storage, keyring)
+    while not "4" <= key.key_id[0] <= "b":  # in the middle of the order (ids are random)
+        key = customer_key(storage, keyring)
+    other = customer_key(storage, keyring)
+    for _ in range(64):  # the other key on the side this case wants
+        if (other.arn < key.arn) == (other_sorts == "before"):
+            break
+        other = customer_key(storage, keyring)
+    assert (other.arn < key.arn) == (other_sorts == "before")
     minute = dt.timedelta(minutes=1)
     jobs = []
     for step, (text, encrypted) in enumerate([(key.arn, True), (key.key_id, True),
@@ -457,16 +467,22 @@ def test_a_source_key_whose_policy_denies_what_a_copy_needs_fails_the_copy(
     assert set(storage.blocks.keys()) == objects  # nothing was copied
 
 
-@pytest.mark.parametrize("change", ["unknown access key", "another account's key"])
+@pytest.mark.parametrize("change", ["unknown access key", "another account's key",
+                                    "a key of an account sorting after the copy's"])
 def test_a_copy_acts_only_with_credentials_of_its_own_account(storage: Storage,
                                                              change: str) -> None:
     """The copy runs with the permissions of whoever asked for it, looked up afresh: an
-    access key that is gone, or one of another account, leaves it nobody to act as."""
+    access key that is gone, or one of another account (whose id sorts before or after the
+    copy's: compared by value), leaves it nobody to act as."""
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
     if change == "unknown access key":
         with_fields(storage, job, access_key_id="AKIAEXAMPLEGONE00000")
-    else:
+    elif change == "another account's key":
         with_fields(storage, job, account_id="999999999999")
+    else:  # the copy is ACCOUNT's (000000000000), the key another account's
+        storage.accounts.add(AccessKey("111111111111", "AKIAIOSFODNN7EXAMPLE",
+                                       "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"))
+        with_fields(storage, job, access_key_id="AKIAIOSFODNN7EXAMPLE")
     run_one(storage)
     failed = job_after(storage, job)
     assert (failed.state, failed.message) == (
