@@ -1108,6 +1108,40 @@ def test_a_stop_between_batches_records_the_batch_moved_and_puts_nothing_more(
     assert read_back(storage, keyring, job) == data
 
 
+def test_a_stop_as_the_next_batch_is_queued_still_records_the_batch_moving(
+        storage: Storage) -> None:
+    """`stop` called as the worker queues the next batch behind this one's puts (its I/O
+    pool shut down, so the next batch cannot be put): the next batch's intents are taken
+    back, this batch, already put, is still checkpointed, and the job is handed back at
+    that cursor for the next worker, not failed and not left at 0 with its objects loose."""
+    data = blocks_of(130)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    objects = set(storage.blocks.keys())
+    copier, _ = make_copier(storage)
+    real_start_batch, calls = copier._start_batch, []
+
+    def stop_then_start(job: CopyJob, cursor: int, *rest: object) -> object:
+        calls.append(cursor)
+        if len(calls) == 2:  # the batch queued ahead, behind the first one's puts
+            copier.stop()  # from the worker's own thread: the pool shuts down at once
+        return real_start_batch(job, cursor, *rest)  # type: ignore[arg-type]
+
+    copier._start_batch = stop_then_start  # type: ignore[method-assign]
+    assert copier.run_once()
+    assert calls == [0, MAX_BATCH]
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner, left.cursor, left.blocks_done) == (
+        rules.RUNNING, None, MAX_BATCH, MAX_BATCH)
+    with storage.engine.connect() as conn:
+        recorded = manifests.block_refs(conn, job.snapshot_id)
+        assert conn.execute(block_intents.select()).first() is None
+    assert [ref.block_index for ref in recorded] == list(range(MAX_BATCH))
+    assert set(storage.blocks.keys()) == objects | {ref.block_id for ref in recorded}
+    keyring = run_one(storage)
+    assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
+
+
 def test_a_copy_cancelled_while_the_next_batch_moves_takes_back_both_batches(
         storage: Storage) -> None:
     """The next batch is already being put while a checkpoint commits (pipelining): when
