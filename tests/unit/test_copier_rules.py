@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import threading
@@ -1363,7 +1364,8 @@ def test_an_idle_worker_on_a_short_lease_still_waits_between_rounds(storage: Sto
 def test_the_heartbeat_on_a_short_lease_renews_a_few_times_a_lease_not_in_a_loop(
         storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
     """A lease of 1.5 s is renewed every 0.5 s while a put is held for about 1.5 s: a few
-    renewals, not a loop of writes without a pause (a period rounded down to 0 s)."""
+    renewals, not a loop of writes without a pause (a period rounded down to 0 s), and each
+    well before the lease runs out, not as it does (a period of the whole lease)."""
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
     putting, release = hold_puts(storage)
     real_checkpoint, renewals = job_store.checkpoint, []
@@ -1384,7 +1386,9 @@ def test_the_heartbeat_on_a_short_lease_renews_a_few_times_a_lease_not_in_a_loop
         release.set()
         worker.join(60)
         copier.stop()
-    assert 1 <= len(renewals) <= 8, len(renewals)
+    assert 2 <= len(renewals) <= 8, len(renewals)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(renewals)]
+    assert max(gaps) < 1.0, gaps  # two thirds of the lease
     assert job_after(storage, job).state == rules.COMPLETED
 
 
