@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import logging
 import os
 import threading
 import time
@@ -644,10 +645,11 @@ def test_a_stopping_worker_lets_go_of_its_job_at_once(storage: Storage) -> None:
     assert dest_state(storage, job).state == snapshot_rules.PENDING
 
 
-def test_a_copy_cancelled_mid_batch_takes_back_what_the_batch_put(storage: Storage) -> None:
+def test_a_copy_cancelled_mid_batch_takes_back_what_the_batch_put(
+        storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
     """DeleteSnapshot on a pending copy cancels its job (storage/copies.py `cancel`): the
     worker's next checkpoint fails, and the objects its batch had put are deleted at once,
-    not left for a grace period."""
+    not left for a grace period. A cancellation is no error: nothing is logged as one."""
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(5)))
     objects = set(storage.blocks.keys())
     cancelled = threading.Event()
@@ -659,8 +661,12 @@ def test_a_copy_cancelled_mid_batch_takes_back_what_the_batch_put(storage: Stora
                 job_store.cancel(conn, job.snapshot_id, dt.datetime.now(dt.UTC), "deleted")
 
     hook_puts(storage, cancel_once)
-    run_one(storage)
+    with caplog.at_level(logging.INFO, logger="snapferry.engine.copier"):
+        run_one(storage)
     assert cancelled.is_set()
+    logged = [r for r in caplog.records if r.name == "snapferry.engine.copier"]
+    assert [r.getMessage() for r in logged if r.levelno >= logging.WARNING] == []
+    assert any("was taken over or cancelled" in r.getMessage() for r in logged)
     left = job_after(storage, job)
     assert (left.state, left.message, left.blocks_done) == (rules.FAILED, "deleted", 0)
     assert set(storage.blocks.keys()) == objects
