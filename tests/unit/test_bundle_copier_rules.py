@@ -452,6 +452,9 @@ def test_a_paced_copy_keeps_its_lease_by_renewing_it_every_third_of_a_lease(
     worker.start()
     taken = None
     try:
+        while found.job_now().lease_owner != copier.owner:  # claimed by the worker first
+            assert time.monotonic() - started < 30, "the worker did not claim the job"
+            time.sleep(0.01)  # polling the job's owner
         while worker.is_alive() and time.monotonic() - started < 30:
             with storage.engine.begin() as conn:  # another worker, on the same clock
                 taken = job_store.claim(conn, "worker-b", dt.datetime.now(dt.UTC),
