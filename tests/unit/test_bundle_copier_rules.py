@@ -426,3 +426,50 @@ def test_a_fault_rule_below_a_resumed_copy_s_progress_fails_it_at_once(storage: 
     run_copy(storage)
     failed_with(found, "Injected late.")
     assert found.job_now().cursor == 2
+
+
+def test_a_paced_copy_keeps_its_lease_by_renewing_it_every_third_of_a_lease(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parts paced to take 3 s on a lease of 1.2 s: the first part's wait (about 1.7 s)
+    outlasts the lease, so the wait renews it every 0.4 s, and another worker trying to
+    claim the job all along never gets it; a few renewals, not a loop of writes; and the
+    copy takes the pace's 3 s, not twice or half that."""
+    found = bundle(storage)
+    parts_bytes = sum(map(len, PARTS.values()))
+    real_checkpoint, writes = job_store.checkpoint, []
+
+    def counted(*args: object, **kwargs: object) -> bool:
+        if threading.current_thread().name == "bundle-worker":
+            writes.append(time.monotonic())
+        return real_checkpoint(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job_store, "checkpoint", counted)
+    clock = SystemClock()
+    copier = Copier(storage, KeyRing(storage.box, clock), clock, CopySettings(
+        workers=0, min_seconds_per_gib=3.0 * 2**30 / parts_bytes, lease_seconds=1.2))
+    worker = threading.Thread(target=copier.run_once, daemon=True, name="bundle-worker")
+    started = time.monotonic()
+    worker.start()
+    taken = None
+    try:
+        while found.job_now().lease_owner != copier.owner:  # claimed by the worker first
+            assert time.monotonic() - started < 30, "the worker did not claim the job"
+            time.sleep(0.01)  # polling the job's owner
+        while worker.is_alive() and time.monotonic() - started < 30:
+            with storage.engine.begin() as conn:  # another worker, on the same clock
+                taken = job_store.claim(conn, "worker-b", dt.datetime.now(dt.UTC),
+                                        dt.timedelta(seconds=10))
+            if taken is not None:
+                break
+            time.sleep(0.05)  # polling the job's lease, as a worker's idle loop does
+        worker.join(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        copier.stop()
+        worker.join(timeout=30)
+    assert taken is None, "the job was taken over while its worker was alive"
+    assert 2.9 <= took < 5.0, took
+    # Four steps' checkpoints and about 3 s / 0.4 s of renewals.
+    assert 5 <= len(writes) <= 20, len(writes)
+    assert found.job_now().state == copy_rules.COMPLETED
+    assert found.image().state == image_rules.AVAILABLE

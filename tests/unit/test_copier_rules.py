@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
+import logging
 import os
 import threading
 import time
@@ -27,13 +29,13 @@ from snapferry.domain import copies as rules
 from snapferry.domain import images as image_rules
 from snapferry.domain import keys as key_rules
 from snapferry.domain import snapshots as snapshot_rules
-from snapferry.domain.accounts import DEV_ACCESS_KEY_ID
+from snapferry.domain.accounts import DEV_ACCESS_KEY_ID, AccessKey
 from snapferry.domain.blocks import BLOCK_SIZE
 from snapferry.domain.clock import SystemClock
 from snapferry.domain.copies import CopyFailed, CopyJob
 from snapferry.domain.envelope import BlockCodec, PlainBlocks
 from snapferry.domain.faults import COPY, HOLD, FaultRule
-from snapferry.engine.copier import MAX_BATCH, Copier, Throttle
+from snapferry.engine.copier import MAX_BATCH, Copier, Heartbeat, LostLease, Throttle
 from snapferry.services.keyring import KeyRing
 from snapferry.storage import copies as job_store
 from snapferry.storage import faults as fault_store
@@ -169,16 +171,25 @@ def test_a_copy_to_the_same_region_and_account_shares_the_lineage(storage: Stora
     assert read_back(storage, keyring, job) == data
 
 
+@pytest.mark.parametrize("owner", ["after", "before"])
 def test_a_copy_of_another_accounts_snapshot_in_the_same_region_is_full(
-        storage: Storage) -> None:
+        storage: Storage, owner: str) -> None:
     """Only the owner's copy in its own region shares the source's lineage: a shared
-    snapshot copied by another account (whose id sorts before the owner's) gets a lineage
-    of its own, so nothing the owner does to its blocks reaches the copy."""
+    snapshot copied by another account (whose id sorts before or after the owner's: the
+    accounts compared by value, not by order) gets a lineage of its own, so nothing the
+    owner does to its blocks reaches the copy."""
     lineage, data = str(uuid.uuid4()), blocks_of(2)
     source_id = add_source(storage, lineage, data)
-    with storage.engine.begin() as conn:
-        snapshot_store.update_snapshot(conn, source_id, account_id="999999999999")
     job = copy_job(storage, source_id, region=SRC)
+    if owner == "after":  # the copier is ACCOUNT (000000000000), the owner sorts after it
+        with storage.engine.begin() as conn:
+            snapshot_store.update_snapshot(conn, source_id, account_id="999999999999")
+    else:  # the source stays ACCOUNT's; the copier is an account sorting after it
+        copier_key = AccessKey("111111111111", "AKIAIOSFODNN7EXAMPLE",
+                               "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+        storage.accounts.add(copier_key)
+        job = with_fields(storage, job, account_id=copier_key.account_id,
+                          access_key_id=copier_key.access_key_id)
     keyring = run_one(storage)
     done = job_after(storage, job)
     assert (done.state, done.mode, done.bytes_moved) == (rules.COMPLETED, rules.FULL,
@@ -209,14 +220,24 @@ def test_the_next_copy_of_a_lineage_moves_only_what_changed(storage: Storage) ->
     assert read_back(storage, keyring, first) == first_data  # the first copy is untouched
 
 
+@pytest.mark.parametrize("other_sorts", ["before", "after"])
 def test_the_next_copy_joins_the_previous_copys_lineage_only_under_the_same_key(
-        storage: Storage) -> None:
+        storage: Storage, other_sorts: str) -> None:
     """Copies of one lineage to one place under one key share a destination lineage (the
-    key's ARN compared by value); a copy under another key, or unencrypted, starts a new
-    lineage of its own: blocks are never joined to a lineage sealed under another key."""
+    key's ARN compared by value, the other key sorting before or after it); a copy under
+    another key, or unencrypted, starts a new lineage of its own: blocks are never joined
+    to a lineage sealed under another key."""
     lineage, data = str(uuid.uuid4()), blocks_of(2)
     _, keyring = make_copier(storage)
-    key, other = customer_key(storage, keyring), customer_key(storage, keyring)
+    key = customer_key(storage, keyring)
+    while not "4" <= key.key_id[0] <= "b":  # in the middle of the order (ids are random)
+        key = customer_key(storage, keyring)
+    other = customer_key(storage, keyring)
+    for _ in range(64):  # the other key on the side this case wants
+        if (other.arn < key.arn) == (other_sorts == "before"):
+            break
+        other = customer_key(storage, keyring)
+    assert (other.arn < key.arn) == (other_sorts == "before")
     minute = dt.timedelta(minutes=1)
     jobs = []
     for step, (text, encrypted) in enumerate([(key.arn, True), (key.key_id, True),
@@ -355,11 +376,13 @@ def test_an_encrypted_source_whose_key_is_disabled_fails_the_copy(storage: Stora
 
 
 def encrypted_source(store: Storage, keyring: KeyRing, data: dict[int, bytes],
-                     policy: str | None = None) -> tuple[str, key_rules.Key]:
-    """A completed source in SRC whose blocks are sealed under a customer key of SRC."""
+                     policy: str | None = None, key: key_rules.Key | None = None
+                     ) -> tuple[str, key_rules.Key]:
+    """A completed source in SRC whose blocks are sealed under a customer key of SRC (a new
+    one unless `key` is given)."""
     with store.engine.begin() as conn:
-        key = keyring.new_key(conn, ACCOUNT, SRC, "source key",
-                              policy or key_rules.default_policy(ACCOUNT))
+        key = key or keyring.new_key(conn, ACCOUNT, SRC, "source key",
+                                     policy or key_rules.default_policy(ACCOUNT))
         lineage, _ = keyring.new_lineage(conn, key)
         codec = keyring.codec(conn, lineage, SRC)
     source_id = add_source(store, lineage, data, codec)
@@ -402,10 +425,16 @@ def test_a_copy_in_place_under_another_key_is_sealed_again(storage: Storage,
     decrypted and sealed in a new lineage of that key, never left under the source's."""
     data = blocks_of(2)
     _, keyring = make_copier(storage)
-    source_id, source_key = encrypted_source(storage, keyring, data)
+    # Key ids are random: a source key in the middle of the order (its id starting with 4
+    # to b), so that each new key sorts on a given side of it at least a quarter of the
+    # time. (A source key starting with 0d once made 64 tries find none before it.)
+    source_key = customer_key(storage, keyring, region=SRC)
+    while not "4" <= source_key.key_id[0] <= "b":
+        source_key = customer_key(storage, keyring, region=SRC)
+    source_id, source_key = encrypted_source(storage, keyring, data, key=source_key)
     same_key = which == "the source's"
     wanted = source_key
-    for _ in range(0 if same_key else 64):  # key ids are random: make keys until one sorts
+    for _ in range(0 if same_key else 64):  # make keys until one sorts
         wanted = customer_key(storage, keyring, region=SRC)  # on the side this case wants
         if (wanted.arn < source_key.arn) == (which == "one sorting before"):
             break
@@ -440,16 +469,22 @@ def test_a_source_key_whose_policy_denies_what_a_copy_needs_fails_the_copy(
     assert set(storage.blocks.keys()) == objects  # nothing was copied
 
 
-@pytest.mark.parametrize("change", ["unknown access key", "another account's key"])
+@pytest.mark.parametrize("change", ["unknown access key", "another account's key",
+                                    "a key of an account sorting after the copy's"])
 def test_a_copy_acts_only_with_credentials_of_its_own_account(storage: Storage,
                                                              change: str) -> None:
     """The copy runs with the permissions of whoever asked for it, looked up afresh: an
-    access key that is gone, or one of another account, leaves it nobody to act as."""
+    access key that is gone, or one of another account (whose id sorts before or after the
+    copy's: compared by value), leaves it nobody to act as."""
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
     if change == "unknown access key":
         with_fields(storage, job, access_key_id="AKIAEXAMPLEGONE00000")
-    else:
+    elif change == "another account's key":
         with_fields(storage, job, account_id="999999999999")
+    else:  # the copy is ACCOUNT's (000000000000), the key another account's
+        storage.accounts.add(AccessKey("111111111111", "AKIAIOSFODNN7EXAMPLE",
+                                       "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"))
+        with_fields(storage, job, access_key_id="AKIAIOSFODNN7EXAMPLE")
     run_one(storage)
     failed = job_after(storage, job)
     assert (failed.state, failed.message) == (
@@ -610,10 +645,11 @@ def test_a_stopping_worker_lets_go_of_its_job_at_once(storage: Storage) -> None:
     assert dest_state(storage, job).state == snapshot_rules.PENDING
 
 
-def test_a_copy_cancelled_mid_batch_takes_back_what_the_batch_put(storage: Storage) -> None:
+def test_a_copy_cancelled_mid_batch_takes_back_what_the_batch_put(
+        storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
     """DeleteSnapshot on a pending copy cancels its job (storage/copies.py `cancel`): the
     worker's next checkpoint fails, and the objects its batch had put are deleted at once,
-    not left for a grace period."""
+    not left for a grace period. A cancellation is no error: nothing is logged as one."""
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(5)))
     objects = set(storage.blocks.keys())
     cancelled = threading.Event()
@@ -625,8 +661,12 @@ def test_a_copy_cancelled_mid_batch_takes_back_what_the_batch_put(storage: Stora
                 job_store.cancel(conn, job.snapshot_id, dt.datetime.now(dt.UTC), "deleted")
 
     hook_puts(storage, cancel_once)
-    run_one(storage)
+    with caplog.at_level(logging.INFO, logger="snapferry.engine.copier"):
+        run_one(storage)
     assert cancelled.is_set()
+    logged = [r for r in caplog.records if r.name == "snapferry.engine.copier"]
+    assert [r.getMessage() for r in logged if r.levelno >= logging.WARNING] == []
+    assert any("was taken over or cancelled" in r.getMessage() for r in logged)
     left = job_after(storage, job)
     assert (left.state, left.message, left.blocks_done) == (rules.FAILED, "deleted", 0)
     assert set(storage.blocks.keys()) == objects
@@ -1075,6 +1115,40 @@ def test_a_stop_between_batches_records_the_batch_moved_and_puts_nothing_more(
     assert read_back(storage, keyring, job) == data
 
 
+def test_a_stop_as_the_next_batch_is_queued_still_records_the_batch_moving(
+        storage: Storage) -> None:
+    """`stop` called as the worker queues the next batch behind this one's puts (its I/O
+    pool shut down, so the next batch cannot be put): the next batch's intents are taken
+    back, this batch, already put, is still checkpointed, and the job is handed back at
+    that cursor for the next worker, not failed and not left at 0 with its objects loose."""
+    data = blocks_of(130)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
+    objects = set(storage.blocks.keys())
+    copier, _ = make_copier(storage)
+    real_start_batch, calls = copier._start_batch, []
+
+    def stop_then_start(job: CopyJob, cursor: int, *rest: object) -> object:
+        calls.append(cursor)
+        if len(calls) == 2:  # the batch queued ahead, behind the first one's puts
+            copier.stop()  # from the worker's own thread: the pool shuts down at once
+        return real_start_batch(job, cursor, *rest)  # type: ignore[arg-type]
+
+    copier._start_batch = stop_then_start  # type: ignore[method-assign]
+    assert copier.run_once()
+    assert calls == [0, MAX_BATCH]
+    left = job_after(storage, job)
+    assert (left.state, left.lease_owner, left.cursor, left.blocks_done) == (
+        rules.RUNNING, None, MAX_BATCH, MAX_BATCH)
+    with storage.engine.connect() as conn:
+        recorded = manifests.block_refs(conn, job.snapshot_id)
+        assert conn.execute(block_intents.select()).first() is None
+    assert [ref.block_index for ref in recorded] == list(range(MAX_BATCH))
+    assert set(storage.blocks.keys()) == objects | {ref.block_id for ref in recorded}
+    keyring = run_one(storage)
+    assert job_after(storage, job).state == rules.COMPLETED
+    assert read_back(storage, keyring, job) == data
+
+
 def test_a_copy_cancelled_while_the_next_batch_moves_takes_back_both_batches(
         storage: Storage) -> None:
     """The next batch is already being put while a checkpoint commits (pipelining): when
@@ -1270,3 +1344,84 @@ def test_a_minimum_duration_counts_the_blocks_an_incremental_copy_drops(
     assert (done.state, done.mode, done.blocks_done, done.bytes_moved) == (
         rules.COMPLETED, rules.INCREMENTAL, 4, 0)
     assert 1.95 <= took < 30
+
+
+# --- no busy loops on short leases (sixth pass) ---------------------------------------------
+
+def test_an_idle_worker_on_a_short_lease_still_waits_between_rounds(storage: Storage) -> None:
+    """A lease under 2 s makes the idle wait half the lease (0.5 s here), never zero: a
+    worker with no job does not query the database in a busy loop."""
+    copier, _ = make_copier(storage, lease_seconds=1.0)
+    real_run_once, rounds = copier.run_once, []
+
+    def counted() -> bool:
+        rounds.append(time.monotonic())
+        return real_run_once()
+
+    copier.run_once = counted  # type: ignore[method-assign]
+    copier.start(1)
+    try:
+        threading.Event().wait(1.5)  # measuring an interval, not waiting for an event
+    finally:
+        copier.stop()
+    assert 1 <= len(rounds) <= 6, len(rounds)
+
+
+def test_the_heartbeat_on_a_short_lease_renews_a_few_times_a_lease_not_in_a_loop(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lease of 1.5 s is renewed every 0.5 s while a put is held for about 1.5 s: a few
+    renewals, not a loop of writes without a pause (a period rounded down to 0 s), and each
+    well before the lease runs out, not as it does (a period of the whole lease)."""
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
+    putting, release = hold_puts(storage)
+    real_checkpoint, renewals = job_store.checkpoint, []
+
+    def counted(*args: object, **kwargs: object) -> bool:
+        if threading.current_thread().name.startswith("snapferry-lease-"):
+            renewals.append(time.monotonic())
+        return real_checkpoint(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job_store, "checkpoint", counted)
+    copier, _ = make_copier(storage, lease_seconds=1.5)
+    worker = threading.Thread(target=copier.run_once)
+    worker.start()
+    try:
+        assert putting.wait(30)
+        threading.Event().wait(1.5)  # measuring an interval, not waiting for an event
+    finally:
+        release.set()
+        worker.join(60)
+        copier.stop()
+    assert 2 <= len(renewals) <= 8, len(renewals)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(renewals)]
+    assert max(gaps) < 1.0, gaps  # two thirds of the lease
+    assert job_after(storage, job).state == rules.COMPLETED
+
+
+class CountingBeat(Heartbeat):
+    checks = 0
+
+    def check(self) -> None:
+        self.checks += 1
+        super().check()
+
+
+def test_a_paced_wait_looks_at_the_lease_four_times_a_second(storage: Storage) -> None:
+    """A pace or rate delay is waited out in steps of a quarter second, each looking at the
+    heartbeat's verdict: a lost lease stops the copy within about 0.25 s, not seconds later,
+    and a 0.6 s wait is a few looks, not a busy loop."""
+    copier, _ = make_copier(storage)
+    job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
+    try:
+        beat = CountingBeat(storage, copier.clock, job, LEASE)  # never started: no renewals
+        began = time.monotonic()
+        copier._pause(0.6, beat)
+        assert time.monotonic() - began >= 0.6
+        assert 1 <= beat.checks <= 6, beat.checks
+        beat.lost.set()  # the heartbeat found the job taken over or cancelled
+        began = time.monotonic()
+        with pytest.raises(LostLease):
+            copier._pause(30.0, beat)
+        assert time.monotonic() - began < 1.0
+    finally:
+        copier.stop()
