@@ -34,6 +34,14 @@ def _error(call: Callable[..., object], *args: object, **kwargs: object) -> Serv
     return caught.value
 
 
+def fresh(text: str) -> str:
+    """An equal string that is another object, as a value read from the database or a request
+    is: a rule comparing by identity (`is`) instead of equality fails on it."""
+    copy = "".join(list(text))
+    assert copy == text and copy is not text
+    return copy
+
+
 def image(image_id: str = "ami-00000000000000001", **fields: Any) -> Image:
     values: dict[str, Any] = {
         "account_id": OWNER, "region": "us-east-1", "name": image_id,
@@ -116,6 +124,8 @@ def test_unavailable_says_pending_or_no_longer_available() -> None:
     assert pending.code == "InvalidAMIID.Unavailable"
     assert pending.message == ("The AMI ID 'ami-1' is currently pending and may not be used "
                                "for this operation")
+    read = rules.unavailable(image("ami-1", state=fresh(rules.PENDING)))
+    assert read.message == pending.message
     for state in (rules.DEREGISTERED, rules.FAILED, rules.AVAILABLE):
         gone = rules.unavailable(image("ami-1", state=state))
         assert (gone.code, gone.message) == (
@@ -592,6 +602,8 @@ def test_protection_is_shown_as_disabled_until_while_a_cooldown_runs() -> None:
     cooling = image(protected_until=until)
     assert rules.protection_shown(cooling, NOW) == "disabled-until-2026-11-22T15:00:00.000Z"
     assert rules.protection_shown(cooling, until) == rules.PROTECTION_OFF
+    assert rules.protection_shown(cooling, until + dt.timedelta(seconds=1)) == (
+        rules.PROTECTION_OFF)  # a cooldown that ended is not shown
     assert rules.protection_shown(image(deregistration_protection=rules.PROTECTION_ON), NOW) == (
         "enabled-without-cooldown")
 
@@ -723,6 +735,8 @@ def test_copied_tags_are_the_owners_user_tags_only() -> None:
     assert rules.copied_tags(image(account_id=OWNER), tags, OWNER) == {
         "Name": "web", "awsome": "z", "team": "aws:ops"}
     assert rules.copied_tags(image(account_id=OTHER), tags, OWNER) == {}
+    assert rules.copied_tags(image(account_id=fresh(OWNER)), tags, OWNER) == {
+        "Name": "web", "awsome": "z", "team": "aws:ops"}
 
 
 def test_only_an_available_image_is_copied() -> None:
@@ -745,6 +759,7 @@ def test_only_an_available_image_is_copied() -> None:
 def test_a_copy_ends_when_its_snapshot_copies_say_so(states: list[str], outcome: str | None
                                                     ) -> None:
     assert rules.copy_outcome(states) == outcome
+    assert rules.copy_outcome([fresh(state) for state in states]) == outcome
 
 
 def test_the_copy_quota_error_names_the_quota_and_region() -> None:
@@ -786,3 +801,35 @@ def test_paravirtual_images_are_refused_in_regions_without_it() -> None:
     assert error.code == "UnsupportedOperation" and "eu-north-1" in error.message
     rules.check_virtualization_in_region("hvm", "eu-north-1", without, "X")
     rules.check_virtualization_in_region("paravirtual", "us-east-1", without, "X")
+
+
+# ---- values read from the database or a request -------------------------------------------
+
+def test_rules_compare_read_values_by_equality_not_identity() -> None:
+    """Every rule above again, with each compared value an equal string that is another
+    object (as the database and the wire give them)."""
+    assert rules.check_grant(fresh("user"), fresh(OTHER)) == ("user", OTHER)
+    assert rules.check_grant(fresh("group"), fresh("all")) == ("group", "all")
+    assert _error(rules.check_grant, fresh("group"), "everyone").code == (
+        "InvalidAMIAttributeItemValue")
+    for kind, bad in (("user", "x"), ("organization", OU), ("ou", ORG)):
+        assert _error(rules.check_grant, fresh(kind), bad).code == "InvalidAMIAttributeItemValue"
+    gone = image(state=fresh(rules.DEREGISTERED))
+    assert _error(rules.check_deregistrable, gone, NOW).code == "InvalidAMIID.Unavailable"
+    rules.check_deregistrable(image(deregistration_protection=fresh(rules.PROTECTION_OFF)), NOW)
+    cooldown = image(deregistration_protection=fresh(rules.PROTECTION_ON_COOLDOWN))
+    assert rules.protection_disabled(cooldown, NOW) == NOW + rules.COOLDOWN
+    spec_image, spec_snapshot = ({"ResourceType": fresh("image")},
+                                 {"ResourceType": fresh("snapshot")})
+    assert rules.copy_tag_specifications([spec_image, spec_snapshot]) == (
+        [spec_image], [spec_snapshot])
+    rules.check_copyable(image(state=fresh(rules.AVAILABLE)))
+    pending = _error(rules.check_copyable, image(state=fresh(rules.PENDING)))
+    assert "currently pending" in pending.message
+    rules.check_marketplace_copy(image(account_id=fresh(OWNER)), [("abcdefgh", "marketplace")],
+                                 OWNER)
+    assert _error(rules.check_marketplace_copy, image(account_id=OTHER),
+                  [("abcdefgh", fresh("marketplace"))], OWNER).code == "InvalidRequest"
+    assert _error(rules.check_virtualization_in_region, fresh("paravirtual"), "eu-north-1",
+                  frozenset({"eu-north-1"}), "UnsupportedOperation").code == (
+        "UnsupportedOperation")
