@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -650,6 +652,26 @@ def test_disabling_protection_without_a_cooldown_keeps_a_running_one() -> None:
 
 # ---- ancestry -----------------------------------------------------------------------------
 
+@contextmanager
+def _within(seconds: float) -> Iterator[None]:
+    """Fail a walk that does not end (a broken stop condition loops forever) in seconds, not
+    at the mutation run's timeout of minutes. A bound on a hang, not a timing assertion."""
+    def _stuck(*_: object) -> None:
+        raise AssertionError(f"ancestry did not end within {seconds} s")
+    previous = signal.signal(signal.SIGALRM, _stuck)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def ancestry(image: Image, source: Callable[[str, str], Image | None]) -> list[Image]:
+    with _within(20):
+        return rules.ancestry(image, source)
+
+
 def _lineage(*images: Image) -> Callable[[str, str], Image | None]:
     by_key = {(i.image_id, i.region): i for i in images}
     return lambda image_id, region: by_key.get((image_id, region))
@@ -657,7 +679,7 @@ def _lineage(*images: Image) -> Callable[[str, str], Image | None]:
 
 def test_an_image_without_a_source_is_its_own_ancestry() -> None:
     alone = image()
-    assert rules.ancestry(alone, lambda *_: pytest.fail("looked for a source")) == [alone]
+    assert ancestry(alone, lambda *_: pytest.fail("looked for a source")) == [alone]
 
 
 def test_ancestry_follows_sources_across_regions() -> None:
@@ -666,20 +688,20 @@ def test_ancestry_follows_sources_across_regions() -> None:
                    source_image_region="eu-west-1")
     # No source region recorded: the source is in the image's own region.
     leaf = image("ami-3", region="us-west-2", source_image_id="ami-2")
-    chain = rules.ancestry(leaf, _lineage(root, middle, leaf))
+    chain = ancestry(leaf, _lineage(root, middle, leaf))
     assert [i.image_id for i in chain] == ["ami-3", "ami-2", "ami-1"]
 
 
 def test_ancestry_stops_at_a_missing_record() -> None:
     leaf = image("ami-3", source_image_id="ami-2", source_image_region="eu-west-1")
-    assert rules.ancestry(leaf, _lineage(image("ami-2"))) == [leaf]  # ami-2 in us-east-1 only
+    assert ancestry(leaf, _lineage(image("ami-2"))) == [leaf]  # ami-2 in us-east-1 only
 
 
 @pytest.mark.parametrize("alias", ["amazon", "aws-marketplace"])
 def test_ancestry_stops_at_an_aws_alias_image(alias: str) -> None:
     root = image("ami-1", owner_alias=alias, source_image_id="ami-0")
     leaf = image("ami-2", source_image_id="ami-1")
-    chain = rules.ancestry(leaf, _lineage(image("ami-0"), root, leaf))
+    chain = ancestry(leaf, _lineage(image("ami-0"), root, leaf))
     assert [i.image_id for i in chain] == ["ami-2", "ami-1"]
 
 
@@ -687,7 +709,7 @@ def test_ancestry_goes_past_a_backup_vault_image() -> None:
     root = image("ami-0")
     vault = image("ami-1", owner_alias="aws-backup-vault", source_image_id="ami-0")
     leaf = image("ami-2", source_image_id="ami-1")
-    chain = rules.ancestry(leaf, _lineage(root, vault, leaf))
+    chain = ancestry(leaf, _lineage(root, vault, leaf))
     assert [i.image_id for i in chain] == ["ami-2", "ami-1", "ami-0"]
 
 
@@ -695,10 +717,10 @@ def test_ancestry_stops_at_a_cycle() -> None:
     first = image("ami-1", source_image_id="ami-3")
     second = image("ami-2", source_image_id="ami-1")
     third = image("ami-3", source_image_id="ami-2")
-    chain = rules.ancestry(third, _lineage(first, second, third))
+    chain = ancestry(third, _lineage(first, second, third))
     assert [i.image_id for i in chain] == ["ami-3", "ami-2", "ami-1"]
     looped = image("ami-9", source_image_id="ami-9")
-    assert rules.ancestry(looped, _lineage(looped)) == [looped]
+    assert ancestry(looped, _lineage(looped)) == [looped]
 
 
 @pytest.mark.parametrize(("length", "found"), [(49, 49), (50, 50), (51, 50), (80, 50)])
@@ -706,7 +728,7 @@ def test_ancestry_holds_at_most_50_images(length: int, found: int) -> None:
     chain = [image("ami-0")]
     for n in range(1, length):
         chain.append(image(f"ami-{n}", source_image_id=f"ami-{n - 1}"))
-    result = rules.ancestry(chain[-1], _lineage(*chain))
+    result = ancestry(chain[-1], _lineage(*chain))
     assert [i.image_id for i in result] == [i.image_id for i in reversed(chain)][:found]
 
 
@@ -735,6 +757,8 @@ def test_copied_tags_are_the_owners_user_tags_only() -> None:
     assert rules.copied_tags(image(account_id=OWNER), tags, OWNER) == {
         "Name": "web", "awsome": "z", "team": "aws:ops"}
     assert rules.copied_tags(image(account_id=OTHER), tags, OWNER) == {}
+    # Whichever of the two accounts sorts first.
+    assert rules.copied_tags(image(account_id=OWNER), tags, OTHER) == {}
     assert rules.copied_tags(image(account_id=fresh(OWNER)), tags, OWNER) == {
         "Name": "web", "awsome": "z", "team": "aws:ops"}
 
@@ -752,7 +776,7 @@ def test_only_an_available_image_is_copied() -> None:
 @pytest.mark.parametrize(("states", "outcome"), [
     ([], None), (["running"], None), (["completed"], rules.AVAILABLE),
     (["completed", "completed"], rules.AVAILABLE), (["completed", "running"], None),
-    (["running", "completed"], None), (["pending", "completed"], None),
+    (["running", "completed"], None), (["queued", "completed"], None),
     (["failed"], rules.FAILED), (["running", "failed"], rules.FAILED),
     (["failed", "completed"], rules.FAILED), (["completed", "failed"], rules.FAILED),
 ])
@@ -789,6 +813,8 @@ def test_another_accounts_marketplace_image_is_not_copied() -> None:
     error = _error(rules.check_marketplace_copy, theirs,
                    [("abcdefgh", "devpay"), ("ijklmnop", "marketplace")], OWNER)
     assert (error.code, error.message) == ("InvalidRequest", rules.MARKETPLACE_COPY_REFUSED)
+    assert _error(rules.check_marketplace_copy, image(account_id=OWNER),
+                  [("ijklmnop", "marketplace")], OTHER).code == "InvalidRequest"
     rules.check_marketplace_copy(theirs, [("abcdefgh", "devpay")], OWNER)
     rules.check_marketplace_copy(theirs, [], OWNER)
     rules.check_marketplace_copy(image(account_id=OWNER), [("ijklmnop", "marketplace")], OWNER)
@@ -833,3 +859,20 @@ def test_rules_compare_read_values_by_equality_not_identity() -> None:
     assert _error(rules.check_virtualization_in_region, fresh("paravirtual"), "eu-north-1",
                   frozenset({"eu-north-1"}), "UnsupportedOperation").code == (
         "UnsupportedOperation")
+
+
+def test_a_long_bad_value_is_quoted_up_to_its_limit() -> None:
+    """Messages quote what was wrong, cut so that a huge value does not make a huge error."""
+    root = "/dev/" + "r" * 100
+    error = _error(rules.block_devices, [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": SNAP}}],
+                   root, Snapshots(snapshot()))
+    assert f"'{root[:64]}' is not one of" in error.message
+    virtual = "v" * 100
+    error = _error(rules.block_devices, [{"DeviceName": "/dev/sdb", "VirtualName": virtual}],
+                   "/dev/sdb", Snapshots())
+    assert f"'{'v' * 32}' for /dev/sdb" in error.message
+    for kind, limit in (("user", 50), ("group", 50), ("organization", 256), ("ou", 256)):
+        grantee = "g" * 300
+        assert f"'{'g' * limit}':" in _error(rules.check_grant, kind, grantee).message
+    with pytest.raises(ValueError, match=f"^product code '{'c' * 70}' must"):
+        rules.check_product_code("c" * 100, "marketplace")
