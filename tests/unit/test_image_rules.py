@@ -422,6 +422,8 @@ def test_a_snapshot_not_completed_is_refused(state: str) -> None:
 
 def test_a_volume_is_at_least_its_snapshot() -> None:
     assert ebs_device({"SnapshotId": SNAP, "VolumeSize": 8}, snapshot(size=8)).volume_size == 8
+    read = snapshot(size=8, state=fresh(COMPLETED))  # a state as the database gives it
+    assert ebs_device({"SnapshotId": SNAP}, read).volume_size == 8
     assert ebs_device({"SnapshotId": SNAP, "VolumeSize": 9}, snapshot(size=8)).volume_size == 9
     error = _error(ebs_device, {"SnapshotId": SNAP, "VolumeSize": 7}, snapshot(size=8))
     assert error.code == "InvalidBlockDeviceMapping"
