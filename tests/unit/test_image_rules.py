@@ -878,3 +878,32 @@ def test_a_long_bad_value_is_quoted_up_to_its_limit() -> None:
         assert f"'{'g' * limit}':" in _error(rules.check_grant, kind, grantee).message
     with pytest.raises(ValueError, match=f"^product code '{'c' * 70}' must"):
         rules.check_product_code("c" * 100, "marketplace")
+
+
+def test_names_ids_and_times_from_a_request_compare_by_equality() -> None:
+    """The same rules with request values that are equal but other objects: device names
+    given twice, the root device named apart from its mapping, a gp3 type, ids in a cycle,
+    and a cooldown ending at an equal `now`."""
+    error = _error(rules.block_devices, [
+        {"DeviceName": fresh("/dev/xvda"), "Ebs": {"SnapshotId": SNAP}},
+        {"DeviceName": fresh("/dev/xvda"), "NoDevice": ""}], "/dev/xvda", Snapshots(snapshot()))
+    assert error.code == "InvalidBlockDeviceMapping" and "more than one" in error.message
+    [root] = rules.block_devices([{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": SNAP}}],
+                                 fresh("/dev/xvda"), Snapshots(snapshot()))
+    assert root.snapshot_id == SNAP
+    assert ebs_device({"SnapshotId": SNAP, "VolumeType": fresh("gp3"),
+                       "Throughput": 125}).throughput == 125
+    first = image("ami-1", source_image_id=fresh("ami-2"))
+    second = image(fresh("ami-2"), source_image_id=fresh("ami-1"))
+    by_id = {"ami-1": first, "ami-2": second}
+    chain = ancestry(second, lambda image_id, _region: dataclasses.replace(
+        by_id[image_id], image_id=fresh(image_id)))
+    assert [i.image_id for i in chain] == ["ami-2", "ami-1"]
+    equal_now = NOW + dt.timedelta(0)
+    assert equal_now == NOW and equal_now is not NOW
+    ended = image(protected_until=equal_now)
+    rules.check_deregistrable(ended, NOW)
+    assert rules.protection_shown(ended, NOW) == rules.PROTECTION_OFF
+    assert rules.protection_disabled(ended, NOW) is None
+    assert rules.protection_disabled(image(protected_until=NOW - dt.timedelta(seconds=1)),
+                                     NOW) is None
