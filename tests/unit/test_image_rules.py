@@ -192,6 +192,8 @@ def test_registration_keeps_every_valid_attribute() -> None:
         "uefi_data": "u" * 64000,
     }
     assert _register(EnaSupport=False)["ena_support"] is False
+    assert _register(UefiData="QU1aTVNFRg==")["uefi_data"] == "QU1aTVNFRg=="  # shorter is fine
+    assert _register(UefiData="")["uefi_data"] == ""
 
 
 @pytest.mark.parametrize("architecture", rules.ARCHITECTURES)
@@ -614,6 +616,9 @@ def test_protection_is_shown_as_disabled_until_while_a_cooldown_runs() -> None:
 
 def test_an_unprotected_image_may_be_deregistered() -> None:
     rules.check_deregistrable(image(), NOW)
+    # Pending (to stop its copy), failed and disabled images too.
+    for state in (rules.PENDING, rules.FAILED, rules.DISABLED):
+        rules.check_deregistrable(image(state=state), NOW)
     rules.check_deregistrable(image(protected_until=NOW), NOW)  # the cooldown just ended
     rules.check_deregistrable(image(protected_until=NOW - dt.timedelta(seconds=1)), NOW)
 
