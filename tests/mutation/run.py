@@ -153,7 +153,8 @@ TARGETS: dict[str, list[str]] = {
                                           "tests/integration/test_s3_image_copies.py"],
     "snapferry/engine/bundle_copier.py": ["tests/unit/test_bundle_copier_rules.py",
                                           "tests/integration/test_s3_image_copies.py"],
-    "snapferry/domain/images.py": ["tests/unit/test_images.py",
+    "snapferry/domain/images.py": ["tests/unit/test_image_rules.py",
+                                   "tests/unit/test_images.py",
                                    "tests/integration/test_images.py",
                                    "tests/integration/test_copy_image.py"],
 }
