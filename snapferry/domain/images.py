@@ -439,7 +439,6 @@ COPY_FAILED_MESSAGE = "Copy image failed with an internal error"
 COPY_STOPPED = "The image copy was stopped: its target image was deregistered."
 COPY_SIBLING_FAILED = "Another snapshot copy of the same image copy failed."
 STORAGE_FORBIDDEN = "You do not have permission to access the storage of this ami"
-DEFAULT_COPY_QUOTA = 100
 
 
 def copy_tag_specifications(specifications: list[dict[str, Any]] | None
