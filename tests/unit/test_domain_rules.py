@@ -351,6 +351,14 @@ def test_block_names_are_stable_within_a_lineage_and_unlinkable_across() -> None
     assert plain.open("x", plain.seal("x", b"as is")) == b"as is"
 
 
+def test_only_an_encrypted_lineage_proves_a_block_by_opening_it() -> None:
+    # a copy skips re-hashing what `open` authenticated: never for plain blocks
+    assert envelope.BlockCipher("l", MATERIAL).authenticated is True
+    assert envelope.PlainBlocks("us-east-1", "l").authenticated is False
+    stored = envelope.BlockCipher("l", MATERIAL).seal("x", b"12345")
+    assert len(stored) == 12 + 5 + 16  # nonce, ciphertext, tag: nothing more
+
+
 # --- keys -----------------------------------------------------------------------------------
 
 KID = "1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -418,6 +426,55 @@ def test_the_aws_managed_key_cannot_be_managed() -> None:
         "UnsupportedOperationException"
 
 
+def test_an_aws_managed_key_rotates_yearly_from_its_creation() -> None:
+    key = a_key(manager=keys.AWS)
+    year = dt.timedelta(days=365)
+    assert keys.rotation_status(key, NOW) == keys.RotationStatus(True, 365, NOW + year)
+    # 400 days on: one period has passed, the next rotation is the second anniversary
+    assert keys.rotation_status(key, NOW + dt.timedelta(days=400)).next_date == NOW + 2 * year
+    # exactly on an anniversary, the next one is a full period later
+    assert keys.rotation_status(key, NOW + year).next_date == NOW + 2 * year
+    assert keys.rotation_status(key, NOW + year - dt.timedelta(seconds=1)).next_date == \
+        NOW + year
+
+
+def test_a_customer_key_rotates_only_when_its_owner_enabled_it() -> None:
+    key = a_key()
+    assert keys.rotation_status(key, NOW) == keys.RotationStatus(False, None, None)
+    key.rotation_period_days, key.next_rotation_date = 90, NOW + dt.timedelta(days=3)
+    assert keys.rotation_status(key, NOW) == \
+        keys.RotationStatus(True, 90, NOW + dt.timedelta(days=3))
+
+
+def test_enabling_rotation_starts_a_schedule_from_today() -> None:
+    key = a_key()
+    assert keys.enabled_rotation(key, None, NOW) == (365, NOW + dt.timedelta(days=365))
+    assert keys.enabled_rotation(key, 90, NOW) == (90, NOW + dt.timedelta(days=90))
+
+
+def test_enabling_rotation_again_keeps_the_schedule_unless_the_period_changes() -> None:
+    key = a_key()
+    key.rotation_period_days, key.next_rotation_date = 180, NOW + dt.timedelta(days=5)
+    later = NOW + dt.timedelta(days=30)
+    assert keys.enabled_rotation(key, None, later) == (180, NOW + dt.timedelta(days=5))
+    assert keys.enabled_rotation(key, 180, later) == (180, NOW + dt.timedelta(days=5))
+    # a new period restarts from today
+    assert keys.enabled_rotation(key, 200, later) == (200, later + dt.timedelta(days=200))
+    # a schedule without a date (as never stored) restarts with the kept period
+    key.next_rotation_date = None
+    assert keys.enabled_rotation(key, None, later) == (180, later + dt.timedelta(days=180))
+
+
+def test_only_an_enabled_customer_key_changes_its_rotation() -> None:
+    keys.check_rotation_change(a_key())
+    assert code_of(keys.check_rotation_change, a_key(manager=keys.AWS)) == \
+        "UnsupportedOperationException"
+    assert code_of(keys.check_rotation_change, a_key(keys.DISABLED)) == "DisabledException"
+    assert code_of(keys.check_rotation_change, a_key(keys.PENDING_DELETION)) == \
+        "KMSInvalidStateException"
+    assert code_of(keys.enabled_rotation, a_key(keys.DISABLED), 90, NOW) == "DisabledException"
+
+
 # --- snapshots ------------------------------------------------------------------------------
 
 def a_snapshot(state: str = snapshots.PENDING, size: int = 1,
@@ -458,6 +515,20 @@ def test_blocks_are_read_only_from_completed_snapshots() -> None:
         assert code_of(snapshots.check_readable, a_snapshot(state)) == "ValidationException"
     snapshots.check_pending(a_snapshot())
     assert code_of(snapshots.check_pending, a_snapshot(snapshots.ERROR)) == "ValidationException"
+
+
+def test_only_the_archive_tier_is_a_tier_and_it_is_refused_as_unsupported() -> None:
+    archive = "".join(["arch", "ive"])  # as parsed from a request: equal, not the same object
+    error = snapshots.archiving_refused("snap-1", archive)
+    assert (error.code, error.status) == ("UnsupportedOperation", 400)
+    assert "'snap-1'" in error.message
+    for tier in ("standard", "Archive", "zzz", ""):
+        error = snapshots.archiving_refused("snap-1", tier)
+        assert error.code == "InvalidParameterValue"
+    assert f"({'a' * 50})" in snapshots.archiving_refused("snap-1", "a" * 60).message
+    error = snapshots.not_archived("snap-2")
+    assert error.code == "IncorrectState" and "'snap-2'" in error.message
+    assert snapshots.STANDARD_TIER == "standard"
 
 
 def test_an_idle_snapshot_is_cancelled_after_its_timeout() -> None:
