@@ -397,6 +397,14 @@ def test_a_key_of_another_region_is_not_found(other: str) -> None:
         assert code_of(keys.parse_key_ref, text, OWNER.account_id, REGION) == "NotFoundException"
 
 
+def test_a_missing_key_or_alias_is_not_found_by_its_arn() -> None:
+    error = keys.key_not_found("arn:aws:kms:us-east-1:111111111111:key/" + KID)
+    assert (error.code, error.status) == ("NotFoundException", 400)
+    assert KID in error.message
+    error = keys.alias_not_found("arn:aws:kms:us-east-1:111111111111:alias/gone")
+    assert error.code == "NotFoundException" and "alias/gone" in error.message
+
+
 def test_alias_names_follow_the_rules() -> None:
     keys.check_alias_name("alias/my-key_1/x")
     assert code_of(keys.check_alias_name, "my-key") == "ValidationException"
