@@ -414,7 +414,9 @@ def test_alias_names_follow_the_rules() -> None:
 
 
 def a_key(state: str = keys.ENABLED, manager: str = keys.CUSTOMER) -> keys.Key:
-    return keys.Key(KID, OWNER.account_id, REGION, "", state, manager, NOW, "{}", b"")
+    # the state and manager as storage gives them: equal to the constants, not the same object
+    return keys.Key(KID, OWNER.account_id, REGION, "", "".join(list(state)),
+                    "".join(list(manager)), NOW, "{}", b"")
 
 
 def test_only_an_enabled_key_can_be_used() -> None:
@@ -487,8 +489,10 @@ def test_only_an_enabled_customer_key_changes_its_rotation() -> None:
 
 def a_snapshot(state: str = snapshots.PENDING, size: int = 1,
                timeout: int | None = None) -> snapshots.Snapshot:
-    return snapshots.Snapshot("snap-1", OWNER.account_id, REGION, "vol-1", size, state, 0, NOW,
-                              "", False, "l", snapshots.ORIGIN_EBS, timeout_minutes=timeout)
+    # the state as storage gives it: equal to the constant, not the same object
+    return snapshots.Snapshot("snap-1", OWNER.account_id, REGION, "vol-1", size,
+                              "".join(list(state)), 0, NOW, "", False, "l",
+                              snapshots.ORIGIN_EBS, timeout_minutes=timeout)
 
 
 def test_volume_sizes_run_from_1_gib_to_the_maximum() -> None:
