@@ -405,6 +405,14 @@ def test_a_missing_key_or_alias_is_not_found_by_its_arn() -> None:
     assert error.code == "NotFoundException" and "alias/gone" in error.message
 
 
+def test_a_bad_key_id_or_alias_name_is_quoted_to_256_characters() -> None:
+    # the refusal names what was sent, cut so a huge parameter does not make a huge answer
+    assert f"'{'k' * 256}'" in keys.invalid_key_id("k" * 300).message
+    with pytest.raises(ServiceError) as caught:
+        keys.check_alias_name("a" * 300)
+    assert f"'{'a' * 256}'." in caught.value.message
+
+
 def test_alias_names_follow_the_rules() -> None:
     keys.check_alias_name("alias/my-key_1/x")
     assert code_of(keys.check_alias_name, "my-key") == "ValidationException"
