@@ -14,9 +14,14 @@ import uuid
 import pytest
 
 from snapferry.domain import copies, envelope, keys, policy, snapshots, tokens
-from snapferry.domain.accounts import Principal
+from snapferry.domain.accounts import AccessKey, Principal
 from snapferry.domain.blocks import BLOCK_SIZE
 from snapferry.errors import ServiceError
+from snapferry.services import ebs as ebs_service
+from snapferry.services.context import RequestContext
+from snapferry.services.keyring import KeyRing
+from snapferry.storage import snapshots as snapshot_store
+from snapferry.storage.datadir import Storage
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, 0, tzinfo=dt.UTC)
 OWNER = Principal("111111111111", "AKIDOWNER")
@@ -535,6 +540,28 @@ def test_blocks_are_read_only_from_completed_snapshots() -> None:
         assert code_of(snapshots.check_readable, a_snapshot(state)) == "ValidationException"
     snapshots.check_pending(a_snapshot())
     assert code_of(snapshots.check_pending, a_snapshot(snapshots.ERROR)) == "ValidationException"
+
+
+class FixedClock:
+    def now(self) -> dt.datetime:
+        return NOW
+
+
+def test_start_snapshot_cancels_an_idle_snapshot_after_60_minutes_by_default(
+        storage: Storage) -> None:
+    """Through EBS's own StartSnapshot handler (no server): the stored snapshot's idle
+    deadline, which no API answer shows, is the default Timeout of 60 minutes."""
+    storage.accounts.add(AccessKey(OWNER.account_id, "AKIDOWNER", "secret-owner"))
+    for params, minutes in (({}, 60), ({"Timeout": 15}, 15)):
+        ctx = RequestContext(OWNER, REGION, "r-1", ebs_service.SERVICE, "StartSnapshot",
+                             storage, FixedClock(), keyring=KeyRing(storage.box, FixedClock()))
+        out = ebs_service.SERVICE.handlers["StartSnapshot"](ctx, {"VolumeSize": 1, **params})
+        assert out is not None
+        with storage.engine.begin() as conn:
+            stored = snapshot_store.get_snapshot(conn, REGION, out["SnapshotId"])
+        assert stored is not None
+        assert (stored.timeout_minutes, stored.expires_at) == (
+            minutes, NOW + dt.timedelta(minutes=minutes))
 
 
 def test_only_the_archive_tier_is_a_tier_and_it_is_refused_as_unsupported() -> None:
