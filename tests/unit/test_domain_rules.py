@@ -528,6 +528,9 @@ def test_a_block_write_is_whole_within_the_volume_and_into_a_pending_snapshot() 
         with pytest.raises(ServiceError) as caught:
             snapshots.check_block_write(snapshot, index, length, declared)
         assert caught.value.fields == {"Reason": "INVALID_BLOCK"}
+    with pytest.raises(ServiceError) as caught:  # the message names the last index there is
+        snapshots.check_block_write(a_snapshot(size=2), 4096, BLOCK_SIZE, BLOCK_SIZE)
+    assert "(the last block index is 4095)" in caught.value.message
     done = a_snapshot(snapshots.COMPLETED)
     with pytest.raises(ServiceError) as caught:
         snapshots.check_block_write(done, 0, BLOCK_SIZE, BLOCK_SIZE)
