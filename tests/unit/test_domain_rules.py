@@ -356,6 +356,16 @@ def test_block_names_are_stable_within_a_lineage_and_unlinkable_across() -> None
     assert plain.open("x", plain.seal("x", b"as is")) == b"as is"
 
 
+def test_a_block_ciphers_repr_shows_no_key_material() -> None:
+    # a cipher in a log line or a traceback must not leak the lineage's data key or the
+    # block-id key derived from it
+    cipher = envelope.BlockCipher("lineage-1", MATERIAL)
+    shown = repr(cipher)
+    assert "lineage-1" in shown
+    assert repr(MATERIAL) not in shown and repr(cipher._dedup_key) not in shown
+    assert "AESGCM" not in shown
+
+
 def test_only_an_encrypted_lineage_proves_a_block_by_opening_it() -> None:
     # a copy skips re-hashing what `open` authenticated: never for plain blocks
     assert envelope.BlockCipher("l", MATERIAL).authenticated is True
