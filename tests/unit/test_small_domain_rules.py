@@ -416,6 +416,14 @@ def test_a_user_and_a_session_are_named_as_aws_names_them() -> None:
     assert (session.arn, session.user_id, session.username, session.is_root) == (
         "arn:aws:sts::222222222222:assumed-role/dr/s1", "AROAX:s1", None, False)
     assert session.role_arn == "arn:aws:iam::222222222222:role/svc/dr"
+    # S3's anonymous caller (a kind sorting before assumed-role) acts for no role
+    assert Principal("", "", "".join(["anony", "mous"])).role_arn is None
+
+
+def test_a_principal_is_long_term_unless_sts_made_its_credentials() -> None:
+    # GetSessionToken refuses temporary callers: a root or user built from its own keys
+    # (storage passes no `temporary`) must not count as one
+    assert Principal("111111111111", "AKIAROOT").temporary is False
 
 
 @pytest.mark.parametrize(("account", "key", "secret"), [
