@@ -417,7 +417,10 @@ def test_a_user_and_a_session_are_named_as_aws_names_them() -> None:
         "arn:aws:sts::222222222222:assumed-role/dr/s1", "AROAX:s1", None, False)
     assert session.role_arn == "arn:aws:iam::222222222222:role/svc/dr"
     # S3's anonymous caller (a kind sorting before assumed-role) acts for no role
-    assert Principal("", "", "".join(["anony", "mous"])).role_arn is None
+    anonymous = Principal("", "", "".join(["anony", "mous"]))
+    assert anonymous.role_arn is None
+    # nor is it a role session, which a policy naming assumed-role ARNs would match
+    assert ":assumed-role/" not in anonymous.arn and ":" not in anonymous.user_id
 
 
 def test_a_principal_is_long_term_unless_sts_made_its_credentials() -> None:
