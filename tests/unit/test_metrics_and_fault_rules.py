@@ -242,8 +242,18 @@ def test_a_hold_rule_stops_a_copy_at_its_point_and_never_fails_it() -> None:
     assert not faults.holding([half, quarter], 15, 64)
     assert faults.holding([half, quarter], 16, 64)
     assert faults.holding([FaultRule("z", HOLD, fail_at=0.0)], 0, 64)
+    # a rule added after the copy passed its point holds it where it is
+    assert faults.holding([quarter], 40, 64)
     assert not faults.holding([FaultRule("f", COPY, fail_at=0.25, message="m")], 30, 64)
     assert faults.copy_rules([half], "eu-west-1", "111111111111", ("snap-1",)) == [half]
+
+
+def test_a_copy_of_no_blocks_reaches_every_point_at_zero() -> None:
+    # a copy whose size is not known yet, or of nothing, is at its end: never a negative count
+    for total in (None, 0):
+        assert faults.stop_at(1.0, total) == 0
+        assert faults.stop_at(0.5, total) == 0
+    assert faults.stop_at(0.5, 3) == 2  # rounded up: the point is reached, not passed short
 
 
 def test_the_slowest_pace_wins_and_no_pace_is_none() -> None:
