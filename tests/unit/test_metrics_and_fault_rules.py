@@ -244,6 +244,9 @@ def test_a_hold_rule_stops_a_copy_at_its_point_and_never_fails_it() -> None:
     assert faults.holding([FaultRule("z", HOLD, fail_at=0.0)], 0, 64)
     # a rule added after the copy passed its point holds it where it is
     assert faults.holding([quarter], 40, 64)
+    assert faults.holding([quarter], int("1000"), 4000)  # counts past the small-int cache
+    # a failing copy rule is no hold point (the failure ends its own batch)
+    assert faults.next_hold([FaultRule("f", COPY, fail_at=0.25, message="m")], 0, 64) is None
     assert not faults.holding([FaultRule("f", COPY, fail_at=0.25, message="m")], 30, 64)
     assert faults.copy_rules([half], "eu-west-1", "111111111111", ("snap-1",)) == [half]
 
