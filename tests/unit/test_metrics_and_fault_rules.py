@@ -309,3 +309,15 @@ def test_rules_read_back_from_storage_are_told_apart_by_value() -> None:
     faults.check(throttle)
     assert faults.copy_rules([copy, throttle], "r", "a", ("s",)) == [copy]
     assert faults.throttle_rules([copy, throttle], "ec2", "X", "r", "a") == [throttle]
+    hold = FaultRule("h", "".join(["ho", "ld"]), fail_at=0.5)
+    assert faults.holding([hold], 32, 64) and faults.next_hold([hold], 0, 64) == 32
+
+
+def test_only_a_copy_rule_naming_an_image_makes_a_copy_look_its_image_up() -> None:
+    assert faults.names_images([FaultRule("i", COPY, resource_id="ami-1", fail_at=0.5,
+                                          message="m")])
+    assert not faults.names_images([FaultRule("s", COPY, resource_id="snap-1", fail_at=0.5,
+                                              message="m"),
+                                    FaultRule("h", HOLD, fail_at=0.5)])
+    assert not faults.names_images([FaultRule("t", THROTTLE, operation="X",
+                                              resource_id="ami-1")])
