@@ -310,7 +310,17 @@ def test_rules_read_back_from_storage_are_told_apart_by_value() -> None:
     assert faults.copy_rules([copy, throttle], "r", "a", ("s",)) == [copy]
     assert faults.throttle_rules([copy, throttle], "ec2", "X", "r", "a") == [throttle]
     hold = FaultRule("h", "".join(["ho", "ld"]), fail_at=0.5)
+    faults.check(hold)
     assert faults.holding([hold], 32, 64) and faults.next_hold([hold], 0, 64) == 32
+
+
+def test_only_hold_rules_hold_and_a_hold_at_zero_is_no_point_ahead() -> None:
+    throttle = FaultRule("t", THROTTLE, operation="X")
+    assert not faults.holding([throttle], 10, 64)
+    assert faults.next_hold([throttle], 0, 64) is None
+    assert faults.next_hold([FaultRule("z", HOLD, fail_at=0.0)], 0, 64) is None
+    with pytest.raises(ValueError, match="--at"):
+        faults.check(FaultRule("h", HOLD, fail_at=1.5))
 
 
 def test_only_a_copy_rule_naming_an_image_makes_a_copy_look_its_image_up() -> None:
