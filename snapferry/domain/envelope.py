@@ -120,7 +120,7 @@ class BlockCipher:
     are immutable, so threads share one."""
 
     lineage_id: str
-    data_key: bytes
+    data_key: bytes = field(repr=False)  # key material: never in a log line or traceback
     _aead: AESGCM = field(init=False, repr=False, compare=False)
     _dedup_key: bytes = field(init=False, repr=False, compare=False)
 

@@ -14,9 +14,14 @@ import uuid
 import pytest
 
 from snapferry.domain import copies, envelope, keys, policy, snapshots, tokens
-from snapferry.domain.accounts import Principal
+from snapferry.domain.accounts import AccessKey, Principal
 from snapferry.domain.blocks import BLOCK_SIZE
 from snapferry.errors import ServiceError
+from snapferry.services import ebs as ebs_service
+from snapferry.services.context import RequestContext
+from snapferry.services.keyring import KeyRing
+from snapferry.storage import snapshots as snapshot_store
+from snapferry.storage.datadir import Storage
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, 0, tzinfo=dt.UTC)
 OWNER = Principal("111111111111", "AKIDOWNER")
@@ -351,6 +356,24 @@ def test_block_names_are_stable_within_a_lineage_and_unlinkable_across() -> None
     assert plain.open("x", plain.seal("x", b"as is")) == b"as is"
 
 
+def test_a_block_ciphers_repr_shows_no_key_material() -> None:
+    # a cipher in a log line or a traceback must not leak the lineage's data key or the
+    # block-id key derived from it
+    cipher = envelope.BlockCipher("lineage-1", MATERIAL)
+    shown = repr(cipher)
+    assert "lineage-1" in shown
+    assert repr(MATERIAL) not in shown and repr(cipher._dedup_key) not in shown
+    assert "AESGCM" not in shown
+
+
+def test_only_an_encrypted_lineage_proves_a_block_by_opening_it() -> None:
+    # a copy skips re-hashing what `open` authenticated: never for plain blocks
+    assert envelope.BlockCipher("l", MATERIAL).authenticated is True
+    assert envelope.PlainBlocks("us-east-1", "l").authenticated is False
+    stored = envelope.BlockCipher("l", MATERIAL).seal("x", b"12345")
+    assert len(stored) == 12 + 5 + 16  # nonce, ciphertext, tag: nothing more
+
+
 # --- keys -----------------------------------------------------------------------------------
 
 KID = "1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -389,6 +412,22 @@ def test_a_key_of_another_region_is_not_found(other: str) -> None:
         assert code_of(keys.parse_key_ref, text, OWNER.account_id, REGION) == "NotFoundException"
 
 
+def test_a_missing_key_or_alias_is_not_found_by_its_arn() -> None:
+    error = keys.key_not_found("arn:aws:kms:us-east-1:111111111111:key/" + KID)
+    assert (error.code, error.status) == ("NotFoundException", 400)
+    assert KID in error.message
+    error = keys.alias_not_found("arn:aws:kms:us-east-1:111111111111:alias/gone")
+    assert error.code == "NotFoundException" and "alias/gone" in error.message
+
+
+def test_a_bad_key_id_or_alias_name_is_quoted_to_256_characters() -> None:
+    # the refusal names what was sent, cut so a huge parameter does not make a huge answer
+    assert f"'{'k' * 256}'" in keys.invalid_key_id("k" * 300).message
+    with pytest.raises(ServiceError) as caught:
+        keys.check_alias_name("a" * 300)
+    assert f"'{'a' * 256}'." in caught.value.message
+
+
 def test_alias_names_follow_the_rules() -> None:
     keys.check_alias_name("alias/my-key_1/x")
     assert code_of(keys.check_alias_name, "my-key") == "ValidationException"
@@ -398,7 +437,9 @@ def test_alias_names_follow_the_rules() -> None:
 
 
 def a_key(state: str = keys.ENABLED, manager: str = keys.CUSTOMER) -> keys.Key:
-    return keys.Key(KID, OWNER.account_id, REGION, "", state, manager, NOW, "{}", b"")
+    # the state and manager as storage gives them: equal to the constants, not the same object
+    return keys.Key(KID, OWNER.account_id, REGION, "", "".join(list(state)),
+                    "".join(list(manager)), NOW, "{}", b"")
 
 
 def test_only_an_enabled_key_can_be_used() -> None:
@@ -418,12 +459,63 @@ def test_the_aws_managed_key_cannot_be_managed() -> None:
         "UnsupportedOperationException"
 
 
+def test_an_aws_managed_key_rotates_yearly_from_its_creation() -> None:
+    key = a_key(manager=keys.AWS)
+    year = dt.timedelta(days=365)
+    assert keys.rotation_status(key, NOW) == keys.RotationStatus(True, 365, NOW + year)
+    # 400 days on: one period has passed, the next rotation is the second anniversary
+    assert keys.rotation_status(key, NOW + dt.timedelta(days=400)).next_date == NOW + 2 * year
+    # exactly on an anniversary, the next one is a full period later
+    assert keys.rotation_status(key, NOW + year).next_date == NOW + 2 * year
+    assert keys.rotation_status(key, NOW + year - dt.timedelta(seconds=1)).next_date == \
+        NOW + year
+
+
+def test_a_customer_key_rotates_only_when_its_owner_enabled_it() -> None:
+    key = a_key()
+    assert keys.rotation_status(key, NOW) == keys.RotationStatus(False, None, None)
+    key.rotation_period_days, key.next_rotation_date = 90, NOW + dt.timedelta(days=3)
+    assert keys.rotation_status(key, NOW) == \
+        keys.RotationStatus(True, 90, NOW + dt.timedelta(days=3))
+
+
+def test_enabling_rotation_starts_a_schedule_from_today() -> None:
+    key = a_key()
+    assert keys.enabled_rotation(key, None, NOW) == (365, NOW + dt.timedelta(days=365))
+    assert keys.enabled_rotation(key, 90, NOW) == (90, NOW + dt.timedelta(days=90))
+
+
+def test_enabling_rotation_again_keeps_the_schedule_unless_the_period_changes() -> None:
+    key = a_key()
+    key.rotation_period_days, key.next_rotation_date = 180, NOW + dt.timedelta(days=5)
+    later = NOW + dt.timedelta(days=30)
+    assert keys.enabled_rotation(key, None, later) == (180, NOW + dt.timedelta(days=5))
+    assert keys.enabled_rotation(key, 180, later) == (180, NOW + dt.timedelta(days=5))
+    # a new period restarts from today
+    assert keys.enabled_rotation(key, 200, later) == (200, later + dt.timedelta(days=200))
+    # a schedule without a date (as never stored) restarts with the kept period
+    key.next_rotation_date = None
+    assert keys.enabled_rotation(key, None, later) == (180, later + dt.timedelta(days=180))
+
+
+def test_only_an_enabled_customer_key_changes_its_rotation() -> None:
+    keys.check_rotation_change(a_key())
+    assert code_of(keys.check_rotation_change, a_key(manager=keys.AWS)) == \
+        "UnsupportedOperationException"
+    assert code_of(keys.check_rotation_change, a_key(keys.DISABLED)) == "DisabledException"
+    assert code_of(keys.check_rotation_change, a_key(keys.PENDING_DELETION)) == \
+        "KMSInvalidStateException"
+    assert code_of(keys.enabled_rotation, a_key(keys.DISABLED), 90, NOW) == "DisabledException"
+
+
 # --- snapshots ------------------------------------------------------------------------------
 
 def a_snapshot(state: str = snapshots.PENDING, size: int = 1,
                timeout: int | None = None) -> snapshots.Snapshot:
-    return snapshots.Snapshot("snap-1", OWNER.account_id, REGION, "vol-1", size, state, 0, NOW,
-                              "", False, "l", snapshots.ORIGIN_EBS, timeout_minutes=timeout)
+    # the state as storage gives it: equal to the constant, not the same object
+    return snapshots.Snapshot("snap-1", OWNER.account_id, REGION, "vol-1", size,
+                              "".join(list(state)), 0, NOW, "", False, "l",
+                              snapshots.ORIGIN_EBS, timeout_minutes=timeout)
 
 
 def test_volume_sizes_run_from_1_gib_to_the_maximum() -> None:
@@ -436,6 +528,8 @@ def test_volume_sizes_run_from_1_gib_to_the_maximum() -> None:
 def test_a_block_write_is_whole_within_the_volume_and_into_a_pending_snapshot() -> None:
     snapshot = a_snapshot(size=1)  # 2048 blocks
     snapshots.check_block_write(snapshot, 0, BLOCK_SIZE, BLOCK_SIZE)
+    # lengths as a request gives them (a parsed header, a body's len): equal, not the same int
+    snapshots.check_block_write(snapshot, 0, int(str(BLOCK_SIZE)), int(str(BLOCK_SIZE)))
     snapshots.check_block_write(snapshot, 2047, BLOCK_SIZE, BLOCK_SIZE)
     for index, length, declared in [(2048, BLOCK_SIZE, BLOCK_SIZE),
                                     (4096, BLOCK_SIZE, BLOCK_SIZE),
@@ -446,6 +540,9 @@ def test_a_block_write_is_whole_within_the_volume_and_into_a_pending_snapshot() 
         with pytest.raises(ServiceError) as caught:
             snapshots.check_block_write(snapshot, index, length, declared)
         assert caught.value.fields == {"Reason": "INVALID_BLOCK"}
+    with pytest.raises(ServiceError) as caught:  # the message names the last index there is
+        snapshots.check_block_write(a_snapshot(size=2), 4096, BLOCK_SIZE, BLOCK_SIZE)
+    assert "(the last block index is 4095)" in caught.value.message
     done = a_snapshot(snapshots.COMPLETED)
     with pytest.raises(ServiceError) as caught:
         snapshots.check_block_write(done, 0, BLOCK_SIZE, BLOCK_SIZE)
@@ -458,6 +555,42 @@ def test_blocks_are_read_only_from_completed_snapshots() -> None:
         assert code_of(snapshots.check_readable, a_snapshot(state)) == "ValidationException"
     snapshots.check_pending(a_snapshot())
     assert code_of(snapshots.check_pending, a_snapshot(snapshots.ERROR)) == "ValidationException"
+
+
+class FixedClock:
+    def now(self) -> dt.datetime:
+        return NOW
+
+
+def test_start_snapshot_cancels_an_idle_snapshot_after_60_minutes_by_default(
+        storage: Storage) -> None:
+    """Through EBS's own StartSnapshot handler (no server): the stored snapshot's idle
+    deadline, which no API answer shows, is the default Timeout of 60 minutes."""
+    storage.accounts.add(AccessKey(OWNER.account_id, "AKIDOWNER", "secret-owner"))
+    for params, minutes in (({}, 60), ({"Timeout": 15}, 15)):
+        ctx = RequestContext(OWNER, REGION, "r-1", ebs_service.SERVICE, "StartSnapshot",
+                             storage, FixedClock(), keyring=KeyRing(storage.box, FixedClock()))
+        out = ebs_service.SERVICE.handlers["StartSnapshot"](ctx, {"VolumeSize": 1, **params})
+        assert out is not None
+        with storage.engine.begin() as conn:
+            stored = snapshot_store.get_snapshot(conn, REGION, out["SnapshotId"])
+        assert stored is not None
+        assert (stored.timeout_minutes, stored.expires_at) == (
+            minutes, NOW + dt.timedelta(minutes=minutes))
+
+
+def test_only_the_archive_tier_is_a_tier_and_it_is_refused_as_unsupported() -> None:
+    archive = "".join(["arch", "ive"])  # as parsed from a request: equal, not the same object
+    error = snapshots.archiving_refused("snap-1", archive)
+    assert (error.code, error.status) == ("UnsupportedOperation", 400)
+    assert "'snap-1'" in error.message
+    for tier in ("standard", "Archive", "zzz", ""):
+        error = snapshots.archiving_refused("snap-1", tier)
+        assert error.code == "InvalidParameterValue"
+    assert f"({'a' * 50})" in snapshots.archiving_refused("snap-1", "a" * 60).message
+    error = snapshots.not_archived("snap-2")
+    assert error.code == "IncorrectState" and "'snap-2'" in error.message
+    assert snapshots.STANDARD_TIER == "standard"
 
 
 def test_an_idle_snapshot_is_cancelled_after_its_timeout() -> None:

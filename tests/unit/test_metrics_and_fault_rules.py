@@ -242,8 +242,21 @@ def test_a_hold_rule_stops_a_copy_at_its_point_and_never_fails_it() -> None:
     assert not faults.holding([half, quarter], 15, 64)
     assert faults.holding([half, quarter], 16, 64)
     assert faults.holding([FaultRule("z", HOLD, fail_at=0.0)], 0, 64)
+    # a rule added after the copy passed its point holds it where it is
+    assert faults.holding([quarter], 40, 64)
+    assert faults.holding([quarter], int("1000"), 4000)  # counts past the small-int cache
+    # a failing copy rule is no hold point (the failure ends its own batch)
+    assert faults.next_hold([FaultRule("f", COPY, fail_at=0.25, message="m")], 0, 64) is None
     assert not faults.holding([FaultRule("f", COPY, fail_at=0.25, message="m")], 30, 64)
     assert faults.copy_rules([half], "eu-west-1", "111111111111", ("snap-1",)) == [half]
+
+
+def test_a_copy_of_no_blocks_reaches_every_point_at_zero() -> None:
+    # a copy whose size is not known yet, or of nothing, is at its end: never a negative count
+    for total in (None, 0):
+        assert faults.stop_at(1.0, total) == 0
+        assert faults.stop_at(0.5, total) == 0
+    assert faults.stop_at(0.5, 3) == 2  # rounded up: the point is reached, not passed short
 
 
 def test_the_slowest_pace_wins_and_no_pace_is_none() -> None:
@@ -296,3 +309,25 @@ def test_rules_read_back_from_storage_are_told_apart_by_value() -> None:
     faults.check(throttle)
     assert faults.copy_rules([copy, throttle], "r", "a", ("s",)) == [copy]
     assert faults.throttle_rules([copy, throttle], "ec2", "X", "r", "a") == [throttle]
+    hold = FaultRule("h", "".join(["ho", "ld"]), fail_at=0.5)
+    faults.check(hold)
+    assert faults.holding([hold], 32, 64) and faults.next_hold([hold], 0, 64) == 32
+
+
+def test_only_hold_rules_hold_and_a_hold_at_zero_is_no_point_ahead() -> None:
+    throttle = FaultRule("t", THROTTLE, operation="X")
+    assert not faults.holding([throttle], 10, 64)
+    assert faults.next_hold([throttle], 0, 64) is None
+    assert faults.next_hold([FaultRule("z", HOLD, fail_at=0.0)], 0, 64) is None
+    with pytest.raises(ValueError, match="--at"):
+        faults.check(FaultRule("h", HOLD, fail_at=1.5))
+
+
+def test_only_a_copy_rule_naming_an_image_makes_a_copy_look_its_image_up() -> None:
+    assert faults.names_images([FaultRule("i", COPY, resource_id="ami-1", fail_at=0.5,
+                                          message="m")])
+    assert not faults.names_images([FaultRule("s", COPY, resource_id="snap-1", fail_at=0.5,
+                                              message="m"),
+                                    FaultRule("h", HOLD, fail_at=0.5)])
+    assert not faults.names_images([FaultRule("t", THROTTLE, operation="X",
+                                              resource_id="ami-1")])

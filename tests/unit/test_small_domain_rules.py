@@ -326,6 +326,26 @@ def test_a_volume_records_what_create_volume_was_given() -> None:
                                     "gp3", "", "available", False, "lineage", when, iops=3000)
 
 
+def test_gp3_reports_its_baseline_unless_asked_for_more() -> None:
+    gp3 = "".join(["gp", "3"])  # as parsed from a request: equal, not the same object
+    assert volumes.provisioned(gp3, 8, None, None) == (3000, 125)
+    assert volumes.provisioned(gp3, 8, 4000, 500) == (4000, 500)
+    assert volumes.provisioned(gp3, 8, 4000, None) == (4000, 125)
+    assert volumes.provisioned(gp3, 8, None, 500) == (3000, 500)
+
+
+@pytest.mark.parametrize(("size", "iops"), [
+    (1, 100), (33, 100), (34, 102), (100, 300), (5333, 15999), (5334, 16000), (16384, 16000)])
+def test_gp2_reports_3_iops_per_gib_from_100_to_16000(size: int, iops: int) -> None:
+    assert volumes.provisioned("".join(["gp", "2"]), size, None, None) == (iops, None)
+
+
+def test_other_types_report_what_they_were_given() -> None:
+    assert volumes.provisioned("io1", 100, 5000, None) == (5000, None)
+    assert volumes.provisioned("st1", 500, None, None) == (None, None)
+    assert volumes.provisioned("standard", 1, None, None) == (None, None)
+
+
 def test_a_missing_volume_is_invalid_volume_not_found() -> None:
     error = volumes.not_found("vol-1")
     assert (error.code, error.message) == ("InvalidVolume.NotFound",
@@ -381,6 +401,32 @@ def test_a_principal_is_its_account_root() -> None:
     assert principal.arn == "arn:aws:iam::123456789012:root"
     assert principal.user_id == "123456789012"
     assert principal.is_root is True
+
+
+def test_a_user_and_a_session_are_named_as_aws_names_them() -> None:
+    # kinds built at run time, as read from storage: compared by value, not identity
+    user_kind, session_kind = "".join(["us", "er"]), "-".join(["assumed", "role"])
+    root = Principal("111111111111", "AKIAROOT", "".join(["ro", "ot"]))
+    assert (root.arn, root.user_id, root.username, root.role_arn, root.is_root) == (
+        "arn:aws:iam::111111111111:root", "111111111111", None, None, True)
+    user = Principal("111111111111", "AKIAUSER", user_kind, "ann", "AIDAX", "/ops/")
+    assert (user.arn, user.user_id, user.username, user.role_arn, user.is_root) == (
+        "arn:aws:iam::111111111111:user/ops/ann", "AIDAX", "ann", None, False)
+    session = Principal("222222222222", "ASIAX", session_kind, "dr", "AROAX", "/svc/", "s1")
+    assert (session.arn, session.user_id, session.username, session.is_root) == (
+        "arn:aws:sts::222222222222:assumed-role/dr/s1", "AROAX:s1", None, False)
+    assert session.role_arn == "arn:aws:iam::222222222222:role/svc/dr"
+    # S3's anonymous caller (a kind sorting before assumed-role) acts for no role
+    anonymous = Principal("", "", "".join(["anony", "mous"]))
+    assert anonymous.role_arn is None
+    # nor is it a role session, which a policy naming assumed-role ARNs would match
+    assert ":assumed-role/" not in anonymous.arn and ":" not in anonymous.user_id
+
+
+def test_a_principal_is_long_term_unless_sts_made_its_credentials() -> None:
+    # GetSessionToken refuses temporary callers: a root or user built from its own keys
+    # (storage passes no `temporary`) must not count as one
+    assert Principal("111111111111", "AKIAROOT").temporary is False
 
 
 @pytest.mark.parametrize(("account", "key", "secret"), [
