@@ -9,7 +9,7 @@ from unittest import mock
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.auth import S3SigV4Auth, SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -24,13 +24,15 @@ SECOND = dt.timedelta(seconds=1)
 
 
 def sign(method: str = "POST", presign: int | None = None, body: bytes = b"Action=X",
-         headers: dict[str, str] | None = None, params: dict[str, str] | None = None
-         ) -> IncomingRequest:
-    request = AWSRequest(method=method, url="http://127.0.0.1:4747/", data=body,
+         headers: dict[str, str] | None = None, params: dict[str, str] | None = None,
+         service: str = "ec2", path: str = "/") -> IncomingRequest:
+    request = AWSRequest(method=method, url=f"http://127.0.0.1:4747{path}", data=body,
                          headers=headers or {}, params=params or {})
     credentials = Credentials(KEY, SECRET)
-    signer = (SigV4Auth(credentials, "ec2", "us-east-1") if presign is None
-              else SigV4QueryAuth(credentials, "ec2", "us-east-1", expires=presign))
+    signer = (SigV4Auth(credentials, service, "us-east-1") if presign is None
+              else SigV4QueryAuth(credentials, service, "us-east-1", expires=presign))
+    if service == "s3" and presign is None:
+        signer = S3SigV4Auth(credentials, service, "us-east-1")
     with mock.patch("botocore.auth.get_current_datetime", return_value=NOW):
         signer.add_auth(request)
     prepared = request.prepare()
@@ -278,3 +280,28 @@ def test_the_scope_is_found_even_in_a_badly_signed_request() -> None:
     mangled = IncomingRequest("POST", "/", "", {"authorization": [
         "AWS4-HMAC-SHA256 Credential=a/b, Signature=bad"]}, b"")
     assert sigv4.scope_hint(mangled) is None
+
+
+@pytest.mark.parametrize("literal", sorted(sigv4.STREAMING_SIGNED))
+def test_a_chunk_signed_payload_is_s3s_only(literal: str) -> None:
+    # S3's aws-chunked bodies are signed over the literal (each chunk then signs itself);
+    # any other service must sign the body's own hash.
+    headers = {"X-Amz-Content-SHA256": literal}
+    assert check(sign("PUT", headers=headers, service="s3", path="/b/k")) is None
+    assert check(sign(headers=headers)) is AuthProblem.BAD_SIGNATURE
+
+
+def test_s3_signs_the_path_as_sent_other_services_normalised() -> None:
+    for path in ("/bucket/a//b", "/bucket/a/./b/../c", "/bucket/k%20ey"):
+        as_sent = sign("GET", body=b"", service="s3", path=path)
+        assert as_sent.raw_path == path
+        assert check(as_sent) is None, path
+    for path in ("/a//b", "/a/./b/../c"):
+        normalised = sign("GET", body=b"", path=path)
+        assert normalised.raw_path == path
+        assert check(normalised) is None, path
+    # An empty path is signed as "/" by either.
+    for service in ("s3", "ec2"):
+        request = sign("GET", body=b"", service=service)
+        bare = IncomingRequest("GET", "", request.raw_query, request.headers, b"")
+        assert check(bare) is None, service
