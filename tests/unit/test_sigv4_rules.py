@@ -305,3 +305,22 @@ def test_s3_signs_the_path_as_sent_other_services_normalised() -> None:
         request = sign("GET", body=b"", service=service)
         bare = IncomingRequest("GET", "", request.raw_query, request.headers, b"")
         assert check(bare) is None, service
+
+
+@pytest.mark.parametrize(("stamp", "when"), [
+    ("20261122T123456Z", dt.datetime(2026, 11, 22, 12, 34, 56, tzinfo=dt.UTC)),
+    ("20261231T235959Z", dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=dt.UTC)),
+    ("20260101T000000Z", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+])
+def test_a_stamp_is_read_to_the_second(stamp: str, when: dt.datetime) -> None:
+    credential = f"{KEY}/{stamp[:8]}/us-east-1/ec2/aws4_request"
+    signed = sigv4.read_signature(presigned_query(**{"X-Amz-Date": stamp,
+                                                     "X-Amz-Credential": credential}))
+    assert signed is not None and signed.timestamp == when and signed.stamp == stamp
+
+
+@pytest.mark.parametrize("stamp", ["20261122 120000Z", "20261122-120000Z", "20261122T120000ZZ",
+                                   "20261122T12000 Z", "20261122T1200 0Z", "2026112 T120000Z",
+                                   "20261322T120000Z", "20261122T120000"])
+def test_a_date_almost_in_the_stamps_form_is_malformed(stamp: str) -> None:
+    assert read_problem(presigned_query(**{"X-Amz-Date": stamp})) is AuthProblem.MALFORMED
