@@ -288,6 +288,28 @@ def test_any_policy_passed_brings_a_root_into_the_evaluation(passed: str) -> Non
         is not None
 
 
+class CountingClock(FixedClock):
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def now(self) -> dt.datetime:
+        self.reads += 1
+        return super().now()
+
+
+def test_only_a_root_with_nothing_that_could_refuse_it_skips_the_condition_keys() -> None:
+    capped = dataclasses.replace(ROOT_PRINCIPAL, session_policies=(
+        document(allow("ec2:*"), kind=Kind.SESSION),))
+    for principal, context_keys, reads in (
+            (ROOT_PRINCIPAL, None, 0), (user(allow("ec2:*")), None, 1), (capped, None, 1),
+            (ROOT_PRINCIPAL, {"identity_policies": (document(allow("ec2:*")),)}, 1)):
+        clock = CountingClock()
+        ctx = RequestContext(principal, REGION, "r-1", service(), "DeleteSnapshot",
+                             None, clock)  # type: ignore[arg-type]
+        ctx.authorize(context=context_keys)
+        assert (ctx.authorized, clock.reads) == (True, reads), principal
+
+
 def test_a_roots_own_policies_bring_it_into_the_evaluation() -> None:
     with_policy = dataclasses.replace(ROOT_PRINCIPAL, policies=(document(deny("ec2:*")),))
     capped = dataclasses.replace(ROOT_PRINCIPAL, session_policies=(
@@ -340,10 +362,20 @@ def test_an_assumed_roles_session_and_long_term_keys_may_call_iam() -> None:
 
 
 def test_nothing_is_decided_first_for_a_service_that_says_so() -> None:
-    bare = user()
-    ctx = context(bare, service(authorize_first=First.NOTHING))
-    ctx.authorize_first()
-    assert not ctx.authorized
+    # Not even an explicit Deny: S3 decides with its bucket policies and ACLs.
+    for principal in (user(), user(deny("ec2:*"))):
+        ctx = context(principal, service(authorize_first=First.NOTHING))
+        ctx.authorize_first()
+        assert not ctx.authorized
+
+
+def test_the_resource_side_waits_for_the_lookup(storage: Storage) -> None:
+    side = Side()
+    for first in (First.IDENTITY, First.DENY):
+        ctx = context(user(allow("ec2:*")), service(authorize_first=first, resource_side=side),
+                      storage=storage, asked=Asked("ec2:DeleteSnapshot", (SNAP_BLUE,)))
+        ctx.authorize_first()
+    assert side.calls == []
 
 
 def test_an_identity_service_refuses_first_what_no_identity_policy_allows() -> None:
@@ -387,6 +419,14 @@ def test_a_refused_caller_gets_the_refusal_not_the_not_found(code: str) -> None:
     error = refused(context(user(), svc).refuse_missing, ServiceError(code, "gone", 400))
     assert error is not None and error.code == "UnauthorizedOperation"
     assert error.__suppress_context__ and error.__cause__ is None
+
+
+def test_a_not_found_code_is_compared_by_value() -> None:
+    # A code put together at run time (not the interned literal) is recognised the same.
+    code = "".join(["NoSuch", "Entity"])
+    svc = service(authorize_first=First.DENY, denial=denial)
+    assert refused(context(user(), svc).refuse_missing, ServiceError(code, "gone", 400)) \
+        is not None
 
 
 @pytest.mark.parametrize("code", ["AccessDeniedX", "InvalidParameterValue", "NoSuchEntityX",
