@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import functools
 import json
 import os
@@ -26,7 +27,11 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from tests.mutation import warm
+from tests.mutation.select import PYTEST_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".mutation"
@@ -181,25 +186,31 @@ def _exists(test: str) -> bool:
     return (TREE / test.split("::")[0]).exists()
 
 
-def _plugins(tests: list[str]) -> str:
-    return "" if any("hypothesis" in (TREE / t).read_text() for t in tests) else \
-        "-p no:hypothesispytest "
+def _plugins(tests: list[str]) -> list[str]:
+    return [] if any("hypothesis" in (TREE / t).read_text() for t in tests) else \
+        ["-p", "no:hypothesispytest"]
 
 
-def _test_command(module: str) -> str:
-    """The module's tests in stages, cheapest first, each stage run only if the one before
-    passed: most mutants die in the first, plain unit tests, for a second or two each.
-    (Loading hypothesis costs seconds per process; integration tests start a server.)"""
+def _stages(module: str) -> list[list[str]]:
+    """The module's tests in stages, cheapest first, as pytest's arguments; each stage runs
+    only if the one before passed: most mutants die in the first, plain unit tests, for a
+    second or two each. (Loading hypothesis costs seconds per process; integration tests
+    start a server.)"""
     tests = [t for t in TARGETS[module] if _exists(t) and t not in WITHOUT]
     plain = [t for t in tests if "/unit/" in t and ("::" in t or
                                                    "hypothesis" not in (TREE / t).read_text())]
     generated = [t for t in tests if "/unit/" in t and t not in plain]
     integration = [t for t in tests if "/unit/" not in t]
-    pytest = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly"
-    stages = [f"{pytest} -p no:hypothesispytest {' '.join(plain)}" if plain else "",
-              f"{pytest} {' '.join(generated)}" if generated else "",
-              f"{pytest} {_plugins(integration)}{' '.join(integration)}" if integration else ""]
-    return "sh -c " + shlex.quote(" && ".join(s for s in stages if s))
+    stages = [["-p", "no:hypothesispytest", *plain] if plain else [], generated,
+              [*_plugins(integration), *integration] if integration else []]
+    return [[*PYTEST_ARGS, *stage] for stage in stages if stage]
+
+
+def _test_command(module: str) -> str:
+    """The stages as one shell command, for cosmic-ray without `--select`."""
+    pytest = shlex.join([sys.executable, "-m", "pytest"])
+    return "sh -c " + shlex.quote(" && ".join(f"{pytest} {shlex.join(stage)}"
+                                              for stage in _stages(module)))
 
 
 def _env() -> dict[str, str]:
@@ -286,7 +297,7 @@ def _select_command(module: str) -> str:
     out = SESSIONS / (Path(module).stem + "-" + Path(module).parent.name + ".select.json")
     started = time.monotonic()
     if unit:
-        found = build_map(module, TREE, unit, integration, _test_command(module), out)
+        found = build_map(module, TREE, unit, integration, _stages(module), out)
         covered = len(found["lines"])
         print(f"{module}: {covered} lines mapped to their tests in "
               f"{time.monotonic() - started:.0f}s", flush=True)
@@ -294,8 +305,31 @@ def _select_command(module: str) -> str:
         out.write_text(json.dumps({"module": module, "source": (TREE / module).read_text(),
                                    "lines": {}, "at_import": [], "unit": [],
                                    "integration": integration, "hypothesis": [],
-                                   "full": _test_command(module)}))
+                                   "full": _stages(module)}))
     return f"{sys.executable} -m tests.mutation.select {out}"
+
+
+@contextlib.contextmanager
+def _warm_server(wanted: bool) -> Iterator[None]:
+    """With --select, the warm server (warm.py) that forks each mutant's pytest stages from
+    a process that has the third-party imports done; its address in the environment that
+    cosmic-ray passes to select.py."""
+    if not wanted:
+        yield
+        return
+    address = WORK / f"warm-{os.getpid()}.sock"
+    server = subprocess.Popen([sys.executable, "-m", "tests.mutation.warm", str(address)],
+                              cwd=TREE, env=_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        if server.stdout is None or server.stdout.readline().strip() != "ready":
+            sys.exit("the warm server did not start; --cold runs without it")
+        os.environ[warm.ADDRESS] = str(address)
+        yield
+    finally:
+        os.environ.pop(warm.ADDRESS, None)
+        server.kill()
+        server.wait()
+        address.unlink(missing_ok=True)
 
 
 def run_module(module: str, resume: bool, select: bool = False) -> None:
@@ -384,6 +418,8 @@ def main() -> None:
                         help="keep recorded kills; retest pending and surviving mutants")
     parser.add_argument("--select", action="store_true",
                         help="test each mutant only by the tests that run its line")
+    parser.add_argument("--cold", action="store_true",
+                        help="with --select: start every pytest fresh, not from the warm server")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--without", action="append", default=[], metavar="TEST_FILE",
                         help="leave these tests out (to measure what they add)")
@@ -406,8 +442,9 @@ def main() -> None:
     if not args.report_only:
         _copy_tree()
         try:
-            for module in modules:
-                run_module(module, args.resume, args.select)
+            with _warm_server(args.select and not args.cold):
+                for module in modules:
+                    run_module(module, args.resume, args.select)
         finally:
             shutil.rmtree(TREE, ignore_errors=True)
     text = report(modules)

@@ -27,12 +27,14 @@ import difflib
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-_PYTEST = ["-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+from tests.mutation.warm import run_pytest
+
+# How every stage runs pytest: stop at the first failure, no cache, the files' own order.
+PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 
 
 def _file(test: str) -> str:
@@ -44,7 +46,7 @@ def _uses_hypothesis(tree: Path, test: str) -> bool:
 
 
 def build_map(module: str, tree: Path, unit: list[str], integration: list[str],
-              full_command: str, out: Path) -> dict[str, object]:
+              full_stages: list[list[str]], out: Path) -> dict[str, object]:
     """Run `unit` under coverage with per-test contexts; write and return the line map."""
     data_file = out.with_suffix(".coverage")
     data_file.unlink(missing_ok=True)
@@ -85,7 +87,7 @@ def build_map(module: str, tree: Path, unit: list[str], integration: list[str],
     found = {"module": module, "source": source, "lines": lines,
              "constants": _constants(tree, target, source, lines, set(at_import), files),
              "at_import": at_import, "unit": unit, "integration": integration,
-             "full": full_command,
+             "full": full_stages,
              "hypothesis": sorted({_file(t) for t in unit if _uses_hypothesis(tree, t)})}
     out.write_text(json.dumps(found))
     data_file.unlink(missing_ok=True)
@@ -170,26 +172,33 @@ def choose(found: dict, mutated: str) -> tuple[str, list[str]]:
     return "full", []
 
 
-def _commands(found: dict, kind: str, tests: list[str]) -> list[list[str]]:
-    python = [sys.executable, *_PYTEST]
+def _stages(found: dict, kind: str, tests: list[str]) -> list[list[str]]:
+    """pytest's arguments for each stage of this mutant's run, cheapest first."""
+    if kind == "full":
+        return found["full"]
     if kind == "integration":
         plugins = [] if any(f in found["hypothesis"] for f in tests) else \
             ["-p", "no:hypothesispytest"]
-        return [[*python, *plugins, *tests]]
+        return [[*PYTEST_ARGS, *plugins, *tests]]
     plain = [t for t in tests if _file(t) not in found["hypothesis"]]
     generated = [t for t in tests if t not in plain]
-    return [c for c in ([*python, "-p", "no:hypothesispytest", *plain] if plain else [],
-                        [*python, *generated] if generated else []) if c]
+    return [s for s in ([*PYTEST_ARGS, "-p", "no:hypothesispytest", *plain] if plain else [],
+                        [*PYTEST_ARGS, *generated] if generated else []) if s]
+
+
+def _run_stage(args: list[str]) -> int:
+    """In a child of the warm server (warm.py) if run.py started one, else a fresh pytest."""
+    code = run_pytest(args)
+    if code is None:
+        code = subprocess.run([sys.executable, "-m", "pytest", *args]).returncode
+    return code
 
 
 def main() -> int:
     found = json.loads(Path(sys.argv[1]).read_text())
     mutated = Path(found["module"]).read_text()  # cwd is the scratch tree
-    kind, tests = choose(found, mutated)
-    if kind == "full":
-        return subprocess.run(shlex.split(found["full"])).returncode
-    for command in _commands(found, kind, tests):
-        code = subprocess.run(command).returncode
+    for stage in _stages(found, *choose(found, mutated)):
+        code = _run_stage(stage)
         if code:
             return code
     return 0
