@@ -326,6 +326,7 @@ def test_a_stamp_is_read_to_the_second(stamp: str, when: dt.datetime) -> None:
 
 @pytest.mark.parametrize("stamp", ["20261122 120000Z", "20261122-120000Z", "20261122T120000ZZ",
                                    "20261122T12000 Z", "20261122T1200 0Z", "2026112 T120000Z",
-                                   "20261322T120000Z", "20261122T120000"])
+                                   "20261322T120000Z", "20261122T120000", "20261122T 10000Z",
+                                   "20261122T+10000Z"])
 def test_a_date_almost_in_the_stamps_form_is_malformed(stamp: str) -> None:
     assert read_problem(presigned_query(**{"X-Amz-Date": stamp})) is AuthProblem.MALFORMED
