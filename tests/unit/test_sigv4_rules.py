@@ -316,6 +316,7 @@ def test_s3_signs_the_path_as_sent_other_services_normalised() -> None:
     ("20260101T000000Z", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
     ("20261122T090530Z", dt.datetime(2026, 11, 22, 9, 5, 30, tzinfo=dt.UTC)),
     ("20260102T010203Z", dt.datetime(2026, 1, 2, 1, 2, 3, tzinfo=dt.UTC)),
+    ("09991122T120000Z", dt.datetime(999, 11, 22, 12, tzinfo=dt.UTC)),
 ])
 def test_a_stamp_is_read_to_the_second(stamp: str, when: dt.datetime) -> None:
     credential = f"{KEY}/{stamp[:8]}/us-east-1/ec2/aws4_request"
