@@ -371,3 +371,21 @@ def test_a_failed_managed_key_insert_that_finds_no_key_is_raised(
     monkeypatch.setattr(store, "alias_target", lambda *args: None)
     with storage.engine.begin() as conn, pytest.raises(IntegrityError):
         KeyRing(storage.box, SystemClock()).managed_ebs_key(conn, OWNER, REGION)
+
+
+def test_ebs_uses_a_key_via_ec2_and_a_direct_caller_does_not(storage: Storage,
+                                                             ring: KeyRing) -> None:
+    """A key policy that lets another account use the key only through EC2 (kms:ViaService):
+    EBS's use qualifies, the same principal calling KMS itself does not."""
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{OWNER}:root"},
+         "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{OTHER}:root"},
+         "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {
+             "kms:ViaService": f"ec2.{REGION}.amazonaws.com"}}}]})
+    key = new_key(storage, ring, policy=policy)
+    other = Principal(OTHER, "AKIDOTHER")
+    with storage.engine.begin() as conn:
+        assert ring.usable_for_ebs(conn, other, key) == key
+        assert ring.may(conn, other, key, "Decrypt", via_ec2=True)
+        assert not ring.may(conn, other, key, "Decrypt")
