@@ -336,3 +336,56 @@ def test_a_bare_key_id_is_looked_for_in_the_callers_account_and_region_either_wa
             "NotFoundException"
         assert error_of(ring.resolve, conn, elsewhere.key_id, OWNER, REGION).code == \
             "NotFoundException"
+
+
+def test_a_concurrent_first_use_of_the_managed_key_takes_the_one_made_first(
+        storage: Storage, ring: KeyRing, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two requests (two copies of one image) both find no alias/aws/ebs and both make a
+    key: the second's alias insert fails, its key is taken back with it, and it uses the
+    first's. The race is replayed by having the second's first lookup miss."""
+    with storage.engine.begin() as conn:
+        first = ring.managed_ebs_key(conn, OWNER, REGION)
+    real = store.alias_target
+    lookups: list[str] = []
+
+    def late(conn, account_id, region, alias):  # type: ignore[no-untyped-def]
+        lookups.append(alias)
+        return None if len(lookups) == 1 else real(conn, account_id, region, alias)
+
+    monkeypatch.setattr(store, "alias_target", late)
+    with storage.engine.begin() as conn:
+        second = KeyRing(storage.box, SystemClock()).managed_ebs_key(conn, OWNER, REGION)
+    assert second.key_id == first.key_id and second.key_manager == rules.AWS
+    assert lookups == [rules.EBS_ALIAS, rules.EBS_ALIAS]
+    with storage.engine.connect() as conn:
+        made = store.list_keys(conn, OWNER, REGION, None, 100)
+    assert [k.key_id for k in made] == [first.key_id]  # the loser's key was taken back
+
+
+def test_a_failed_managed_key_insert_that_finds_no_key_is_raised(
+        storage: Storage, ring: KeyRing, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with storage.engine.begin() as conn:
+        ring.managed_ebs_key(conn, OWNER, REGION)
+    monkeypatch.setattr(store, "alias_target", lambda *args: None)
+    with storage.engine.begin() as conn, pytest.raises(IntegrityError):
+        KeyRing(storage.box, SystemClock()).managed_ebs_key(conn, OWNER, REGION)
+
+
+def test_ebs_uses_a_key_via_ec2_and_a_direct_caller_does_not(storage: Storage,
+                                                             ring: KeyRing) -> None:
+    """A key policy that lets another account use the key only through EC2 (kms:ViaService):
+    EBS's use qualifies, the same principal calling KMS itself does not."""
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{OWNER}:root"},
+         "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{OTHER}:root"},
+         "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {
+             "kms:ViaService": f"ec2.{REGION}.amazonaws.com"}}}]})
+    key = new_key(storage, ring, policy=policy)
+    other = Principal(OTHER, "AKIDOTHER")
+    with storage.engine.begin() as conn:
+        assert ring.usable_for_ebs(conn, other, key) == key
+        assert ring.may(conn, other, key, "Decrypt", via_ec2=True)
+        assert not ring.may(conn, other, key, "Decrypt")

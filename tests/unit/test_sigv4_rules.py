@@ -9,7 +9,7 @@ from unittest import mock
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.auth import S3SigV4Auth, SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -24,13 +24,16 @@ SECOND = dt.timedelta(seconds=1)
 
 
 def sign(method: str = "POST", presign: int | None = None, body: bytes = b"Action=X",
-         headers: dict[str, str] | None = None, params: dict[str, str] | None = None
-         ) -> IncomingRequest:
-    request = AWSRequest(method=method, url="http://127.0.0.1:4747/", data=body,
+         headers: dict[str, str] | None = None, params: dict[str, str] | None = None,
+         service: str = "ec2", path: str = "/") -> IncomingRequest:
+    request = AWSRequest(method=method, url=f"http://127.0.0.1:4747{path}", data=body,
                          headers=headers or {}, params=params or {})
     credentials = Credentials(KEY, SECRET)
-    signer = (SigV4Auth(credentials, "ec2", "us-east-1") if presign is None
-              else SigV4QueryAuth(credentials, "ec2", "us-east-1", expires=presign))
+    signer = (SigV4Auth(credentials, service, "us-east-1") if presign is None
+              else SigV4QueryAuth(credentials, service, "us-east-1", expires=presign))
+    if service == "s3" and presign is None and "X-Amz-Content-SHA256" not in (headers or {}):
+        # S3's signer leaves the path as it is, but would replace a declared payload hash.
+        signer = S3SigV4Auth(credentials, service, "us-east-1")
     with mock.patch("botocore.auth.get_current_datetime", return_value=NOW):
         signer.add_auth(request)
     prepared = request.prepare()
@@ -278,3 +281,74 @@ def test_the_scope_is_found_even_in_a_badly_signed_request() -> None:
     mangled = IncomingRequest("POST", "/", "", {"authorization": [
         "AWS4-HMAC-SHA256 Credential=a/b, Signature=bad"]}, b"")
     assert sigv4.scope_hint(mangled) is None
+
+
+@pytest.mark.parametrize("literal", sorted(sigv4.STREAMING_SIGNED))
+def test_a_chunk_signed_payload_is_s3s_only(literal: str) -> None:
+    # S3's aws-chunked bodies are signed over the literal (each chunk then signs itself);
+    # any other service must sign the body's own hash.
+    headers = {"X-Amz-Content-SHA256": literal}
+    assert check(sign("PUT", headers=headers, service="s3", path="/b/k")) is None
+    # Services whose names sort before and after s3's.
+    for service in ("ec2", "sts"):
+        assert check(sign(headers=headers, service=service)) is AuthProblem.BAD_SIGNATURE
+
+
+def test_s3_signs_the_path_as_sent_other_services_normalised() -> None:
+    for path in ("/bucket/a//b", "/bucket/a/./b/../c", "/bucket/k%20ey"):
+        as_sent = sign("GET", body=b"", service="s3", path=path)
+        assert as_sent.raw_path == path
+        assert check(as_sent) is None, path
+    for path in ("/a//b", "/a/./b/../c"):
+        for service in ("ec2", "sts"):  # sorting before and after s3
+            normalised = sign("GET", body=b"", path=path, service=service)
+            assert normalised.raw_path == path
+            assert check(normalised) is None, (path, service)
+    # An empty path is signed as "/" by either.
+    for service in ("s3", "ec2"):
+        request = sign("GET", body=b"", service=service)
+        bare = IncomingRequest("GET", "", request.raw_query, request.headers, b"")
+        assert check(bare) is None, service
+
+
+@pytest.mark.parametrize(("stamp", "when"), [
+    ("20261122T123456Z", dt.datetime(2026, 11, 22, 12, 34, 56, tzinfo=dt.UTC)),
+    ("20261231T235959Z", dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=dt.UTC)),
+    ("20260101T000000Z", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+    ("20261122T090530Z", dt.datetime(2026, 11, 22, 9, 5, 30, tzinfo=dt.UTC)),
+    ("20260102T010203Z", dt.datetime(2026, 1, 2, 1, 2, 3, tzinfo=dt.UTC)),
+    ("09991122T120000Z", dt.datetime(999, 11, 22, 12, tzinfo=dt.UTC)),
+])
+def test_a_stamp_is_read_to_the_second(stamp: str, when: dt.datetime) -> None:
+    credential = f"{KEY}/{stamp[:8]}/us-east-1/ec2/aws4_request"
+    signed = sigv4.read_signature(presigned_query(**{"X-Amz-Date": stamp,
+                                                     "X-Amz-Credential": credential}))
+    assert signed is not None and signed.timestamp == when and signed.stamp == stamp
+
+
+@pytest.mark.parametrize("stamp", ["20261122 120000Z", "20261122-120000Z", "20261122T120000ZZ",
+                                   "20261122T12000 Z", "20261122T1200 0Z", "2026112 T120000Z",
+                                   "20261322T120000Z", "20261122T120000", "20261122T 10000Z",
+                                   "20261122T+10000Z", "20261122X120000Z", "20261122T1200001",
+                                   "20261122T120000~"])
+def test_a_date_almost_in_the_stamps_form_is_malformed(stamp: str) -> None:
+    assert read_problem(presigned_query(**{"X-Amz-Date": stamp})) is AuthProblem.MALFORMED
+
+
+RFC_1123 = "Sun, 22 Nov 2026 12:00:00 GMT"
+
+
+def test_a_date_in_another_form_is_signed_as_a_stamp() -> None:
+    """The string to sign has YYYYMMDDTHHMMSSZ whatever form the date came in: an RFC 1123
+    date is written again as a stamp, which the credential scope's date must match."""
+    request = sign()
+    headers = {k: v for k, v in request.headers.items() if k != "x-amz-date"}
+    headers["date"] = [RFC_1123]
+    header_signed = sigv4.read_signature(IncomingRequest("POST", "/", "", headers, b""))
+    query_signed = sigv4.read_signature(presigned_query(**{"X-Amz-Date": RFC_1123}))
+    for signed in (header_signed, query_signed):
+        assert signed is not None and signed.stamp == "20261122T120000Z"
+        sigv4.check_time(signed, NOW)
+    # A stamp as sent is the stamp signed.
+    signed = sigv4.read_signature(presigned_query())
+    assert signed is not None and signed.sent_stamp == "20261122T120000Z"
