@@ -1102,6 +1102,14 @@ def test_a_stop_between_batches_records_the_batch_moved_and_puts_nothing_more(
 
     copier._end_move = end_then_stop  # type: ignore[method-assign]
     assert copier.run_once()
+    _handed_back_after_the_first_batch(storage, job, objects, data)
+
+
+
+def _handed_back_after_the_first_batch(storage: Storage, job: CopyJob, objects: set[str],
+                                       data: dict[int, bytes]) -> None:
+    """A stopped worker's job: running, unleased, its first batch checkpointed with no
+    intent left and no loose object; the next worker completes it with the same data."""
     left = job_after(storage, job)
     assert (left.state, left.lease_owner, left.cursor, left.blocks_done) == (
         rules.RUNNING, None, MAX_BATCH, MAX_BATCH)
@@ -1113,7 +1121,6 @@ def test_a_stop_between_batches_records_the_batch_moved_and_puts_nothing_more(
     keyring = run_one(storage)
     assert job_after(storage, job).state == rules.COMPLETED
     assert read_back(storage, keyring, job) == data
-
 
 def test_a_stop_as_the_next_batch_is_queued_still_records_the_batch_moving(
         storage: Storage) -> None:
@@ -1136,17 +1143,7 @@ def test_a_stop_as_the_next_batch_is_queued_still_records_the_batch_moving(
     copier._start_batch = stop_then_start  # type: ignore[method-assign]
     assert copier.run_once()
     assert calls == [0, MAX_BATCH]
-    left = job_after(storage, job)
-    assert (left.state, left.lease_owner, left.cursor, left.blocks_done) == (
-        rules.RUNNING, None, MAX_BATCH, MAX_BATCH)
-    with storage.engine.connect() as conn:
-        recorded = manifests.block_refs(conn, job.snapshot_id)
-        assert conn.execute(block_intents.select()).first() is None
-    assert [ref.block_index for ref in recorded] == list(range(MAX_BATCH))
-    assert set(storage.blocks.keys()) == objects | {ref.block_id for ref in recorded}
-    keyring = run_one(storage)
-    assert job_after(storage, job).state == rules.COMPLETED
-    assert read_back(storage, keyring, job) == data
+    _handed_back_after_the_first_batch(storage, job, objects, data)
 
 
 def test_a_copy_cancelled_while_the_next_batch_moves_takes_back_both_batches(
