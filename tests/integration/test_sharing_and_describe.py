@@ -179,6 +179,8 @@ def test_describe_tags_pages_through_many_ids_in_order(client: ClientFactory) ->
     for n, volume in enumerate(volumes):
         ec2.create_tags(Resources=[volume], Tags=[{"Key": "name", "Value": f"v<{n}>&"},
                                                   {"Key": "n", "Value": str(n)}])
+    other = ec2.create_volume(AvailabilityZone="us-east-1c", Size=1)["VolumeId"]
+    ec2.create_tags(Resources=[other], Tags=[{"Key": "name", "Value": "not asked for"}])
     expected = sorted((volume, key, value) for n, volume in enumerate(volumes)
                       for key, value in (("name", f"v<{n}>&"), ("n", str(n))))
     ids = [*volumes, "vol-nothere0000000", *volumes[:2]]  # unknown and repeated ids
