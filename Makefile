@@ -43,7 +43,7 @@ run: $(VENV)/.installed
 # worker processes per server; tests/engines_plugin.py). The scale-out tests proper
 # (test_scaleout_*.py) start their own engines and run in the first pass, so not here.
 SCALEOUT_TESTS := SNAPFERRY_TEST_BACKEND=scaleout $(BIN)/python -m pytest -q -n auto \
-	--dist loadfile tests/integration --ignore-glob='*/test_scaleout_*.py'
+	--dist loadfile --no-loadscope-reorder tests/integration --ignore-glob='*/test_scaleout_*.py'
 
 # The whole suite on the embedded engines (SQLite + files, one process), with the scale-out
 # tests proper; then the integration suite again on the scale-out engines.
@@ -51,7 +51,7 @@ test: $(VENV)/.installed-test
 	scripts/test-deps.sh
 	$(MAKE) --no-print-directory $(JS)/node_modules/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 	$(SCALEOUT_TESTS)
 
 # The scale-out pass of `make test` alone.

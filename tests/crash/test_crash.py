@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .harness import Harness
+
+pytestmark = pytest.mark.long(seconds=70)  # scheduled first: tests/conftest.py
 
 
 def test_a_few_kill_cycles_lose_nothing_and_leave_nothing(tmp_path: Path) -> None:

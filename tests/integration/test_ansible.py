@@ -10,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from snapferry.testing import ServerProcess
 
 from .blocks import digests, random_blocks, read_digests, write_snapshot
 from .conftest import DEV, ClientFactory
+
+pytestmark = pytest.mark.long(seconds=40)  # scheduled first: tests/conftest.py
 
 PLAYBOOK = Path(__file__).parents[1] / "clients" / "ansible" / "copy_snapshot.yml"
 SRC, DST = "us-east-1", "eu-west-1"

@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from snapferry.testing import ServerProcess
 
 from .conftest import run_cli
+
+pytestmark = pytest.mark.long(seconds=95)  # scheduled first: tests/conftest.py
 
 
 def aws(server: ServerProcess, *args: str, key: str = "test",

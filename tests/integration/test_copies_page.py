@@ -23,6 +23,8 @@ from .conftest import ClientFactory, add_account, run_cli, wait_for
 from .test_copies import finished
 from .test_copy_image import settled, two_disk_image
 
+pytestmark = pytest.mark.long(seconds=40)  # scheduled first: tests/conftest.py
+
 SRC, DST = "us-east-1", "eu-west-2"
 OTHER = ("555555555555", "PAGEOTHERKEY", "page-other-secret")
 CHROMIUM = "/usr/bin/chromium"

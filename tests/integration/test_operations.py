@@ -27,6 +27,8 @@ from .conftest import NO_RETRIES, ClientFactory, run_cli, wait_for
 from .http import error_code, signed
 from .test_copies import copy_jobs, finished
 
+pytestmark = pytest.mark.long(seconds=210)
+
 SRC, DST = "us-east-1", "eu-central-1"
 # No retry at all (conftest's NO_RETRIES, max_attempts 1, still allows one retry).
 SINGLE_TRY = Config(retries={"mode": "standard", "total_max_attempts": 1})

@@ -16,6 +16,8 @@ from snapferry.testing import ServerProcess
 from .conftest import add_account
 from .test_aws_cli import CLI_V1, CLI_V2
 
+pytestmark = pytest.mark.long(seconds=150)  # scheduled first: tests/conftest.py
+
 MIB = 1024 * 1024
 S3_ACCOUNT, S3_KEY, S3_SECRET = "787878787878", "S3CLIKEY", "secret-of-the-s3-cli"
 

@@ -31,6 +31,8 @@ from snapferry.testing import ServerProcess
 from .blocks import digests, random_blocks, read_digests, write_snapshot
 from .conftest import NO_RETRIES, wait_for
 
+pytestmark = pytest.mark.long(seconds=160)  # scheduled first: tests/conftest.py
+
 SRC, DST = "us-east-1", "eu-west-1"
 SIZE = 64  # blocks: 32 MiB
 LEASE = ["--copy-lease-seconds", "6"]

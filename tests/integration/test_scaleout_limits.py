@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import create_engine, select
 
@@ -22,6 +23,8 @@ from snapferry.testing import ServerProcess, scaleout_env
 
 from .blocks import random_blocks, write_snapshot
 from .conftest import NO_RETRIES, wait_for
+
+pytestmark = pytest.mark.long(seconds=70)  # scheduled first: tests/conftest.py
 
 SRC, DST = "us-east-1", "eu-west-1"
 MIB = 2**20

@@ -28,6 +28,8 @@ from snapferry.testing import ServerProcess
 from .blocks import digests, random_blocks, read_digests, write_snapshot
 from .conftest import ACCOUNT_B, ClientFactory, add_account, run_cli
 
+pytestmark = pytest.mark.long(seconds=470)  # scheduled first: tests/conftest.py
+
 CONFIG = Path(__file__).resolve().parents[1] / "clients" / "terraform"
 PROVIDER = Path("registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64")
 PLUGIN_ENV = "SNAPFERRY_TF_PLUGINS"

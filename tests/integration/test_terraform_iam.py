@@ -22,6 +22,8 @@ from .conftest import ClientFactory
 from .test_foundation import refused
 from .test_terraform import PARALLELISM, Terraform
 
+pytestmark = pytest.mark.long(seconds=650)  # scheduled first: tests/conftest.py
+
 CONFIG = Path(__file__).resolve().parents[1] / "clients" / "terraform-iam"
 REGION = "us-east-1"
 
@@ -75,8 +77,9 @@ def test_iam_made_by_terraform_is_used_by_terraform(server: ServerProcess,
 def _secret(tf: Terraform) -> str:
     import json
 
-    state = json.loads(tf.check("show", "-json"))
-    for resource in state["values"]["root_module"]["resources"]:
-        if resource["address"] == "aws_iam_access_key.copier":
-            return str(resource["values"]["secret"])
+    # The raw state: `show -json` would start the provider (for its schemas) only to print it.
+    state = json.loads(tf.check("state", "pull"))
+    for resource in state["resources"]:
+        if (resource["type"], resource["name"]) == ("aws_iam_access_key", "copier"):
+            return str(resource["instances"][0]["attributes"]["secret"])
     raise AssertionError("no access key in the state")
