@@ -680,7 +680,9 @@ def test_a_failed_put_takes_back_the_batch_and_an_outage_hands_the_job_back(
         storage: Storage, error: str) -> None:
     """A put that fails leaves none of its batch's objects behind. An engine that is down
     (here the block store unreachable) is not the copy's fault: the job goes back, unfailed,
-    for a worker to resume when the store is back; any other error fails the copy."""
+    for a worker to resume when the store is back, and the worker pauses a second before
+    its next round rather than claiming the job again in a loop of failures; any other
+    error fails the copy."""
     data = blocks_of(3)
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
     objects = set(storage.blocks.keys())
@@ -692,7 +694,9 @@ def test_a_failed_put_takes_back_the_batch_and_an_outage_hands_the_job_back(
         raise EndpointConnectionError(endpoint_url="http://blocks.invalid")
 
     hook_puts(storage, fail)
+    started = time.monotonic()
     run_one(storage)
+    took = time.monotonic() - started
     left = job_after(storage, job)
     assert set(storage.blocks.keys()) == objects
     with storage.engine.connect() as conn:
@@ -705,6 +709,7 @@ def test_a_failed_put_takes_back_the_batch_and_an_outage_hands_the_job_back(
         return
     assert (left.state, left.lease_owner, left.cursor, left.blocks_done) == (
         rules.RUNNING, None, 0, 0)
+    assert took >= 0.95, took  # the round ended only after its pause
     assert dest_state(storage, job).state == snapshot_rules.PENDING
     storage.blocks, storage.block_data = store, BlockData(storage.engine, store)
     keyring = run_one(storage)  # the store is back: the next worker claims it at once
