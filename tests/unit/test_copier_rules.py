@@ -962,6 +962,8 @@ def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> Non
         copier.stop()
     assert len(copier._threads) == 2 == len(failed)
     assert not any(thread.is_alive() for thread in copier._threads)
+    # A worker stuck in a batch past stop's join must not hold the server process open.
+    assert all(thread.daemon for thread in copier._threads)
 
 
 # --- which engine a job runs on -------------------------------------------------------------
@@ -1409,6 +1411,7 @@ def test_a_paced_wait_looks_at_the_lease_four_times_a_second(storage: Storage) -
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
     try:
         beat = CountingBeat(storage, copier.clock, job, LEASE)  # never started: no renewals
+        assert beat._thread.daemon  # a heartbeat never holds the server process open either
         began = time.monotonic()
         copier._pause(0.6, beat)
         assert time.monotonic() - began >= 0.6
