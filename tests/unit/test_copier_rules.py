@@ -680,7 +680,9 @@ def test_a_failed_put_takes_back_the_batch_and_an_outage_hands_the_job_back(
         storage: Storage, error: str) -> None:
     """A put that fails leaves none of its batch's objects behind. An engine that is down
     (here the block store unreachable) is not the copy's fault: the job goes back, unfailed,
-    for a worker to resume when the store is back; any other error fails the copy."""
+    for a worker to resume when the store is back, and the worker pauses a second before
+    its next round rather than claiming the job again in a loop of failures; any other
+    error fails the copy."""
     data = blocks_of(3)
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), data))
     objects = set(storage.blocks.keys())
@@ -692,7 +694,9 @@ def test_a_failed_put_takes_back_the_batch_and_an_outage_hands_the_job_back(
         raise EndpointConnectionError(endpoint_url="http://blocks.invalid")
 
     hook_puts(storage, fail)
+    started = time.monotonic()
     run_one(storage)
+    took = time.monotonic() - started
     left = job_after(storage, job)
     assert set(storage.blocks.keys()) == objects
     with storage.engine.connect() as conn:
@@ -705,6 +709,7 @@ def test_a_failed_put_takes_back_the_batch_and_an_outage_hands_the_job_back(
         return
     assert (left.state, left.lease_owner, left.cursor, left.blocks_done) == (
         rules.RUNNING, None, 0, 0)
+    assert took >= 0.95, took  # the round ended only after its pause
     assert dest_state(storage, job).state == snapshot_rules.PENDING
     storage.blocks, storage.block_data = store, BlockData(storage.engine, store)
     keyring = run_one(storage)  # the store is back: the next worker claims it at once
@@ -957,6 +962,8 @@ def test_worker_threads_run_queued_copies_until_stopped(storage: Storage) -> Non
         copier.stop()
     assert len(copier._threads) == 2 == len(failed)
     assert not any(thread.is_alive() for thread in copier._threads)
+    # A worker stuck in a batch past stop's join must not hold the server process open.
+    assert all(thread.daemon for thread in copier._threads)
 
 
 # --- which engine a job runs on -------------------------------------------------------------
@@ -1017,9 +1024,9 @@ def hold_puts(store: Storage) -> tuple[threading.Event, threading.Event]:
 
 def test_the_heartbeat_renews_the_lease_before_it_runs_out(storage: Storage) -> None:
     """On the real clock: a lease of 3 s, renewed every third of it, never lapses while a
-    put is held up, so another worker trying to claim the job all along (until two leases
-    after the one granted at claim) never gets it; a renewal once a lease or less often
-    would let the lease run out first."""
+    put is held up, so another worker trying to claim the job all along (until a lease
+    after the one granted at claim: five renewals in all) never gets it; a renewal once a
+    lease or less often would let the lease granted at claim run out first."""
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
     putting, release = hold_puts(storage)
     lease = dt.timedelta(seconds=3)
@@ -1031,7 +1038,7 @@ def test_the_heartbeat_renews_the_lease_before_it_runs_out(storage: Storage) -> 
         assert putting.wait(30)
         granted = job_after(storage, job).lease_expires
         assert granted is not None
-        while (now := dt.datetime.now(dt.UTC)) < granted + 2 * lease:
+        while (now := dt.datetime.now(dt.UTC)) < granted + lease:
             with storage.engine.begin() as conn:  # another worker, on the same clock
                 taken = job_store.claim(conn, "worker-b", now, LEASE)
             if taken is not None:
@@ -1332,20 +1339,20 @@ def test_a_fault_rule_naming_an_image_applies_to_its_snapshot_copies(storage: St
 def test_a_minimum_duration_counts_the_blocks_an_incremental_copy_drops(
         storage: Storage) -> None:
     """The pace is in proportion to the blocks walked, dropped ones included: the next
-    copy of a lineage whose 4 blocks were all deleted moves nothing, yet at 1024 s/GiB
-    (2 blocks of 512 KiB a second) it takes 2 s."""
+    copy of a lineage whose 4 blocks were all deleted moves nothing, yet at 512 s/GiB
+    (4 blocks of 512 KiB a second) it takes 1 s."""
     lineage = str(uuid.uuid4())
     copy_job(storage, add_source(storage, lineage, blocks_of(4)))
     run_one(storage)
     second = copy_job(storage, add_source(storage, lineage, {}),
                       created=NOW + dt.timedelta(minutes=1))
     started = time.monotonic()
-    run_one(storage, min_seconds_per_gib=1024.0)
+    run_one(storage, min_seconds_per_gib=512.0)
     took = time.monotonic() - started
     done = job_after(storage, second)
     assert (done.state, done.mode, done.blocks_done, done.bytes_moved) == (
         rules.COMPLETED, rules.INCREMENTAL, 4, 0)
-    assert 1.95 <= took < 30
+    assert 0.95 <= took < 30
 
 
 # --- no busy loops on short leases (sixth pass) ---------------------------------------------
@@ -1404,6 +1411,7 @@ def test_a_paced_wait_looks_at_the_lease_four_times_a_second(storage: Storage) -
     job = copy_job(storage, add_source(storage, str(uuid.uuid4()), blocks_of(1)))
     try:
         beat = CountingBeat(storage, copier.clock, job, LEASE)  # never started: no renewals
+        assert beat._thread.daemon  # a heartbeat never holds the server process open either
         began = time.monotonic()
         copier._pause(0.6, beat)
         assert time.monotonic() - began >= 0.6
