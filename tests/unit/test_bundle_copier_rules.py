@@ -473,3 +473,146 @@ def test_a_paced_copy_keeps_its_lease_by_renewing_it_every_third_of_a_lease(
     assert 5 <= len(writes) <= 20, len(writes)
     assert found.job_now().state == copy_rules.COMPLETED
     assert found.image().state == image_rules.AVAILABLE
+
+
+# --- the pace's arithmetic and the paced wait's cadence, on a clock the test moves ----------
+
+class _StoppedClock:
+    """time.monotonic for bundle_copier alone: it moves only when a wait moves it, so each
+    wait the copy asks for and each step of a paced wait is an exact number."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class _Stop:
+    """The copier's stop event on that clock: a wait of t seconds moves the clock by t and
+    is recorded; `stop_after` waits it reports the stop."""
+
+    def __init__(self, clock: _StoppedClock, stop_after: int | None = None) -> None:
+        self.clock, self.stop_after, self.waits = clock, stop_after, []
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        assert len(self.waits) <= 100, "a wait that never ends"
+        self.clock.now += timeout
+        return self.stop_after is not None and len(self.waits) >= self.stop_after
+
+    def is_set(self) -> bool:
+        return False
+
+    def set(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("pace", [None, 0.0])
+def test_an_unpaced_copy_asks_for_no_wait(storage: Storage, pace: float | None,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from snapferry.engine import bundle_copier
+
+    asked: list[float] = []
+    monkeypatch.setattr(bundle_copier, "_wait", lambda copier, job, seconds: asked.append(
+        seconds))
+    found = bundle(storage)
+    run_copy(storage, min_seconds_per_gib=pace)
+    assert asked == []
+    assert found.image().state == image_rules.AVAILABLE
+
+
+def test_the_pace_asks_after_each_part_for_the_bytes_walked_so_far_at_its_rate(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 2**30 seconds per GiB (one second a byte) on a clock that does not move, each
+    wait asked for is the bytes copied so far, in seconds: 1100, then 1100 + 840, then
+    + 4; none after the manifest, the last file."""
+    from snapferry.engine import bundle_copier
+
+    asked: list[float] = []
+    monkeypatch.setattr(bundle_copier, "time", _StoppedClock())
+    monkeypatch.setattr(bundle_copier, "_wait", lambda copier, job, seconds: asked.append(
+        seconds))
+    found = bundle(storage)
+    run_copy(storage, min_seconds_per_gib=float(2**30))
+    sizes = [len(data) for data in PARTS.values()]
+    assert asked == [sizes[0], sizes[0] + sizes[1], sum(sizes)] == [1100, 1940, 1944]
+    assert found.image().state == image_rules.AVAILABLE
+
+
+def _claimed(storage: Storage, lease_seconds: float) -> tuple[Copier, CopyJob]:
+    """A copier and the bundle job it has claimed (so its checkpoints hold)."""
+    bundle(storage)
+    clock = SystemClock()
+    copier = Copier(storage, KeyRing(storage.box, clock), clock,
+                    CopySettings(workers=0, lease_seconds=lease_seconds))
+    with storage.engine.begin() as conn:
+        job = job_store.claim(conn, copier.owner, clock.now(), copier.lease)
+    assert job is not None
+    return copier, job
+
+
+def _counting_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    real, held = job_store.checkpoint, []
+
+    def counted(*args: object, **kwargs: object) -> bool:
+        held.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return held[-1]
+
+    monkeypatch.setattr(job_store, "checkpoint", counted)
+    return held
+
+
+@pytest.mark.parametrize(("lease", "seconds", "steps"), [
+    (0.75, 1.0, [0.25, 0.25, 0.25, 0.25]),  # a third of the lease, to the end exactly
+    (0.75, 0.625, [0.25, 0.25, 0.125]),  # the last step what is left
+    (0.03, 0.1, [0.05, 0.05]),  # never under 0.05 s, however short the lease
+    (0.75, 0.0, []),  # nothing left: no wait, no write
+])
+def test_a_paced_wait_renews_the_lease_every_third_of_it_until_the_end(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch, lease: float, seconds: float,
+        steps: list[float]) -> None:
+    from snapferry.engine import bundle_copier
+
+    copier, job = _claimed(storage, lease)
+    clock = _StoppedClock()
+    monkeypatch.setattr(bundle_copier, "time", clock)
+    stop = copier._stop = _Stop(clock)  # type: ignore[assignment]
+    held = _counting_checkpoints(monkeypatch)
+    bundle_copier._wait(copier, job, seconds)
+    assert stop.waits == steps
+    assert held == [True] * len(steps)  # a renewal after each step
+    assert clock.now == sum(steps)
+
+
+def test_a_paced_wait_stops_at_once_when_the_worker_stops(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    from snapferry.engine import bundle_copier
+    from snapferry.engine.copier import Stopping
+
+    copier, job = _claimed(storage, 0.75)
+    clock = _StoppedClock()
+    monkeypatch.setattr(bundle_copier, "time", clock)
+    stop = copier._stop = _Stop(clock, stop_after=2)  # type: ignore[assignment]
+    held = _counting_checkpoints(monkeypatch)
+    with pytest.raises(Stopping):
+        bundle_copier._wait(copier, job, 1.0)
+    assert stop.waits == [0.25, 0.25]
+    assert held == [True]  # the step the stop ended renews nothing
+
+
+def test_a_paced_wait_whose_job_was_taken_over_loses_its_lease(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    from snapferry.engine import bundle_copier
+    from snapferry.engine.copier import LostLease
+
+    copier, job = _claimed(storage, 0.75)
+    with storage.engine.begin() as conn:  # another worker's claim: a new fencing number
+        conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == job.job_id)
+                     .values(fencing=job.fencing + 1))
+    clock = _StoppedClock()
+    monkeypatch.setattr(bundle_copier, "time", clock)
+    stop = copier._stop = _Stop(clock)  # type: ignore[assignment]
+    with pytest.raises(LostLease):
+        bundle_copier._wait(copier, job, 1.0)
+    assert stop.waits == [0.25]  # the first renewal finds it gone
