@@ -299,8 +299,11 @@ class Dispatcher:
                 log.exception("request %s failed", request_id)
                 response = protocol.serialize_error(internal_error(), request_id)
         response.headers.setdefault("x-amzn-RequestId", request_id)
-        self.metrics.observe(protocol.model.endpoint_prefix, operation, response.status,
-                             time.perf_counter() - started)
+        # Only the model's operation names become labels: any other text a client sends
+        # would make a label set of its own, kept for the life of the process.
+        self.metrics.observe(protocol.model.endpoint_prefix,
+                             operation if protocol.knows(operation) else "unknown",
+                             response.status, time.perf_counter() - started)
         return response
 
     def _anonymous(self, request: IncomingRequest, request_id: str, named_s3: bool

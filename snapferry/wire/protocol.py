@@ -62,6 +62,10 @@ class Protocol(ABC):
         code, status = self.AUTH_ERRORS[problem]
         return ServiceError(code, message, status=status)
 
+    def knows(self, name: str) -> bool:
+        """Whether the service's model has this operation (served or not)."""
+        return name in self._operations
+
     def operation_model(self, name: str) -> OperationModel:
         if name not in self._operations:
             raise self.unknown_operation(name)

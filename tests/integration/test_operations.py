@@ -4,6 +4,7 @@ given a minimum duration."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from snapferry.testing import ServerProcess, engine_env
 
 from .blocks import BLOCK, digests, random_blocks, read_digests, write_snapshot
 from .conftest import NO_RETRIES, ClientFactory, run_cli, wait_for
+from .http import error_code, signed
 from .test_copies import copy_jobs, finished
 
 SRC, DST = "us-east-1", "eu-central-1"
@@ -104,6 +106,27 @@ def test_metrics_count_requests_and_copies_run_by_a_separate_worker(tmp_path: Pa
         # Today's path is an alias of the same exposition.
         alias = scrape(api.url, "/metrics")
         assert value(alias, "snapferry_copy_bytes_moved_total", mode="full") == moved
+
+
+def test_request_metrics_label_only_operations_the_model_has(tmp_path: Path) -> None:
+    """An Action or X-Amz-Target no model has is counted as operation "unknown": a label set
+    per text a client sends would grow the process's metrics without bound."""
+    with ServerProcess(tmp_path) as api:
+        before = scrape(api.url)
+        for number in range(3):
+            assert error_code(signed(api.url, f"Action=NoSuchCall{number}&Version=2016-11-15"
+                                     .encode())) == "InvalidAction"
+        kms = signed(api.url, b"{}", service="kms", content_type="application/x-amz-json-1.1",
+                     extra_headers={"X-Amz-Target": "TrentService.NoSuchCall"})
+        assert (kms.status, json.loads(kms.body)["__type"]) == (400,
+                                                                "UnknownOperationException")
+        after = scrape(api.url)
+        names = {dict(labels).get("operation") for _, labels in after}
+        assert not any(str(name).startswith("NoSuchCall") for name in names)
+        for service, count in (("ec2", 3), ("kms", 1)):
+            unknown = {"service": service, "operation": "unknown", "status": "400"}
+            assert value(after, "snapferry_requests_total", **unknown) - value(
+                before, "snapferry_requests_total", **unknown) == count
 
 
 def test_lease_takeovers_are_counted_across_processes(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.mutation import warm
 from tests.mutation.select import PYTEST_ARGS
@@ -42,6 +43,11 @@ WITHOUT: set[str] = set()
 # Per-mutant timeout as a multiple of the module's clean run (--timeout-factor). 4 by
 # default; a module whose mutants often hang (pace loops, polls) pays that per hang.
 TIMEOUT_FACTOR = 4.0
+# --shard K/N: this process tests every N-th mutant (the K-th of each N) in a session of its
+# own, so N processes can go side by side on a module whose mutants mostly wait on real
+# clocks (the copier's). The others are marked skipped with this output and counted nowhere.
+SHARD: tuple[int, int] | None = None
+OTHER_SHARD = "another shard"
 
 # A `file::test` entry names tests that need no hypothesis in a file whose other tests do:
 # here the table of cases, which kills most mutants, runs in the cheap first stage and the
@@ -229,8 +235,14 @@ def _baseline(module: str) -> float:
     return time.monotonic() - started
 
 
+def _stem(module: str, shard: tuple[int, int] | None = None) -> str:
+    """The module's file names in SESSIONS: one set per shard, so shards never share one."""
+    suffix = f".shard{shard[0]}of{shard[1]}" if shard else ""
+    return Path(module).stem + "-" + Path(module).parent.name + suffix
+
+
 def _config(module: str, timeout: float, command: str) -> Path:
-    path = SESSIONS / (Path(module).stem + "-" + Path(module).parent.name + ".toml")
+    path = SESSIONS / (_stem(module, SHARD) + ".toml")
     excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
     path.write_text(
         "[cosmic-ray]\n"
@@ -277,8 +289,66 @@ def _skip_annotations(module: str, session: Path) -> None:
                                                       worker_outcome=WorkerOutcome.SKIPPED))
 
 
-def _session(module: str) -> Path:
-    return SESSIONS / (Path(module).stem + "-" + Path(module).parent.name + ".sqlite")
+def _session(module: str, shard: tuple[int, int] | None = None) -> Path:
+    return SESSIONS / (_stem(module, shard) + ".sqlite")
+
+
+def _shard_sessions(module: str) -> list[Path]:
+    return sorted(SESSIONS.glob(_stem(module) + ".shard*of*.sqlite"))
+
+
+def _mutant_key(item: Any) -> tuple[Any, ...]:
+    """A mutant's identity across sessions (job ids are random per `cosmic-ray init`)."""
+    mutation = item.mutations[0]
+    return (str(mutation.module_path), tuple(mutation.start_pos), tuple(mutation.end_pos),
+            mutation.operator_name, mutation.occurrence)
+
+
+def _keep_shard(session: Path, shard: tuple[int, int]) -> None:
+    """Mark every mutant not in this shard skipped. The order is the mutants' own (place,
+    operator, occurrence), the same in every shard's session, so the N shards split the
+    module's mutants between them with none left out and none tested twice."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        items = {_mutant_key(item): item for item in db.work_items}
+        mine = in_shard(list(items), shard)
+        for key, item in items.items():
+            if key not in mine:
+                db.set_result(item.job_id, WorkResult(output=OTHER_SHARD,
+                                                      worker_outcome=WorkerOutcome.SKIPPED))
+
+
+def in_shard(keys: list[tuple[Any, ...]], shard: tuple[int, int]) -> set[tuple[Any, ...]]:
+    """The K-th of every N keys in their sorted order (shard = (K, N), K from 1)."""
+    number, count = shard
+    return {key for index, key in enumerate(sorted(keys)) if index % count == number - 1}
+
+
+def _merge_shards(module: str) -> Path:
+    """The shards' results in the module's one session (for an unsharded --resume): a copy of
+    the first shard's session, with each mutant another shard tested given that result."""
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    shards = _shard_sessions(module)
+    results: dict[tuple[Any, ...], Any] = {}
+    for path in shards:
+        with use_db(str(path), WorkDB.Mode.open) as db:
+            for item, result in db.completed_work_items:
+                if result.output != OTHER_SHARD:
+                    results[_mutant_key(item)] = result
+    session = _session(module)
+    shutil.copy2(shards[0], session)
+    with sqlite3.connect(session) as plain:  # what no shard got to is pending again
+        plain.execute("DELETE FROM work_results WHERE output = ?", (OTHER_SHARD,))
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in db.work_items:
+            if (result := results.get(_mutant_key(item))) is not None:
+                db.set_result(item.job_id, result)
+    for path in shards:
+        path.unlink()
+    return session
 
 
 def _forget_survivors(session: Path) -> None:
@@ -296,7 +366,7 @@ def _select_command(module: str) -> str:
     tests = [t for t in TARGETS[module] if _exists(t) and t not in WITHOUT]
     unit = [t for t in tests if "/unit/" in t]
     integration = [t for t in tests if "/unit/" not in t]
-    out = SESSIONS / (Path(module).stem + "-" + Path(module).parent.name + ".select.json")
+    out = SESSIONS / (_stem(module, SHARD) + ".select.json")
     started = time.monotonic()
     if unit:
         found = build_map(module, TREE, unit, integration, _stages(module), out)
@@ -337,7 +407,9 @@ def _warm_server(wanted: bool) -> Iterator[None]:
 def run_module(module: str, resume: bool, select: bool = False) -> None:
     if not any(_exists(t) and t not in WITHOUT for t in TARGETS[module]):
         sys.exit(f"{module}: none of its tests {TARGETS[module]} exist")
-    session = _session(module)
+    if SHARD is None and resume and not _session(module).exists() and _shard_sessions(module):
+        _merge_shards(module)
+    session = _session(module, SHARD)
     clean = _baseline(module)
     timeout = max(60.0, TIMEOUT_FACTOR * clean)
     command = _select_command(module) if select else _test_command(module)
@@ -351,24 +423,33 @@ def run_module(module: str, resume: bool, select: bool = False) -> None:
         subprocess.run([_bin("cr-filter-operators"), str(session), str(config)], **run)
         subprocess.run([_bin("cr-filter-pragma"), str(session)], **run)
         _skip_annotations(module, session)
+        if SHARD:
+            _keep_shard(session, SHARD)
     print(f"{module}: clean run {clean:.0f}s, timeout {timeout:.0f}s", flush=True)
     started = time.monotonic()
     subprocess.run([_bin("cosmic-ray"), "exec", str(config), str(session)], **run)
     print(f"{module}: mutants tested in {time.monotonic() - started:.0f}s", flush=True)
 
 
+def _dumped(module: str) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Every mutant of the module with its result: from its session, or else from its shards'
+    (each mutant from the shard that tested it)."""
+    sessions = [_session(module)] if _session(module).exists() else _shard_sessions(module)
+    for session in sessions:
+        dump = subprocess.run([_bin("cosmic-ray"), "dump", str(session)],
+                              capture_output=True, text=True, check=True)
+        for line in dump.stdout.splitlines():
+            item, result = json.loads(line)
+            if result is None or result.get("output") != OTHER_SHARD:
+                yield item, result
+
+
 def _results(module: str) -> tuple[dict[str, int], list[str]]:
     """Counts by outcome, and a line per survivor: where, which operator, the diff."""
-    session = _session(module)
     counts = {"killed": 0, "survived": 0, "skipped": 0, "pending": 0, "incompetent": 0,
               "error": 0}
     survivors: list[str] = []
-    if not session.exists():
-        return counts, survivors
-    dump = subprocess.run([_bin("cosmic-ray"), "dump", str(session)], capture_output=True,
-                          text=True, check=True)
-    for line in dump.stdout.splitlines():
-        item, result = json.loads(line)
+    for item, result in _dumped(module):
         if result is None:
             counts["pending"] += 1
             continue
@@ -422,6 +503,8 @@ def main() -> None:
                         help="test each mutant only by the tests that run its line")
     parser.add_argument("--cold", action="store_true",
                         help="with --select: start every pytest fresh, not from the warm server")
+    parser.add_argument("--shard", metavar="K/N",
+                        help="test only the K-th of every N mutants, in a session of its own")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--without", action="append", default=[], metavar="TEST_FILE",
                         help="leave these tests out (to measure what they add)")
@@ -435,6 +518,12 @@ def main() -> None:
     WITHOUT.update(args.without)
     global TIMEOUT_FACTOR
     TIMEOUT_FACTOR = args.timeout_factor
+    if args.shard:
+        global SHARD
+        number, count = (int(part) for part in args.shard.split("/"))
+        if not 1 <= number <= count:
+            sys.exit(f"--shard {args.shard}: K must be 1 to N")
+        SHARD = (number, count)
     modules = [m if m.startswith("snapferry/") else f"snapferry/{m}" for m in args.modules]
     unknown = [m for m in modules if m not in TARGETS]
     if unknown:
@@ -450,7 +539,8 @@ def main() -> None:
         finally:
             shutil.rmtree(TREE, ignore_errors=True)
     text = report(modules)
-    (SESSIONS / "report.md").write_text(text)
+    shard = f".shard{SHARD[0]}of{SHARD[1]}" if SHARD else ""  # shards report side by side
+    (SESSIONS / f"report{shard}.md").write_text(text)
     print(text)
 
 
