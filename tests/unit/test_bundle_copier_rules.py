@@ -239,12 +239,18 @@ def test_a_copy_resumed_past_its_manifest_s_end_fails(storage: Storage) -> None:
     failed_with(found, "changed during the copy", "disk.img.manifest.xml")
 
 
-def test_a_copy_already_at_its_last_file_copies_only_the_manifest(storage: Storage) -> None:
+def test_a_copy_already_at_its_last_file_copies_only_the_manifest(
+        storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
+    """Its one step is the last: the job completes there, and the copy ends without an
+    error logged (none taken for a manifest that changed)."""
     found = bundle(storage)
     with storage.engine.begin() as conn:
         conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == found.job.job_id)
                      .values(cursor=3, blocks_done=3))
-    run_copy(storage)
+    with caplog.at_level(logging.WARNING):
+        run_copy(storage)
+    assert [r.getMessage() for r in caplog.records] == []
+    assert found.job_now().state == copy_rules.COMPLETED
     assert found.target_keys() == [f"{found.image_id}/disk.img.manifest.xml"]
     assert found.image().state == image_rules.AVAILABLE
 
@@ -616,3 +622,28 @@ def test_a_paced_wait_whose_job_was_taken_over_loses_its_lease(
     with pytest.raises(LostLease):
         bundle_copier._wait(copier, job, 1.0)
     assert stop.waits == [0.25]  # the first renewal finds it gone
+
+
+@pytest.mark.parametrize("cursor", [0, 3])
+def test_a_finished_copy_returns_completed_and_raises_nothing(storage: Storage,
+                                                              cursor: int) -> None:
+    """bundle_copier.run itself, from the start and from the last file: a copy that
+    finished returns with its job completed (Copier.run would swallow a CopyFailed raised
+    after the finish, whose fenced `fail` changes nothing: so it is asserted here)."""
+    from snapferry.engine import bundle_copier
+
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == found.job.job_id)
+                     .values(cursor=cursor, blocks_done=cursor))
+    clock = SystemClock()
+    copier = Copier(storage, KeyRing(storage.box, clock), clock, CopySettings(workers=0))
+    try:
+        with storage.engine.begin() as conn:
+            job = job_store.claim(conn, copier.owner, clock.now(), copier.lease)
+        assert job is not None
+        bundle_copier.run(copier, job)
+    finally:
+        copier.stop()
+    assert (job.state, job.cursor, job.blocks_done) == (copy_rules.COMPLETED, 4, 4)
+    assert found.job_now().state == copy_rules.COMPLETED
