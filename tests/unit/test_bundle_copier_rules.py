@@ -487,8 +487,8 @@ class _StoppedClock:
     """time.monotonic for bundle_copier alone: it moves only when a wait moves it, so each
     wait the copy asks for and each step of a paced wait is an exact number."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
 
     def monotonic(self) -> float:
         return self.now
@@ -569,26 +569,27 @@ def _counting_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return held
 
 
-@pytest.mark.parametrize(("lease", "seconds", "steps"), [
-    (0.75, 1.0, [0.25, 0.25, 0.25, 0.25]),  # a third of the lease, to the end exactly
-    (0.75, 0.625, [0.25, 0.25, 0.125]),  # the last step what is left
-    (0.03, 0.1, [0.05, 0.05]),  # never under 0.05 s, however short the lease
-    (0.75, 0.0, []),  # nothing left: no wait, no write
+@pytest.mark.parametrize(("start", "lease", "seconds", "steps"), [
+    (0.0, 0.75, 1.0, [0.25, 0.25, 0.25, 0.25]),  # a third of the lease, to the end exactly
+    (0.0, 0.75, 0.625, [0.25, 0.25, 0.125]),  # the last step what is left
+    (1000.0, 0.75, 0.625, [0.25, 0.25, 0.125]),  # the same on a clock long started
+    (0.0, 0.03, 0.1, [0.05, 0.05]),  # never under 0.05 s, however short the lease
+    (0.0, 0.75, 0.0, []),  # nothing left: no wait, no write
 ])
 def test_a_paced_wait_renews_the_lease_every_third_of_it_until_the_end(
-        storage: Storage, monkeypatch: pytest.MonkeyPatch, lease: float, seconds: float,
-        steps: list[float]) -> None:
+        storage: Storage, monkeypatch: pytest.MonkeyPatch, start: float, lease: float,
+        seconds: float, steps: list[float]) -> None:
     from snapferry.engine import bundle_copier
 
     copier, job = _claimed(storage, lease)
-    clock = _StoppedClock()
+    clock = _StoppedClock(start)
     monkeypatch.setattr(bundle_copier, "time", clock)
     stop = copier._stop = _Stop(clock)  # type: ignore[assignment]
     held = _counting_checkpoints(monkeypatch)
     bundle_copier._wait(copier, job, seconds)
     assert stop.waits == steps
     assert held == [True] * len(steps)  # a renewal after each step
-    assert clock.now == sum(steps)
+    assert clock.now == start + sum(steps)
 
 
 def test_a_paced_wait_stops_at_once_when_the_worker_stops(
@@ -647,3 +648,14 @@ def test_a_finished_copy_returns_completed_and_raises_nothing(storage: Storage,
         copier.stop()
     assert (job.state, job.cursor, job.blocks_done) == (copy_rules.COMPLETED, 4, 4)
     assert found.job_now().state == copy_rules.COMPLETED
+
+
+def test_a_bundle_of_256_parts_is_copied_whole(storage: Storage) -> None:
+    """256 parts and the manifest, 257 files: the step that ends the copy is found by the
+    count, not by the identity of two ints (CPython shares those only up to 256)."""
+    parts = {f"disk.img.part.{i}": f"part {i}".encode() for i in range(256)}
+    found = bundle(storage, parts)
+    run_copy(storage)
+    assert found.job_now().state == copy_rules.COMPLETED
+    assert found.image().state == image_rules.AVAILABLE
+    assert len(found.target_keys()) == 257
