@@ -239,12 +239,18 @@ def test_a_copy_resumed_past_its_manifest_s_end_fails(storage: Storage) -> None:
     failed_with(found, "changed during the copy", "disk.img.manifest.xml")
 
 
-def test_a_copy_already_at_its_last_file_copies_only_the_manifest(storage: Storage) -> None:
+def test_a_copy_already_at_its_last_file_copies_only_the_manifest(
+        storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
+    """Its one step is the last: the job completes there, and the copy ends without an
+    error logged (none taken for a manifest that changed)."""
     found = bundle(storage)
     with storage.engine.begin() as conn:
         conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == found.job.job_id)
                      .values(cursor=3, blocks_done=3))
-    run_copy(storage)
+    with caplog.at_level(logging.WARNING):
+        run_copy(storage)
+    assert [r.getMessage() for r in caplog.records] == []
+    assert found.job_now().state == copy_rules.COMPLETED
     assert found.target_keys() == [f"{found.image_id}/disk.img.manifest.xml"]
     assert found.image().state == image_rules.AVAILABLE
 
@@ -473,3 +479,183 @@ def test_a_paced_copy_keeps_its_lease_by_renewing_it_every_third_of_a_lease(
     assert 5 <= len(writes) <= 20, len(writes)
     assert found.job_now().state == copy_rules.COMPLETED
     assert found.image().state == image_rules.AVAILABLE
+
+
+# --- the pace's arithmetic and the paced wait's cadence, on a clock the test moves ----------
+
+class _StoppedClock:
+    """time.monotonic for bundle_copier alone: it moves only when a wait moves it, so each
+    wait the copy asks for and each step of a paced wait is an exact number."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class _Stop:
+    """The copier's stop event on that clock: a wait of t seconds moves the clock by t and
+    is recorded; `stop_after` waits it reports the stop."""
+
+    def __init__(self, clock: _StoppedClock, stop_after: int | None = None) -> None:
+        self.clock, self.stop_after, self.waits = clock, stop_after, []
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        assert len(self.waits) <= 100, "a wait that never ends"
+        self.clock.now += timeout
+        return self.stop_after is not None and len(self.waits) >= self.stop_after
+
+    def is_set(self) -> bool:
+        return False
+
+    def set(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("pace", [None, 0.0])
+def test_an_unpaced_copy_asks_for_no_wait(storage: Storage, pace: float | None,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from snapferry.engine import bundle_copier
+
+    asked: list[float] = []
+    monkeypatch.setattr(bundle_copier, "_wait", lambda copier, job, seconds: asked.append(
+        seconds))
+    found = bundle(storage)
+    run_copy(storage, min_seconds_per_gib=pace)
+    assert asked == []
+    assert found.image().state == image_rules.AVAILABLE
+
+
+def test_the_pace_asks_after_each_part_for_the_bytes_walked_so_far_at_its_rate(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 2**30 seconds per GiB (one second a byte) on a clock that does not move, each
+    wait asked for is the bytes copied so far, in seconds: 1100, then 1100 + 840, then
+    + 4; none after the manifest, the last file."""
+    from snapferry.engine import bundle_copier
+
+    asked: list[float] = []
+    monkeypatch.setattr(bundle_copier, "time", _StoppedClock())
+    monkeypatch.setattr(bundle_copier, "_wait", lambda copier, job, seconds: asked.append(
+        seconds))
+    found = bundle(storage)
+    run_copy(storage, min_seconds_per_gib=float(2**30))
+    sizes = [len(data) for data in PARTS.values()]
+    assert asked == [sizes[0], sizes[0] + sizes[1], sum(sizes)] == [1100, 1940, 1944]
+    assert found.image().state == image_rules.AVAILABLE
+
+
+def _claimed(storage: Storage, lease_seconds: float) -> tuple[Copier, CopyJob]:
+    """A copier and the bundle job it has claimed (so its checkpoints hold)."""
+    bundle(storage)
+    clock = SystemClock()
+    copier = Copier(storage, KeyRing(storage.box, clock), clock,
+                    CopySettings(workers=0, lease_seconds=lease_seconds))
+    with storage.engine.begin() as conn:
+        job = job_store.claim(conn, copier.owner, clock.now(), copier.lease)
+    assert job is not None
+    return copier, job
+
+
+def _counting_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    real, held = job_store.checkpoint, []
+
+    def counted(*args: object, **kwargs: object) -> bool:
+        held.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return held[-1]
+
+    monkeypatch.setattr(job_store, "checkpoint", counted)
+    return held
+
+
+@pytest.mark.parametrize(("start", "lease", "seconds", "steps"), [
+    (0.0, 0.75, 1.0, [0.25, 0.25, 0.25, 0.25]),  # a third of the lease, to the end exactly
+    (0.0, 0.75, 0.625, [0.25, 0.25, 0.125]),  # the last step what is left
+    (1000.0, 0.75, 0.625, [0.25, 0.25, 0.125]),  # the same on a clock long started
+    (0.0, 0.03, 0.1, [0.05, 0.05]),  # never under 0.05 s, however short the lease
+    (0.0, 0.75, 0.0, []),  # nothing left: no wait, no write
+])
+def test_a_paced_wait_renews_the_lease_every_third_of_it_until_the_end(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch, start: float, lease: float,
+        seconds: float, steps: list[float]) -> None:
+    from snapferry.engine import bundle_copier
+
+    copier, job = _claimed(storage, lease)
+    clock = _StoppedClock(start)
+    monkeypatch.setattr(bundle_copier, "time", clock)
+    stop = copier._stop = _Stop(clock)  # type: ignore[assignment]
+    held = _counting_checkpoints(monkeypatch)
+    bundle_copier._wait(copier, job, seconds)
+    assert stop.waits == steps
+    assert held == [True] * len(steps)  # a renewal after each step
+    assert clock.now == start + sum(steps)
+
+
+def test_a_paced_wait_stops_at_once_when_the_worker_stops(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    from snapferry.engine import bundle_copier
+    from snapferry.engine.copier import Stopping
+
+    copier, job = _claimed(storage, 0.75)
+    clock = _StoppedClock()
+    monkeypatch.setattr(bundle_copier, "time", clock)
+    stop = copier._stop = _Stop(clock, stop_after=2)  # type: ignore[assignment]
+    held = _counting_checkpoints(monkeypatch)
+    with pytest.raises(Stopping):
+        bundle_copier._wait(copier, job, 1.0)
+    assert stop.waits == [0.25, 0.25]
+    assert held == [True]  # the step the stop ended renews nothing
+
+
+def test_a_paced_wait_whose_job_was_taken_over_loses_its_lease(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    from snapferry.engine import bundle_copier
+    from snapferry.engine.copier import LostLease
+
+    copier, job = _claimed(storage, 0.75)
+    with storage.engine.begin() as conn:  # another worker's claim: a new fencing number
+        conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == job.job_id)
+                     .values(fencing=job.fencing + 1))
+    clock = _StoppedClock()
+    monkeypatch.setattr(bundle_copier, "time", clock)
+    stop = copier._stop = _Stop(clock)  # type: ignore[assignment]
+    with pytest.raises(LostLease):
+        bundle_copier._wait(copier, job, 1.0)
+    assert stop.waits == [0.25]  # the first renewal finds it gone
+
+
+@pytest.mark.parametrize("cursor", [0, 3])
+def test_a_finished_copy_returns_completed_and_raises_nothing(storage: Storage,
+                                                              cursor: int) -> None:
+    """bundle_copier.run itself, from the start and from the last file: a copy that
+    finished returns with its job completed (Copier.run would swallow a CopyFailed raised
+    after the finish, whose fenced `fail` changes nothing: so it is asserted here)."""
+    from snapferry.engine import bundle_copier
+
+    found = bundle(storage)
+    with storage.engine.begin() as conn:
+        conn.execute(update(copy_jobs).where(copy_jobs.c.job_id == found.job.job_id)
+                     .values(cursor=cursor, blocks_done=cursor))
+    clock = SystemClock()
+    copier = Copier(storage, KeyRing(storage.box, clock), clock, CopySettings(workers=0))
+    try:
+        with storage.engine.begin() as conn:
+            job = job_store.claim(conn, copier.owner, clock.now(), copier.lease)
+        assert job is not None
+        bundle_copier.run(copier, job)
+    finally:
+        copier.stop()
+    assert (job.state, job.cursor, job.blocks_done) == (copy_rules.COMPLETED, 4, 4)
+    assert found.job_now().state == copy_rules.COMPLETED
+
+
+def test_a_bundle_of_256_parts_is_copied_whole(storage: Storage) -> None:
+    """256 parts and the manifest, 257 files: the step that ends the copy is found by the
+    count, not by the identity of two ints (CPython shares those only up to 256)."""
+    parts = {f"disk.img.part.{i}": f"part {i}".encode() for i in range(256)}
+    found = bundle(storage, parts)
+    run_copy(storage)
+    assert found.job_now().state == copy_rules.COMPLETED
+    assert found.image().state == image_rules.AVAILABLE
+    assert len(found.target_keys()) == 257
