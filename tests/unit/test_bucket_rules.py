@@ -258,6 +258,8 @@ def test_a_part_not_uploaded_or_with_another_etag_is_refused() -> None:
 def test_every_part_but_the_last_is_at_least_5_mib() -> None:
     asked = [(1, f"{1:032x}"), (2, f"{2:032x}"), (3, f"{3:032x}")]
     assert len(buckets.check_completion(asked, _parts(5 * MIB, 5 * MIB, 0))) == 3
+    # 5 MiB is a floor, not a size: larger parts (the usual 8 MiB or 100 MiB) are accepted.
+    assert len(buckets.check_completion(asked, _parts(5 * MIB + 1, 100 * MIB, 1))) == 3
     for sizes, small in (((5 * MIB - 1, 5 * MIB, 1), 1), ((5 * MIB, 5 * MIB - 1, 1), 2)):
         error = _code(buckets.check_completion, asked, _parts(*sizes))
         assert error.code == "EntityTooSmall"
