@@ -253,6 +253,10 @@ def test_a_part_not_uploaded_or_with_another_etag_is_refused() -> None:
         assert error.code == "InvalidPart"
         assert error.fields["PartNumber"] == str(asked[-1][0])
     assert _code(buckets.check_completion, [], stored).code == "MalformedXML"
+    # The ETag asked for is quoted back, cut at 100 characters (it is the client's text).
+    long_etag = "e" * 300
+    assert _code(buckets.check_completion, [(1, long_etag)],
+                 stored).fields["ETag"] == "e" * 100
 
 
 def test_every_part_but_the_last_is_at_least_5_mib() -> None:
