@@ -253,6 +253,9 @@ def test_a_part_not_uploaded_or_with_another_etag_is_refused() -> None:
         assert error.code == "InvalidPart"
         assert error.fields["PartNumber"] == str(asked[-1][0])
     assert _code(buckets.check_completion, [], stored).code == "MalformedXML"
+    # Another ETag is refused whichever way it sorts against the stored one.
+    for other in (f"{0:032x}", f"{2:032x}"):
+        assert _code(buckets.check_completion, [(1, other)], stored).code == "InvalidPart"
     # The ETag asked for is quoted back, cut at 100 characters (it is the client's text).
     long_etag = "e" * 300
     assert _code(buckets.check_completion, [(1, long_etag)],
@@ -378,6 +381,21 @@ def test_a_key_equal_to_the_prefix_is_listed_once_and_the_keys_under_it_follow(
         assert page.last is not None
         start = page.last
     assert seen == ["photos/", "photos/a.jpg", "photos/b.jpg"]
+
+
+def test_long_prefixes_and_page_sizes_are_compared_by_value() -> None:
+    """Lengths and counts past 256 (CPython caches only small ints, so `is` would tell two
+    equal ones apart): a StartAfter equal to a 300-character prefix is a key, not a common
+    prefix, and a page of 300 keys stops at the 300th."""
+    prefix = "d" * 299 + "/"
+    folder = Keys(prefix, prefix + "a", prefix + "b")
+    assert buckets.walk(folder, prefix, "/", "".join([prefix]), 1000).keys == [
+        prefix + "a", prefix + "b"]
+    many = Keys(*[f"k{i:04}" for i in range(400)])
+    page = buckets.walk(many, "", "", "", int("300"))
+    assert len(page.keys) == 300
+    assert page.truncated is True
+    assert page.last == "k0299"
 
 
 def test_paging_through_a_listing_returns_every_key_once() -> None:
