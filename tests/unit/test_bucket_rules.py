@@ -354,6 +354,9 @@ def test_a_listing_resumes_after_its_last_key_or_common_prefix() -> None:
     # StartAfter before the prefix starts at the prefix; a key equal to the prefix is listed.
     with_dir = Keys("photos/", "photos/a", "q")
     assert buckets.walk(with_dir, "photos/", "", "a", 1000).keys == ["photos/", "photos/a"]
+    # ... also when keys outside the prefix lie between StartAfter and the prefix.
+    assert buckets.walk(BUCKET, "photos/", "", "a", 1000).keys == [
+        "photos/2025/1.jpg", "photos/2025/2.jpg", "photos/2026/1.jpg", "photos/top.jpg"]
     # A start ending with the delimiter but outside the prefix is a plain StartAfter.
     assert buckets.walk(BUCKET, "photos/", "/", "a/", 1000).prefixes == [
         "photos/2025/", "photos/2026/"]
