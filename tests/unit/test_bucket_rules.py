@@ -253,11 +253,20 @@ def test_a_part_not_uploaded_or_with_another_etag_is_refused() -> None:
         assert error.code == "InvalidPart"
         assert error.fields["PartNumber"] == str(asked[-1][0])
     assert _code(buckets.check_completion, [], stored).code == "MalformedXML"
+    # Another ETag is refused whichever way it sorts against the stored one.
+    for other in (f"{0:032x}", f"{2:032x}"):
+        assert _code(buckets.check_completion, [(1, other)], stored).code == "InvalidPart"
+    # The ETag asked for is quoted back, cut at 100 characters (it is the client's text).
+    long_etag = "e" * 300
+    assert _code(buckets.check_completion, [(1, long_etag)],
+                 stored).fields["ETag"] == "e" * 100
 
 
 def test_every_part_but_the_last_is_at_least_5_mib() -> None:
     asked = [(1, f"{1:032x}"), (2, f"{2:032x}"), (3, f"{3:032x}")]
     assert len(buckets.check_completion(asked, _parts(5 * MIB, 5 * MIB, 0))) == 3
+    # 5 MiB is a floor, not a size: larger parts (the usual 8 MiB or 100 MiB) are accepted.
+    assert len(buckets.check_completion(asked, _parts(5 * MIB + 1, 100 * MIB, 1))) == 3
     for sizes, small in (((5 * MIB - 1, 5 * MIB, 1), 1), ((5 * MIB, 5 * MIB - 1, 1), 2)):
         error = _code(buckets.check_completion, asked, _parts(*sizes))
         assert error.code == "EntityTooSmall"
@@ -345,6 +354,9 @@ def test_a_listing_resumes_after_its_last_key_or_common_prefix() -> None:
     # StartAfter before the prefix starts at the prefix; a key equal to the prefix is listed.
     with_dir = Keys("photos/", "photos/a", "q")
     assert buckets.walk(with_dir, "photos/", "", "a", 1000).keys == ["photos/", "photos/a"]
+    # ... also when keys outside the prefix lie between StartAfter and the prefix.
+    assert buckets.walk(BUCKET, "photos/", "", "a", 1000).keys == [
+        "photos/2025/1.jpg", "photos/2025/2.jpg", "photos/2026/1.jpg", "photos/top.jpg"]
     # A start ending with the delimiter but outside the prefix is a plain StartAfter.
     assert buckets.walk(BUCKET, "photos/", "/", "a/", 1000).prefixes == [
         "photos/2025/", "photos/2026/"]
@@ -372,6 +384,21 @@ def test_a_key_equal_to_the_prefix_is_listed_once_and_the_keys_under_it_follow(
         assert page.last is not None
         start = page.last
     assert seen == ["photos/", "photos/a.jpg", "photos/b.jpg"]
+
+
+def test_long_prefixes_and_page_sizes_are_compared_by_value() -> None:
+    """Lengths and counts past 256 (CPython caches only small ints, so `is` would tell two
+    equal ones apart): a StartAfter equal to a 300-character prefix is a key, not a common
+    prefix, and a page of 300 keys stops at the 300th."""
+    prefix = "d" * 299 + "/"
+    folder = Keys(prefix, prefix + "a", prefix + "b")
+    assert buckets.walk(folder, prefix, "/", "".join([prefix]), 1000).keys == [
+        prefix + "a", prefix + "b"]
+    many = Keys(*[f"k{i:04}" for i in range(400)])
+    page = buckets.walk(many, "", "", "", int("300"))
+    assert len(page.keys) == 300
+    assert page.truncated is True
+    assert page.last == "k0299"
 
 
 def test_paging_through_a_listing_returns_every_key_once() -> None:

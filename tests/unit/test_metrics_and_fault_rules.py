@@ -148,6 +148,30 @@ def test_requests_are_counted_by_service_operation_and_status(storage: Storage) 
     assert found[("snapferry_request_duration_seconds_sum", labels)] == pytest.approx(0.204)
 
 
+def test_label_sets_are_kept_up_to_4096_and_counted_past_them(storage: Storage) -> None:
+    """observe() keeps each label set's children so a request does not ask labels() again,
+    but at most MAX_CACHED_LABELS of them (an unknown Action is a label set too: a client
+    naming random Actions must not grow the cache without bound); past the cap every request
+    is still counted."""
+    metrics = Metrics(storage, FixedClock())
+    metrics.observe("ec2", "DescribeSnapshots", 200, 0.001)
+    metrics.observe("ec2", "DescribeSnapshots", 200, 0.001)
+    assert list(metrics._children) == [("ec2", "DescribeSnapshots", 200)]
+    for n in range(4096):
+        metrics.observe("ec2", f"Unknown{n}", 400, 0.001)
+    assert len(metrics._children) == 4096
+    assert ("ec2", "Unknown4094", 400) in metrics._children
+    assert ("ec2", "Unknown4095", 400) not in metrics._children
+    metrics.observe("ec2", "Unknown4095", 400, 0.002)
+    found = samples(metrics)
+    assert found[("snapferry_requests_total", (("operation", "Unknown4095"), ("service", "ec2"),
+                                               ("status", "400")))] == 2
+    assert found[("snapferry_requests_total", (("operation", "DescribeSnapshots"),
+                                               ("service", "ec2"), ("status", "200")))] == 2
+    assert found[("snapferry_request_duration_seconds_sum",
+                  (("operation", "Unknown4095"), ("service", "ec2")))] == pytest.approx(0.003)
+
+
 def test_latency_buckets_and_content_type() -> None:
     assert LATENCY_BUCKETS == (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                                2.5, 5.0, 10.0)
