@@ -205,7 +205,8 @@ def test_a_block_damaged_on_disk_is_never_returned(client: ClientFactory,
     written = sorted({p for p in (data_dir / "blocks").glob("??/*")} - before)
     assert len(written) == 2
     for path in written:
-        path.write_bytes(b"\xff" + path.read_bytes()[1:])
+        stored = path.read_bytes()
+        path.write_bytes(bytes([stored[0] ^ 0xFF]) + stored[1:])  # always a change
     tokens = {b["BlockIndex"]: b["BlockToken"]
               for b in ebs.list_snapshot_blocks(SnapshotId=snap)["Blocks"]}
     for index, token in tokens.items():

@@ -249,7 +249,8 @@ def test_a_damaged_source_block_fails_the_copy_and_its_blocks_are_collected(
         damaged = manifests.block_ref(conn, source_id, 100)  # in the second checkpoint
     assert damaged is not None
     path = storage.data_dir / "blocks" / damaged.block_id[:2] / damaged.block_id
-    path.write_bytes(b"\0" + path.read_bytes()[1:])
+    stored = path.read_bytes()
+    path.write_bytes(bytes([stored[0] ^ 0xFF]) + stored[1:])  # (a \0 was no change 1 in 256)
     job = copy_job(storage, source_id)
     run_copier(storage)
     failed = dest_state(storage, job)
