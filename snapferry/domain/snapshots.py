@@ -18,10 +18,10 @@ from snapferry.errors import ServiceError
 PENDING, COMPLETED, ERROR = "pending", "completed", "error"
 ORIGIN_EBS, ORIGIN_VOLUME, ORIGIN_COPY = "ebs-direct", "volume", "copy"
 DEFAULT_TIMEOUT_MINUTES = 60
-COPY_VOLUME_ID = "vol-ffffffff"
+COPY_VOLUME_ID = "vol-ffffffff"  # AWS's "arbitrary source volume id" of copies
 TIMED_OUT_MESSAGE = (
     "Cancelled: no block was written and the snapshot was not completed within its Timeout."
-)  # AWS's "arbitrary source volume id" of copies
+)
 
 
 @dataclass

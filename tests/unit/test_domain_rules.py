@@ -7,6 +7,7 @@ the rule's line would break; tests/mutation/run.py checks that they do.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -364,6 +365,22 @@ def test_a_block_ciphers_repr_shows_no_key_material() -> None:
     assert "lineage-1" in shown
     assert repr(MATERIAL) not in shown and repr(cipher._dedup_key) not in shown
     assert "AESGCM" not in shown
+
+
+def test_a_lineages_codec_cannot_be_rekeyed_or_moved_once_made() -> None:
+    # the keyring caches one codec per lineage and request threads share it: re-keying a
+    # cipher, or moving a codec to another lineage or region, would seal or name blocks of
+    # one lineage with another's key or scope
+    cipher = envelope.BlockCipher("lineage-1", MATERIAL)
+    for attribute, value in [("data_key", bytes(32)), ("lineage_id", "lineage-2")]:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(cipher, attribute, value)
+    plain = envelope.PlainBlocks("us-east-1", "l")
+    for attribute, value in [("region", "us-west-2"), ("lineage_id", "m")]:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(plain, attribute, value)
+    assert (cipher.lineage_id, cipher.data_key, plain.region, plain.lineage_id) == (
+        "lineage-1", MATERIAL, "us-east-1", "l")
 
 
 def test_only_an_encrypted_lineage_proves_a_block_by_opening_it() -> None:

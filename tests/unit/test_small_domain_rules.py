@@ -11,6 +11,7 @@ documents them, never read back from the module under test.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import re
@@ -427,6 +428,22 @@ def test_a_principal_is_long_term_unless_sts_made_its_credentials() -> None:
     # GetSessionToken refuses temporary callers: a root or user built from its own keys
     # (storage passes no `temporary`) must not count as one
     assert Principal("111111111111", "AKIAROOT").temporary is False
+
+
+def test_a_principal_and_its_access_key_cannot_be_changed_once_resolved() -> None:
+    # a request's principal decides what it may do: nothing after resolution may swap its
+    # account, kind or policies; nor an access key's account or secret
+    principal = Principal("111111111111", "AKIAUSER", "user", "ann")
+    for attribute, value in [("account_id", "222222222222"), ("kind", "root"),
+                             ("policies", ()), ("temporary", True)]:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(principal, attribute, value)
+    key = AccessKey("111111111111", "AKIAUSER", "secret")
+    for attribute in ("account_id", "secret_access_key"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(key, attribute, "222222222222")
+    assert (principal.account_id, principal.kind, key.account_id) == (
+        "111111111111", "user", "111111111111")
 
 
 @pytest.mark.parametrize(("account", "key", "secret"), [
