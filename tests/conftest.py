@@ -22,7 +22,6 @@ def _isolated_aws_config(tmp_path_factory: pytest.TempPathFactory) -> None:
 pytest_plugins = ["tests.engines_plugin"]
 
 
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "long(seconds): a file of few tests that take minutes (Terraform, kill "

@@ -235,10 +235,13 @@ def _baseline(module: str) -> float:
     return time.monotonic() - started
 
 
+def _shard_suffix(shard: tuple[int, int] | None) -> str:
+    return f".shard{shard[0]}of{shard[1]}" if shard else ""
+
+
 def _stem(module: str, shard: tuple[int, int] | None = None) -> str:
     """The module's file names in SESSIONS: one set per shard, so shards never share one."""
-    suffix = f".shard{shard[0]}of{shard[1]}" if shard else ""
-    return Path(module).stem + "-" + Path(module).parent.name + suffix
+    return Path(module).stem + "-" + Path(module).parent.name + _shard_suffix(shard)
 
 
 def _config(module: str, timeout: float, command: str) -> Path:
@@ -326,7 +329,7 @@ def in_shard(keys: list[tuple[Any, ...]], shard: tuple[int, int]) -> set[tuple[A
     return {key for index, key in enumerate(sorted(keys)) if index % count == number - 1}
 
 
-def _merge_shards(module: str) -> Path:
+def _merge_shards(module: str) -> None:
     """The shards' results in the module's one session (for an unsharded --resume): a copy of
     the first shard's session, with each mutant another shard tested given that result."""
     from cosmic_ray.work_db import WorkDB, use_db
@@ -348,7 +351,6 @@ def _merge_shards(module: str) -> Path:
                 db.set_result(item.job_id, result)
     for path in shards:
         path.unlink()
-    return session
 
 
 def _forget_survivors(session: Path) -> None:
@@ -539,8 +541,7 @@ def main() -> None:
         finally:
             shutil.rmtree(TREE, ignore_errors=True)
     text = report(modules)
-    shard = f".shard{SHARD[0]}of{SHARD[1]}" if SHARD else ""  # shards report side by side
-    (SESSIONS / f"report{shard}.md").write_text(text)
+    (SESSIONS / f"report{_shard_suffix(SHARD)}.md").write_text(text)  # shards side by side
     print(text)
 
 
