@@ -477,8 +477,12 @@ class App:
         spool: BodySpool | None = None
         try:
             if self._spools(scope["method"], headers):
-                spool = await self._spool_body(headers, receive)
-                body: Any = b"" if spool is not None else None
+                try:
+                    spool = await self._spool_body(headers, receive)
+                except TimeoutError:  # a stalled upload: RequestTimeout, as for any body
+                    body: Any = _TOO_SLOW
+                else:
+                    body = b"" if spool is not None else None
             else:
                 body = await self._read_body_in_time(headers, receive)
         except _Disconnected:

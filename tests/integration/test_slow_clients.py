@@ -166,3 +166,28 @@ def test_a_body_cut_off_by_a_disconnect_is_not_run(guarded: ServerProcess) -> No
                        config=NO_RETRIES)
     with pytest.raises(AssertionError):  # a cut-off request that ran shows within moments
         wait_for(lambda: bool(ec2.describe_volumes()["Volumes"]), timeout=3)
+
+
+def test_a_stalled_upload_to_disk_gets_request_timeout(guarded: ServerProcess) -> None:
+    """An S3 upload over max_body_bytes is spooled to a file as it arrives; one that stalls
+    gets S3's 400 RequestTimeout like any slow body (it was a 500 from the server's own
+    timeout escaping), and leaves no spool file behind."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    declared = 2 * 1024 * 1024  # over the 1 MiB read into memory: spooled
+    url = guarded.url + "/stalled-bucket/stalled-key"
+    request = AWSRequest(method="PUT", url=url, headers={
+        "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD", "Content-Length": str(declared)})
+    S3SigV4Auth(Credentials("test", "test"), "s3", "us-east-1").add_auth(request)
+    head = ["PUT /stalled-bucket/stalled-key HTTP/1.1",
+            f"Host: {urlsplit(guarded.url).netloc}"]
+    head += [f"{k}: {v}" for k, v in request.prepare().headers.items() if k.lower() != "host"]
+    sock = open_slow(guarded, ("\r\n".join(head) + "\r\n\r\n").encode() + b"x" * 65536)
+    replies = drain({sock: bytearray()}, time.monotonic() + CLOSED_WITHIN)
+    assert len(replies) == 1, "the stalled upload's connection was not closed"
+    assert replies[0].startswith(b"HTTP/1.1 400"), replies[0][:200]
+    assert b"<Code>RequestTimeout</Code>" in replies[0]
+    assert "Traceback" not in "".join(guarded.output)
+    assert not list((guarded.data_dir / "s3" / "tmp").glob("spool-*"))
