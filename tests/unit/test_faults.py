@@ -3,6 +3,7 @@ schema step that adds their table."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -107,4 +108,21 @@ def test_the_rule_cache_reads_again_when_the_rules_change(tmp_path: Path) -> Non
     assert len(cache.rules()) == 1
     now[0] += fault_store.FRESH_FOR_SECONDS
     assert cache.rules() == []
+    engine.dispose()
+
+
+def test_a_cached_rule_cannot_be_changed_by_whoever_reads_it(tmp_path: Path) -> None:
+    """Every request thread of a process shares the RuleCache's rule objects: a caller
+    that changed one (a throttle's `remaining` counted down in place, say) would change the
+    rule for every other thread and never for the database. Rules are immutable values."""
+    engine = metadata.open_engine(metadata.sqlite_url(tmp_path))
+    metadata.migrate(engine, seed=lambda conn: None)
+    with engine.begin() as conn:
+        fault_store.add_rule(conn, FaultRule(rule_id="", kind=THROTTLE, operation="DescribeVolumes",
+                                             remaining=3), dt.datetime.now(dt.UTC))
+    cache = fault_store.RuleCache(engine, tmp_path)
+    (rule,) = cache.rules()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rule.remaining = 2  # type: ignore[misc]
+    assert [r.remaining for r in cache.rules()] == [3]
     engine.dispose()
