@@ -53,6 +53,12 @@ def test_keys_of_the_request_are_judged_before_the_lookup_too() -> None:
     confined = statement("Allow", {"StringEquals": {"aws:RequestedRegion": "eu-west-1",
                                                     "ec2:ResourceTag/team": "blue"}})
     assert decide([confined]) is Effect.IMPLICIT_DENY
+    # Whichever comes first in the block: a resource key not known yet leaves the request's
+    # keys after it to be judged, it does not end the block's tests.
+    unknown_first = statement("Allow", {"StringEquals": {"ec2:ResourceTag/team": "blue",
+                                                         "aws:RequestedRegion": "eu-west-1"}})
+    assert decide([unknown_first]) is Effect.IMPLICIT_DENY
+    assert decide([unknown_first], {"aws:RequestedRegion": "eu-west-1"}) is Effect.ALLOW
     # A resource key the request itself supplies (CreateVolume's ec2:Encrypted) is known.
     encrypted = statement("Allow", {"Bool": {"ec2:Encrypted": "true"}})
     assert decide([encrypted], {"ec2:Encrypted": False}) is Effect.IMPLICIT_DENY
