@@ -6,6 +6,7 @@ operator reference, KMS's "Determining access"). Then properties over random pol
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -96,9 +97,13 @@ def case(name: str, expect: str, *, identity: list[Any] | None = None,
 
 
 def _document(statements: Any, kind: Kind, name: str, version: str) -> PolicyDocument:
+    """The policy as the server reads a stored one: from its JSON text. Its strings are then
+    other objects than this file's (interned) literals, so a rule comparing an operator's or
+    effect's name by identity instead of value fails here as it would for a real request."""
     if isinstance(statements, dict):
         statements = [statements]
-    return parse_document({"Version": version, "Statement": statements}, kind, name)
+    text = json.dumps({"Version": version, "Statement": statements})
+    return parse_document(json.loads(text), kind, name)
 
 
 def run(row: dict[str, Any]) -> Decision:
@@ -508,6 +513,16 @@ CASES = [
     case("IpAddress against a policy value that is no network", "implicitDeny",
          identity=[when("IpAddress", "aws:SourceIp", "192.0.2.0/33")],
          context={"aws:SourceIp": "192.0.2.7"}),
+    # A network written with host bits set is the network its prefix names (as Python's
+    # ipaddress with strict=False, and CIDR readers generally, take it), not a refusal: a Deny
+    # on NotIpAddress "10.1.2.3/8" must still spare 10.200.0.1 (README, "Permissions").
+    case("IpAddress CIDR with host bits set", "allow",
+         identity=[when("IpAddress", "aws:SourceIp", "192.0.2.77/24")],
+         context={"aws:SourceIp": "192.0.2.7"}),
+    case("Deny NotIpAddress with host bits set spares the network", "allow",
+         identity=[[allow(), when("NotIpAddress", "aws:SourceIp", "10.1.2.3/8",
+                                  effect="Deny")]],
+         context={"aws:SourceIp": "10.200.0.1"}),
     case("NotIpAddress inside", "implicitDeny",
          identity=[when("NotIpAddress", "aws:SourceIp", "192.0.2.0/24")],
          context={"aws:SourceIp": "192.0.2.7"}),
