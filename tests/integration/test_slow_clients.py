@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
+from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from snapferry.testing import ServerProcess
 from tests.integration.conftest import NO_RETRIES, wait_for
@@ -77,6 +80,18 @@ def caller_identity(server: ServerProcess) -> str:
                        aws_access_key_id="test", aws_secret_access_key="test",
                        config=NO_RETRIES)
     return sts.get_caller_identity()["Account"]
+
+
+def signed_head(server: ServerProcess, request: AWSRequest, content_length: int) -> bytes:
+    """A signed request's head as raw bytes, to send with as much (or as little) of its body as
+    a test wants: the request line, Host as the server sees it, the declared length, and the
+    signature's headers."""
+    path = urlsplit(request.url).path
+    head = [f"{request.method} {path} HTTP/1.1", f"Host: {urlsplit(server.url).netloc}",
+            f"Content-Length: {content_length}"]
+    head += [f"{k}: {v}" for k, v in request.prepare().headers.items()
+             if k.lower() not in ("host", "content-length")]
+    return ("\r\n".join(head) + "\r\n\r\n").encode()
 
 
 def test_slow_connections_are_closed_while_others_are_served(guarded: ServerProcess) -> None:
@@ -144,22 +159,14 @@ def test_past_the_connection_cap_requests_get_503_until_slow_ones_close(
 
 def test_a_body_cut_off_by_a_disconnect_is_not_run(guarded: ServerProcess) -> None:
     """The form's prefix is itself a valid request (without its DryRun): it must not run."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
     meant = (b"Action=CreateVolume&Version=2016-11-15&AvailabilityZone=sa-east-1a&Size=1"
              b"&DryRun=true")
     request = AWSRequest(method="POST", url=guarded.url + "/", data=meant, headers={
         "Content-Type": "application/x-www-form-urlencoded",
         "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
     SigV4Auth(Credentials("test", "test"), "ec2", "sa-east-1").add_auth(request)
-    head = ["POST / HTTP/1.1", f"Host: {urlsplit(guarded.url).netloc}",
-            f"Content-Length: {len(meant)}"]
-    head += [f"{k}: {v}" for k, v in request.prepare().headers.items()
-             if k.lower() not in ("host", "content-length")]
     sock = socket.create_connection(address(guarded), timeout=10)
-    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + meant[: meant.index(b"&DryRun")])
+    sock.sendall(signed_head(guarded, request, len(meant)) + meant[: meant.index(b"&DryRun")])
     sock.close()
     ec2 = boto3.client("ec2", region_name="sa-east-1", endpoint_url=guarded.url,
                        aws_access_key_id="test", aws_secret_access_key="test",
@@ -172,19 +179,11 @@ def test_a_stalled_upload_to_disk_gets_request_timeout(guarded: ServerProcess) -
     """An S3 upload over max_body_bytes is spooled to a file as it arrives; one that stalls
     gets S3's 400 RequestTimeout like any slow body (it was a 500 from the server's own
     timeout escaping), and leaves no spool file behind."""
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
     declared = 2 * 1024 * 1024  # over the 1 MiB read into memory: spooled
-    url = guarded.url + "/stalled-bucket/stalled-key"
-    request = AWSRequest(method="PUT", url=url, headers={
-        "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD", "Content-Length": str(declared)})
+    request = AWSRequest(method="PUT", url=guarded.url + "/stalled-bucket/stalled-key",
+                         headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
     S3SigV4Auth(Credentials("test", "test"), "s3", "us-east-1").add_auth(request)
-    head = ["PUT /stalled-bucket/stalled-key HTTP/1.1",
-            f"Host: {urlsplit(guarded.url).netloc}"]
-    head += [f"{k}: {v}" for k, v in request.prepare().headers.items() if k.lower() != "host"]
-    sock = open_slow(guarded, ("\r\n".join(head) + "\r\n\r\n").encode() + b"x" * 65536)
+    sock = open_slow(guarded, signed_head(guarded, request, declared) + b"x" * 65536)
     replies = drain({sock: bytearray()}, time.monotonic() + CLOSED_WITHIN)
     assert len(replies) == 1, "the stalled upload's connection was not closed"
     assert replies[0].startswith(b"HTTP/1.1 400"), replies[0][:200]
